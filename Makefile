@@ -1,0 +1,53 @@
+# The front door. Every target sets up .venv by itself the first time.
+#   make book    render the book, executing its cells, into _build/html
+#   make test    check the package against the book, then run the tests
+#   make tangle  write src/lguest from the chapters
+#   make stitch  carry edits in src/lguest back into the chapters
+#   make bench   run the benchmarks in bench/
+#   make system  install the Debian packages the project needs (run as root)
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SPHINXOPTS ?= -W --keep-going
+
+.PHONY: setup system book test tangle stitch check bench jupyter-book clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(STAMP)
+
+# Debian packages: a C compiler and binutils able to produce 32-bit x86 code
+# (the Guest and the Switcher) are all the project needs beyond Python.
+system:
+	apt-get update
+	apt-get install -y --no-install-recommends gcc binutils make
+
+tangle: $(STAMP)
+	$(BIN)/lguest tangle
+
+stitch: $(STAMP)
+	$(BIN)/lguest stitch
+
+check: $(STAMP)
+	$(BIN)/lguest tangle --check
+
+book: $(STAMP)
+	$(BIN)/lguest tangle
+	$(BIN)/sphinx-build $(SPHINXOPTS) -b html -c . book _build/html
+	@echo "The book is in _build/html/index.html"
+
+test: $(STAMP)
+	$(BIN)/lguest tangle --check
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_literate.py
+
+clean:
+	rm -rf _build .pytest_cache .hypothesis
