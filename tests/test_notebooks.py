@@ -1,0 +1,38 @@
+"""Every chapter is a jupytext MyST notebook whose cells run in a fresh kernel."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import jupytext
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import ROOT
+from lguest.literate.book import read_book
+
+PAGES = [page.path for page in read_book(ROOT).pages]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_chapter_is_a_valid_notebook(path, tmp_path):
+    notebook = jupytext.read(ROOT / path)
+    nbformat.validate(notebook)
+    assert notebook.metadata["jupytext"]["text_representation"]["format_name"] == "myst"
+    result = subprocess.run([sys.executable, "-m", "jupytext", "--to", "ipynb", "-o",
+                             str(tmp_path / "out.ipynb"), str(ROOT / path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    nbformat.validate(nbformat.read(tmp_path / "out.ipynb", as_version=4))
+
+
+@pytest.mark.parametrize("path", [page.path for page in read_book(ROOT).chapters])
+def test_chapter_cells_run_in_a_fresh_kernel(path):
+    notebook = jupytext.read(ROOT / path)
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(ROOT / "book")}})
+    client.execute()
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert not [output for output in cell.outputs if output.output_type == "error"]

@@ -1,0 +1,316 @@
+"""Preparation: the literate engine (tangle, check, where, stitch) and its errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, lguest, snapshot, write_repo
+from lguest.literate import tangle as tangle_module
+from lguest.literate.book import LiterateError
+from lguest.literate.stitch import where
+from lguest.literate.tangle import drift, tangle, write_package
+from lguest.literate.web import load_web
+
+FENCE = "```"
+
+HELLO = f"""# Hello
+
+{FENCE}{{chunk}} src/lguest/hello.py
+:file: src/lguest/hello.py
+
+def main():
+    <<Greet the reader>>
+    return 0
+{FENCE}
+
+Some prose.
+
+{FENCE}{{chunk}} Greet the reader
+print("Hello, Hero.")
+{FENCE}
+"""
+
+MORE = f"""# More
+
+{FENCE}{{chunk}} Greet the reader
+:append:
+
+print("Your Beer awaits.")
+{FENCE}
+"""
+
+
+def test_tangle_writes_expansion_with_markers(tmp_path):
+    root = write_repo(tmp_path, {"one.md": HELLO, "two.md": MORE})
+    result = lguest(root, "tangle")
+    assert result.returncode == 0, result.stderr
+    text = (root / "src/lguest/hello.py").read_text()
+    code = [line for line in text.split("\n") if not line.lstrip().startswith("#")]
+    assert code == ["def main():", '    print("Hello, Hero.")', '    print("Your Beer awaits.")',
+                    "    return 0", ""]
+    assert '    # «Greet the reader»[2] book/two.md:6 @' in text
+    assert lguest(root, "tangle", "--check").returncode == 0
+    exec(compile(text, "hello.py", "exec"), namespace := {})
+    assert namespace["main"]() == 0
+
+
+def test_where_maps_every_line_back(tmp_path):
+    root = write_repo(tmp_path, {"one.md": HELLO, "two.md": MORE})
+    lguest(root, "tangle")
+    text = (root / "src/lguest/hello.py").read_text().split("\n")
+    chapters = {name: (root / "book" / name).read_text().split("\n") for name in ("one.md", "two.md")}
+    for number, line in enumerate(text, start=1):
+        if not line or line.lstrip().startswith("#"):
+            continue
+        result = lguest(root, "where", f"src/lguest/hello.py:{number}")
+        assert result.returncode == 0, result.stderr
+        place, _, chunk = result.stdout.strip().partition(": ")
+        chapter, _, book_line = place.rpartition(":")
+        assert chapters[Path(chapter).name][int(book_line) - 1].strip() == line.strip()
+        assert chunk.startswith("«")
+
+
+def _error_case(tmp_path, chapters, toc=None):
+    root = write_repo(tmp_path, chapters, toc)
+    before = snapshot(root)
+    result = lguest(root, "tangle")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().split("\n")
+    assert len(lines) == 1, result.stderr
+    assert snapshot(root) == before, "nothing may be written"
+    assert not (root / "src").exists()
+    return lines[0]
+
+
+ROOT_CHUNK = f"{FENCE}{{chunk}} Root\n:file: src/lguest/a.py\n\n<<Body>>\n{FENCE}\n"
+
+ERRORS = {
+    "undefined reference": ({"a.md": ROOT_CHUNK}, "book/a.md:4: reference to undefined chunk «Body»"),
+    "unused chunk": ({"a.md": f"{FENCE}{{chunk}} Root\n:file: src/lguest/a.py\n\nx = 1\n{FENCE}\n\n"
+                              f"{FENCE}{{chunk}} Lonely\ny = 2\n{FENCE}\n"},
+                     "book/a.md:7: chunk «Lonely» is never used"),
+    "cycle": ({"a.md": ROOT_CHUNK + f"\n{FENCE}{{chunk}} Body\n<<Loop>>\n{FENCE}\n\n"
+                                    f"{FENCE}{{chunk}} Loop\n  <<Body>>\n{FENCE}\n"},
+              "book/a.md:12: reference cycle: «Body» → «Loop» → «Body»"),
+    "two roots": ({"a.md": f"{FENCE}{{chunk}} One\n:file: src/lguest/a.py\n\nx = 1\n{FENCE}\n",
+                   "b.md": f"\n\n{FENCE}{{chunk}} Two\n:file: src/lguest/a.py\n\nx = 2\n{FENCE}\n"},
+                  "book/b.md:3: two roots for src/lguest/a.py: this one and book/a.md:1"),
+    "unterminated fence": ({"a.md": f"# A\n\n{FENCE}{{chunk}} Root\n:file: src/lguest/a.py\n\nx = 1\n"},
+                           "book/a.md:3: unterminated fence ```"),
+    "unterminated container": ({"a.md": f"````{{note}}\nText.\n\n{FENCE}python\nx\n{FENCE}\n"},
+                               "book/a.md:1: unterminated fence ````"),
+    "defined twice": ({"a.md": ROOT_CHUNK + f"\n{FENCE}{{chunk}} Body\nx = 1\n{FENCE}\n\n"
+                                            f"{FENCE}{{chunk}} Body\nx = 2\n{FENCE}\n"},
+                      "book/a.md:11: «Body» is already defined at book/a.md:7; mark this part :append:"),
+    "append before definition": ({"a.md": ROOT_CHUNK + f"\n{FENCE}{{chunk}} Body\n:append:\nx = 1\n{FENCE}\n"},
+                                 "book/a.md:7: «Body» is continued here, but no chunk of that name comes before it"),
+    "unknown option": ({"a.md": f"{FENCE}{{chunk}} Root\n:file: src/lguest/a.py\n:apend:\n\nx\n{FENCE}\n"},
+                       "book/a.md:3: unknown chunk option :apend:"),
+    "file outside the package": ({"a.md": f"{FENCE}{{chunk}} Root\n:file: ../etc/passwd\n\nx\n{FENCE}\n"},
+                                 "book/a.md:2: :file: '../etc/passwd' must name a file inside src/lguest/"),
+    "chunk without a name": ({"a.md": f"{FENCE}{{chunk}}\nx\n{FENCE}\n"},
+                             "book/a.md:1: a chunk needs a name"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ERRORS))
+def test_book_errors_are_one_line_and_write_nothing(tmp_path, case):
+    chapters, expected = ERRORS[case]
+    assert _error_case(tmp_path, chapters).startswith(expected)
+
+
+def test_missing_chapter_file_names_chapters_yml_line(tmp_path):
+    toc = ("cover:\n  id: cover\n  title: Cover\n  file: book/index.md\nchapters:\n"
+           "  - id: a\n    title: A\n    file: book/a.md\n"
+           "  - id: gone\n    title: Gone\n    file: book/gone.md\n")
+    line = _error_case(tmp_path, {"a.md": ROOT_CHUNK.replace("<<Body>>", "x = 1")}, toc)
+    assert line == "chapters.yml:11: book/gone.md does not exist"
+
+
+def test_unlisted_chapter_is_an_error(tmp_path):
+    root = tmp_path
+    write_repo(root, {"a.md": ROOT_CHUNK.replace("<<Body>>", "x = 1")})
+    (root / "book" / "stray.md").write_text("# Stray\n")
+    result = lguest(root, "tangle")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "book/stray.md:1: this page is not listed in chapters.yml"
+
+
+def test_invalid_utf8_names_the_line(tmp_path):
+    root = write_repo(tmp_path, {"a.md": "# A\n\nfine\n"})
+    (root / "book" / "a.md").write_bytes(b"# A\n\nbad \xff byte\n")
+    result = lguest(root, "tangle")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "book/a.md:3: not valid UTF-8"
+
+
+def test_crlf_chapters_tangle_like_lf(tmp_path):
+    lf = write_repo(tmp_path / "lf", {"one.md": HELLO, "two.md": MORE})
+    crlf = write_repo(tmp_path / "crlf", {"one.md": HELLO.replace("\n", "\r\n"), "two.md": MORE})
+    assert tangle(load_web(lf)) == tangle(load_web(crlf))
+
+
+def test_chunks_inside_admonitions_are_found_and_literal_fences_are_not(tmp_path):
+    text = (f"````{{note}}\n{FENCE}{{chunk}} Root\n:file: src/lguest/a.py\n\nx = 1\n{FENCE}\n````\n\n"
+            f"````markdown\n{FENCE}{{chunk}} Example only\ny = 2\n{FENCE}\n````\n")
+    web = load_web(write_repo(tmp_path, {"a.md": text}))
+    assert sorted(web.chunks) == ["Root"]
+
+
+def test_stale_and_missing_files_are_drift(tmp_path):
+    root = write_repo(tmp_path, {"one.md": HELLO, "two.md": MORE})
+    outputs = tangle(load_web(root))
+    assert drift(root, outputs) == ["src/lguest/hello.py: missing, but defined in the book"]
+    write_package(root, outputs)
+    assert drift(root, outputs) == []
+    (root / "src/lguest/old.py").write_text(outputs["src/lguest/hello.py"])
+    (root / "src/lguest/mine.txt").write_text("not tangled, left alone\n")
+    assert drift(root, outputs) == ["src/lguest/old.py: stale: no chunk in the book produces it"]
+    assert write_package(root, outputs) == ["src/lguest/old.py"]
+    assert not (root / "src/lguest/old.py").exists()
+    assert (root / "src/lguest/mine.txt").exists()
+
+
+def test_write_is_all_or_nothing(tmp_path, monkeypatch):
+    root = write_repo(tmp_path, {"one.md": HELLO, "two.md": MORE})
+    write_package(root, tangle(load_web(root)))
+    before = snapshot(root)
+    outputs = {path: text + "# changed\n" for path, text in tangle(load_web(root)).items()}
+    outputs["src/lguest/second.py"] = "# Tangled\n"
+    written = []
+    real = Path.write_text
+
+    def failing(self, *args, **kwargs):
+        written.append(self)
+        if len(written) == 2:
+            raise OSError(28, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", failing)
+    with pytest.raises(OSError):
+        write_package(root, outputs)
+    assert snapshot(root) == before
+    assert not list((root / "src").glob(".tangle-*"))
+
+
+def test_drift_in_the_real_book_is_named(book_copy):
+    chapter = book_copy / "book/preparation.md"
+    chapter.write_text(chapter.read_text().replace("MAX_DEPTH = 100", "MAX_DEPTH = 101"))
+    result = lguest(book_copy, "tangle", "--check")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "src/lguest/literate/tangle.py: differs from the book"
+
+
+def test_self_hosting(tmp_path, book_copy):
+    """The committed tangler reproduces itself, and what it produces does too."""
+    first = tmp_path / "first"
+    first.mkdir()
+    for name in ("book", "chapters.yml"):
+        os.rename(book_copy / name, first / name)
+    assert lguest(first, "tangle").returncode == 0
+    tangled = {path: data for path, data in snapshot(first).items() if path.startswith("src/lguest/")}
+    committed = {path: data for path, data in snapshot(ROOT).items() if path.startswith("src/lguest/")}
+    assert tangled == committed
+    second = tmp_path / "second"
+    second.mkdir()
+    (second / "book").symlink_to(first / "book")
+    (second / "chapters.yml").symlink_to(first / "chapters.yml")
+    env = dict(os.environ, PYTHONPATH=str(first / "src"))
+    result = subprocess.run([sys.executable, "-c", "import lguest, sys; print(lguest.__file__)"],
+                            env=env, capture_output=True, text=True, cwd=second)
+    assert result.stdout.strip() == str(first / "src/lguest/__init__.py")
+    assert lguest(second, "tangle", env=env).returncode == 0
+    assert {p: d for p, d in snapshot(second).items() if p.startswith("src/lguest/")} == tangled
+
+
+def test_where_on_the_real_package():
+    tangled = (ROOT / "src/lguest/literate/tangle.py").read_text().split("\n")
+    number = next(n for n, text in enumerate(tangled, 1) if text.startswith("def write_package"))
+    result = lguest(ROOT, "where", f"src/lguest/literate/tangle.py:{number}")
+    assert result.returncode == 0
+    match = re.fullmatch(r"book/preparation\.md:(\d+): «Write the package in one step»\n", result.stdout)
+    assert match, result.stdout
+    book = (ROOT / "book/preparation.md").read_text().split("\n")
+    assert book[int(match[1]) - 1] == tangled[number - 1]
+
+
+def test_where_rejects_bad_locations(tmp_path):
+    root = write_repo(tmp_path, {"one.md": HELLO, "two.md": MORE})
+    lguest(root, "tangle")
+    for location, message in (("nonsense", "expected FILE:LINE"),
+                              ("src/lguest/hello.py:1", "no chunk covers this line"),
+                              ("src/lguest/absent.py:3", "cannot read it")):
+        result = lguest(root, "where", location)
+        assert result.returncode == 1 and message in result.stderr
+        assert len(result.stderr.strip().split("\n")) == 1
+
+
+def test_stitch_carries_an_edit_into_the_book(book_copy):
+    target = book_copy / "src/lguest/literate/tangle.py"
+    target.write_text(target.read_text().replace("MAX_DEPTH = 100", "MAX_DEPTH = 64"))
+    result = lguest(book_copy, "stitch")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "stitched book/preparation.md"
+    assert "MAX_DEPTH = 64\n" in (book_copy / "book/preparation.md").read_text()
+    assert lguest(book_copy, "tangle", "--check").returncode == 0
+    assert lguest(book_copy, "stitch").stdout.startswith("nothing to stitch")
+
+
+def test_stitch_of_a_nested_chunk_keeps_its_indentation(book_copy):
+    target = book_copy / "src/lguest/literate/web.py"
+    old = '                raise LiterateError(part.chapter, line, f"reference to undefined chunk «{name}»")'
+    assert old in target.read_text()
+    target.write_text(target.read_text().replace(old, old.replace("reference to", "a reference to")))
+    assert lguest(book_copy, "stitch").returncode == 0
+    book = (book_copy / "book/preparation.md").read_text()
+    assert '            raise LiterateError(part.chapter, line, f"a reference to undefined chunk' in book
+    assert lguest(book_copy, "tangle", "--check").returncode == 0
+
+
+def test_stitch_refuses_when_both_sides_changed(book_copy):
+    target = book_copy / "src/lguest/literate/tangle.py"
+    target.write_text(target.read_text().replace("MAX_DEPTH = 100", "MAX_DEPTH = 64"))
+    chapter = book_copy / "book/preparation.md"
+    chapter.write_text(chapter.read_text().replace("MAX_DEPTH = 100", "MAX_DEPTH = 128"))
+    before = snapshot(book_copy)
+    result = lguest(book_copy, "stitch")
+    assert result.returncode == 1
+    assert re.fullmatch(r"src/lguest/literate/tangle\.py:\d+: «Expand a chunk» changed both here and in "
+                        r"book/preparation\.md:\d+ since the last tangle; keep one version and try again\n",
+                        result.stderr)
+    assert snapshot(book_copy) == before
+
+
+def test_stitch_refuses_an_edit_that_breaks_the_book(book_copy):
+    target = book_copy / "src/lguest/literate/tangle.py"
+    target.write_text(target.read_text().replace("MAX_DEPTH = 100", "    <<No such chunk>>"))
+    before = snapshot(book_copy)
+    result = lguest(book_copy, "stitch")
+    assert result.returncode == 1
+    assert "reference to undefined chunk «No such chunk»" in result.stderr
+    assert snapshot(book_copy) == before
+
+
+def test_the_book_tangles_without_drift():
+    assert drift(ROOT, tangle(load_web(ROOT))) == []
+
+
+def test_literate_error_format():
+    assert str(LiterateError("book/a.md", 3, "boom")) == "book/a.md:3: boom"
+    assert str(LiterateError("chapters.yml", None, "boom")) == "chapters.yml: boom"
+
+
+def test_too_deep_nesting_is_an_error_not_a_crash(tmp_path):
+    depth = tangle_module.MAX_DEPTH + 5
+    chunks = [f"{FENCE}{{chunk}} Root\n:file: src/lguest/a.py\n\n<<C0>>\n{FENCE}\n"]
+    chunks += [f"{FENCE}{{chunk}} C{i}\n<<C{i + 1}>>\n{FENCE}\n" for i in range(depth)]
+    chunks.append(f"{FENCE}{{chunk}} C{depth}\nx = 1\n{FENCE}\n")
+    line = _error_case(tmp_path, {"a.md": "\n".join(chunks)})
+    assert "chunks nest more than" in line
