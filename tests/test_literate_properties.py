@@ -217,6 +217,11 @@ def code_items(draw) -> Item:
     return Item("code", text=written if written.strip() else "", written=written)
 
 
+nonblank_code_items = st.builds(
+    lambda indent, head, tail: Item("code", text=indent + head + tail, written=indent + head + tail),
+    st.sampled_from(["", "    ", "\t"]), st.sampled_from("abcxyzXYZ_(#é"), st.text(alphabet=CODE_CHARS, max_size=16))
+
+
 @st.composite
 def spellings(draw, name: str) -> str:
     """``name`` as a person might type it: any run of white space will do."""
@@ -241,9 +246,12 @@ def books(draw) -> MBook:
     items: list[list[Item]] = [draw(st.lists(code_items(), max_size=4)) for _ in range(total)]
     # Chunk j may be used only by chunks listed before it (roots first), so the
     # graph has no cycle; every non-root chunk is used once or twice, so none is
-    # dead. Where the parts land in the book is decided later, independently.
-    for target in range(len(files), total):
-        for user in draw(st.lists(st.integers(0, target - 1), min_size=1, max_size=2)):
+    # dead, and a root now and then. Where the parts land in the book is
+    # decided later, independently of this order.
+    for target in range(1, total):
+        # A root may be used too (then it is also expanded inside another file).
+        least = 1 if target >= len(files) else 0
+        for user in draw(st.lists(st.integers(0, target - 1), min_size=least, max_size=2 if least else 1)):
             indent = draw(st.text(alphabet=" \t", max_size=6))
             spelled = draw(spellings(names[target]))
             inner = draw(st.sampled_from(["", " "]))
@@ -455,16 +463,18 @@ def test_stitch_without_edits_changes_nothing(tmp_path, book):
 
 @settings(BASE, max_examples=150)
 @given(book=books(), data=st.data())
-def test_stitch_carries_one_edit_back(tmp_path, book, data):
-    """An edit to one line of a tangled file lands in its chapter.
+def test_stitch_carries_edits_back(tmp_path, book, data):
+    """Edits to lines of tangled files land in their chapters.
 
-    The edited line belongs to a part that is expanded exactly once in the
-    whole package; the edit replaces it, deletes it, or inserts a new line
-    before it (new text may be blank). After ``stitch``: it returns the one
-    chapter that holds the part; the part now has exactly the edited lines
-    and every other part is as before; the other chapters are byte for byte
-    unchanged; ``drift`` is empty; tangling again writes nothing; and every
-    tangled file's code equals the model's expansion with the edit applied.
+    Each edit (one to three of them, in different parts, maybe in one chapter
+    or one file) touches a line of a part that is expanded exactly once in the
+    whole package: it replaces the line, deletes it, or inserts a new line
+    before it (new text may be blank). After ``stitch``: it returns the
+    chapters that hold the edited parts; those parts now have exactly the
+    edited lines and every other part is as before; the other chapters are
+    byte for byte unchanged; ``drift`` is empty; tangling again writes
+    nothing; and every tangled file's code equals the model's expansion with
+    the edits applied.
 
     Two cases are left out on purpose, because they hit bugs pinned below:
     an edit that leaves a blank first line in a part whose options have no
@@ -477,38 +487,45 @@ def test_stitch_carries_one_edit_back(tmp_path, book, data):
         once = {key for key, count in occurrences(book).items() if count == 1}
         candidates = [record for record in code_records(book) if record[2].part.key in once]
         assume(candidates)
-        path, number, line = data.draw(st.sampled_from(candidates), label="line")
-        operation = data.draw(st.sampled_from(["replace", "delete", "insert"]), label="operation")
-        new = data.draw(code_items(), label="new code")
-        part = line.part
+        chosen = data.draw(st.lists(st.sampled_from(candidates), min_size=1, max_size=3,
+                                    unique_by=lambda record: record[2].part.key), label="lines")
         edited = copy.deepcopy(book)
-        target = next(p for p in edited.chunks[part.name] if p.number == part.number)
-        lines = file_lines(root, path)
-        new_line = line.prefix + new.written if new.text else new.written
-        if operation == "replace":
-            assume(new.text != part.items[line.index].text)
-            target.items[line.index] = new
-            lines[number - 1] = new_line
-        elif operation == "delete":
-            del target.items[line.index]
-            del lines[number - 1]
-        else:
-            target.items.insert(line.index, new)
-            lines.insert(number - 1, new_line)
-        assume(not (target.lines() and target.lines()[0] == "" and target.options
-                    and not target.separator))
-        assume({tuple(part.lines()), tuple(target.lines())} != {(), ("",)})
-        note(f"{operation} {path}:{number} -> {new_line!r}")
-        (root / path).write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+        files = {path: file_lines(root, path) for path in book.roots}
+        # Bottom up in each file, so that an edit never moves the next one's line.
+        for path, number, line in sorted(chosen, key=lambda record: (record[0], -record[1])):
+            operation = data.draw(st.sampled_from(["replace", "delete", "insert"]), label="operation")
+            new = data.draw(code_items(), label="new code")
+            part = line.part
+            target = next(p for p in edited.chunks[part.name] if p.number == part.number)
+            lines = files[path]
+            new_line = line.prefix + new.written if new.text else new.written
+            if operation == "replace":
+                assume(new.text != part.items[line.index].text)
+                target.items[line.index] = new
+                lines[number - 1] = new_line
+            elif operation == "delete":
+                del target.items[line.index]
+                del lines[number - 1]
+            else:
+                target.items.insert(line.index, new)
+                lines.insert(number - 1, new_line)
+            assume(not (target.lines() and target.lines()[0] == "" and target.options
+                        and not target.separator))
+            assume({tuple(part.lines()), tuple(target.lines())} != {(), ("",)})
+            note(f"{operation} {path}:{number} -> {new_line!r}")
+        for path, lines in files.items():
+            (root / path).write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+        chapters = {record[2].part.chapter for record in chosen}
         before = snapshot(root, "book")
 
-        assert stitch(root) == [part.chapter]
+        assert stitch(root) == sorted(chapters)
 
         web = load_web(root)
+        assert sorted(web.chunks) == sorted(edited.chunks)
         for name, parts in edited.chunks.items():
             assert [p.lines for p in web.chunks[name].parts] == [p.lines() for p in parts]
         after = snapshot(root, "book")
-        assert {page for page in before if before[page] != after[page]} == {part.chapter}
+        assert {page for page in before if before[page] != after[page]} == chapters
         outputs = tangle(web)
         assert drift(root, outputs) == []
         assert write_package(root, outputs) == []
@@ -518,42 +535,98 @@ def test_stitch_carries_one_edit_back(tmp_path, book, data):
 
 
 # ---------------------------------------------------------------------------
-# 4. Conflicting edits are refused, and nothing is written
+# 4. Refused stitches: conflicting or broken edits, and nothing is written
 # ---------------------------------------------------------------------------
 
-@settings(BASE, max_examples=80)
+def begin_of(expanded: list[Line], number: int) -> int:
+    """The line number of the begin marker of the part that holds line ``number``."""
+    depth = 0
+    for index in range(number - 3, -1, -1):  # line 1 is the header, expanded[0] line 2
+        kind = expanded[index].kind
+        if kind == "end":
+            depth += 1
+        elif kind == "begin":
+            if depth == 0:
+                return index + 2
+            depth -= 1
+    raise AssertionError("no begin marker")
+
+
+def rewrite(root: Path, path: str, lines: list[str]) -> None:
+    (root / path).write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+
+
+@settings(BASE, max_examples=120)
 @given(book=books(), data=st.data())
 def test_conflicting_edits_change_nothing(tmp_path, book, data):
-    """The same part edited differently in the book and in the file.
+    """``stitch`` refuses, and leaves every byte of book/ and src/ as it was.
 
-    ``stitch`` must raise ``LiterateError`` (one line, naming the tangled file
-    and the chunk) and leave every byte of book/ and src/ as it was.
+    Three ways to make it refuse, each with its one-line ``LiterateError``:
+
+    * the same line of a part edited differently in the book and in the file
+      ("changed both here and in", at the part's begin marker in the file);
+    * a part expanded twice in the package, edited differently in each place
+      ("edited differently in two places");
+    * an edit that breaks the book: a line of a once-expanded part replaced by
+      a reference to a chunk nobody defined (the error names the chapter line
+      the edit would have landed on).
     """
     with repository(tmp_path) as root:
         tangled(root, book)
-        candidates = code_records(book)
-        assume(candidates)
-        path, number, line = data.draw(st.sampled_from(candidates), label="line")
-        old = line.part.items[line.index].text
-        in_book = data.draw(code_items().filter(lambda item: item.text not in ("", old)), label="book")
-        in_file = data.draw(code_items().filter(lambda item: item.text not in ("", old, in_book.text)),
-                            label="file")
+        records = code_records(book)
+        counts = occurrences(book)
+        mode = data.draw(st.sampled_from(["book and file", "two places", "broken"]), label="mode")
+        if mode == "two places":
+            twice = [record for record in records if counts[record[2].part.key] >= 2]
+            assume(twice)
+            first = data.draw(st.sampled_from(twice), label="line")
+            same = [record for record in twice if record[2].part is first[2].part
+                    and record[2].index == first[2].index and record[:2] != first[:2]]
+            assume(same)
+            records_chosen = [first, data.draw(st.sampled_from(same), label="other line")]
+        else:
+            pool = records if mode == "book and file" else [r for r in records if counts[r[2].part.key] == 1]
+            assume(pool)
+            records_chosen = [data.draw(st.sampled_from(pool), label="line")]
+        path, number, line = records_chosen[0]
         part = line.part
-        page = book.texts[part.chapter][:]
-        page[part.first + line.index - 1] = " " * part.fence_indent + in_book.written
-        (root / part.chapter).write_bytes((book.endings[part.chapter].join(page)
-                                           + book.endings[part.chapter]).encode("utf-8"))
-        lines = file_lines(root, path)
-        lines[number - 1] = line.prefix + in_file.written
-        (root / path).write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+        old = part.items[line.index].text
+        event(mode)
+        one = data.draw(nonblank_code_items.filter(lambda item: item.text != old), label="one")
+        two = data.draw(nonblank_code_items.filter(lambda item: item.text not in (old, one.text)), label="two")
+        if mode == "book and file":
+            page = book.texts[part.chapter][:]
+            page[part.first + line.index - 1] = " " * part.fence_indent + one.written
+            ending = book.endings[part.chapter]
+            (root / part.chapter).write_bytes((ending.join(page) + ending).encode("utf-8"))
+            edits = [(path, number, line.prefix + two.written)]
+        elif mode == "two places":
+            edits = [(records_chosen[0][0], records_chosen[0][1], records_chosen[0][2].prefix + one.written),
+                     (records_chosen[1][0], records_chosen[1][1], records_chosen[1][2].prefix + two.written)]
+        else:
+            edits = [(path, number, line.prefix + "<<No such chunk>>")]
+        for edit_path, edit_number, text in edits:
+            lines = file_lines(root, edit_path)
+            lines[edit_number - 1] = text
+            rewrite(root, edit_path, lines)
         before = snapshot(root, "book", "src")
 
         with pytest.raises(LiterateError) as caught:
             stitch(root)
 
         message = str(caught.value)
+        note(message)
         assert len(message.splitlines()) == 1
-        assert message.startswith(f"{path}:") and f"«{part.name}» changed both here" in message
+        if mode == "book and file":
+            marker = begin_of(expand(book, path), number)
+            assert message.startswith(f"{path}:{marker}: «{part.name}» changed both here and in "
+                                      f"{part.chapter}:{part.fence_line}")
+        elif mode == "two places":
+            assert re.match(r"src/lguest/\S+:\d+: «" + re.escape(part.name) + "» was edited differently "
+                            "in two places$", message)
+        else:
+            assert message == (f"{part.chapter}:{part.first + line.index}: "
+                               "reference to undefined chunk «No such chunk»")
         assert snapshot(root, "book", "src") == before
 
 

@@ -1,0 +1,163 @@
+# Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
+# «src/lguest/host/hypercalls.py» book/host.md:608 @79220a34
+"""Hypercalls: the guest asks, the Host answers (or kills it)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..abi import (ASYNC_DONE, ASYNC_READY, ASYNC_SLOTS, HYPERCALLS, LGUEST_DATA, LGUEST_DATA_SIZE,
+                   SHUTDOWN_POWEROFF, SHUTDOWN_RESTART, SWITCHER_ADDR)
+from .segments import guest_descriptor
+
+# «The hypercall table» book/host.md:421 @7ab03383
+HANDLERS: dict[int, Callable] = {}
+IN_HOOK: set[int] = set()
+
+
+def hypercall(name: str, in_hook: bool = False) -> Callable:
+    """Register the decorated function as the handler of hypercall ``name``."""
+    def register(function: Callable) -> Callable:
+        HANDLERS[HYPERCALLS[name]] = function
+        if in_hook:
+            IN_HOOK.add(HYPERCALLS[name])
+        return function
+    return register
+
+
+class Shutdown(Exception):
+    """The guest asked to power off or restart."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind, self.message = kind, message
+
+
+def do_hypercall(host, number: int, a1: int, a2: int, a3: int, a4: int) -> None:
+    if host.lguest_data is None and number != HYPERCALLS["LGUEST_INIT"]:
+        host.kill(f"hypercall {number} before LGUEST_INIT")
+    handler = HANDLERS.get(number)
+    if handler is None:
+        host.kill(f"bad hypercall {number}")
+    handler(host, a1, a2, a3, a4)
+# «/The hypercall table»
+
+
+# «The asynchronous ring» book/host.md:463 @cb1b2d34
+def run_async(host) -> None:
+    """Run every queued call in the guest's ring, in order."""
+    status = host.lguest_data + LGUEST_DATA["async_status"]
+    calls = host.lguest_data + LGUEST_DATA["async_calls"]
+    for _ in range(ASYNC_SLOTS):
+        slot = host.next_async
+        if host.memory.view[status + slot] != ASYNC_READY:
+            return
+        number, *arguments = (host.memory.read_u32(calls + slot * 20 + 4 * word) for word in range(5))
+        do_hypercall(host, number, *arguments)
+        host.memory.view[status + slot] = ASYNC_DONE
+        host.next_async = (slot + 1) % ASYNC_SLOTS
+
+
+@hypercall("FLUSH_ASYNC")
+def flush_async(host, *_) -> None:
+    """The ring was drained on the way in; there is nothing more to do."""
+# «/The asynchronous ring»
+
+
+# «Init and shutdown» book/host.md:495 @d84a7c1c
+@hypercall("LGUEST_INIT", in_hook=True)
+def lguest_init(host, address, *_) -> None:
+    if host.lguest_data is not None:
+        host.kill("LGUEST_INIT called twice")
+    if address % 4 or not host.memory.contains(address, LGUEST_DATA_SIZE):
+        host.kill(f"bad lguest_data address {address:#x}")
+    host.lguest_data = address
+    host.memory.write_u32(address + LGUEST_DATA["reserve_mem"], (1 << 32) - SWITCHER_ADDR)
+    status = address + LGUEST_DATA["async_status"]
+    host.memory.view[status:status + ASYNC_SLOTS] = bytes([ASYNC_DONE]) * ASYNC_SLOTS
+    host.update_time()
+
+
+@hypercall("SHUTDOWN")
+def shutdown(host, message, reason, *_) -> None:
+    text = host.memory.read_string(message, 256) if host.memory.contains(message, 1) else ""
+    if reason == SHUTDOWN_POWEROFF:
+        raise Shutdown("poweroff", text)
+    if reason == SHUTDOWN_RESTART:
+        raise Shutdown("restart", text)
+    host.kill(f"bad shutdown reason {reason}")
+# «/Init and shutdown»
+
+
+# «The rest of the table» book/host.md:534 @6119c2f5
+@hypercall("NEW_PGTABLE")
+def new_pgtable(host, pgdir, *_) -> None:
+    host.pages.new_pgtable(pgdir)
+
+
+@hypercall("FLUSH_TLB")
+def flush_tlb(host, everything, *_) -> None:
+    host.pages.flush_tlb(bool(everything))
+
+
+@hypercall("SET_PTE")
+def set_pte(host, pgdir, vaddr, pte, *_) -> None:
+    host.pages.set_pte(pgdir, vaddr)
+
+
+@hypercall("SET_PGD")
+def set_pgd(host, pgdir, index, *_) -> None:
+    if index >= 1024:
+        host.kill(f"bad page directory index {index}")
+    host.pages.set_pgd(pgdir, index)
+
+
+@hypercall("LOAD_IDT_ENTRY", in_hook=True)
+def load_idt_entry(host, vector, low, high, *_) -> None:
+    host.interrupts.load_idt_entry(vector, low, high)
+
+
+@hypercall("LOAD_GDT_ENTRY", in_hook=True)
+def load_gdt_entry(host, index, low, high, *_) -> None:
+    host.switcher.gdt[index] = guest_descriptor(index, low, high, host.kill)
+    host.switcher.write_gdt()
+
+
+@hypercall("SET_STACK", in_hook=True)
+def set_stack(host, segment, top, pages, *_) -> None:
+    if segment & 3 != 1:
+        host.kill(f"bad stack segment {segment:#x}")
+    if not 0 < pages <= 16:
+        host.kill(f"bad stack size of {pages} pages")
+    host.kernel_stack = (segment, top)
+
+
+@hypercall("TS")
+def task_switched(host, value, *_) -> None:
+    host.ts = bool(value)
+
+
+@hypercall("SET_CLOCKEVENT", in_hook=True)
+def set_clockevent(host, nanoseconds, *_) -> None:
+    host.deadline = host.clock.now() + nanoseconds if nanoseconds else None
+    host.wake_timer()
+
+
+@hypercall("HALT")
+def halt(host, *_) -> None:
+    host.halted = True
+
+
+@hypercall("SEND_INTERRUPTS")
+def send_interrupts(host, *_) -> None:
+    """Pending interrupts are delivered on the way back in, which is now."""
+
+
+@hypercall("CONSOLE_WRITE", in_hook=True)
+def console_write(host, address, length, *_) -> None:
+    if length > 1 << 16:
+        host.kill(f"console write of {length} bytes is too long")
+    host.console.write(host.memory.read(address, length))
+    host.console.flush()
+# «/The rest of the table»
+# «/src/lguest/host/hypercalls.py»
