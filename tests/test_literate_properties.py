@@ -16,11 +16,11 @@ indented by up to three spaces, some chunks inside ``{note}`` containers,
 Markdown around them that looks like chunks but is not, and LF or CRLF line
 endings. Code lines never look like fences, references, options or markers.
 
-The tests at the end, marked ``xfail(strict=True)``, pin bugs found while
-writing these properties; each one is a minimal reproducer, and its reason
-says what is expected and what happens instead. The tangler itself is not
-changed here: when a bug is fixed, its test starts passing, and ``strict``
-turns that into a failure so that the marker gets removed.
+The tests at the end pin bugs that writing these properties found, each as
+a minimal reproducer: a blank first line lost by stitch, a digest blind to a
+deleted blank line, chapter and file names the markers could not carry, two
+roots that cannot both exist, and a reference pattern that backtracked
+quadratically. Each was fixed in the book, and each test keeps it fixed.
 """
 
 from __future__ import annotations
@@ -131,7 +131,8 @@ class MPart:
         return [item.canonical for item in self.items]
 
     def digest(self) -> str:
-        return hashlib.sha256("\n".join(self.lines()).encode()).hexdigest()[:8]
+        lines = self.lines()
+        return hashlib.sha256((f"{len(lines)}\n" + "\n".join(lines)).encode()).hexdigest()[:8]
 
 
 @dataclass
@@ -346,6 +347,11 @@ def file_lines(root: Path, path: str) -> list[str]:
     return text[:-1].split("\n")
 
 
+def rewrite(root: Path, path: str, lines: list[str]) -> None:
+    """Write a tangled file back, as an editor that keeps LF endings would."""
+    (root / path).write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+
+
 def snapshot(root: Path, *tops: str) -> dict[str, bytes | None]:
     """Every file and directory under ``tops``: bytes for files, None for directories."""
     found: dict[str, bytes | None] = {}
@@ -438,8 +444,9 @@ def test_random_webs_tangle_to_their_expansion(tmp_path, book):
                         assert lines[number - 1].lstrip() == text.lstrip()
                     else:
                         assert not text.strip()
-            with pytest.raises(LiterateError):
-                where(root, f"{path}:1")  # the header comes from no chapter
+            for outside in (1, len(lines) + 1):  # the header, and past the end
+                with pytest.raises(LiterateError, match=rf"^{re.escape(path)}:{outside}: no chunk covers"):
+                    where(root, f"{path}:{outside}")
 
 
 # ---------------------------------------------------------------------------
@@ -514,7 +521,7 @@ def test_stitch_carries_edits_back(tmp_path, book, data):
             assume({tuple(part.lines()), tuple(target.lines())} != {(), ("",)})
             note(f"{operation} {path}:{number} -> {new_line!r}")
         for path, lines in files.items():
-            (root / path).write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+            rewrite(root, path, lines)
         chapters = {record[2].part.chapter for record in chosen}
         before = snapshot(root, "book")
 
@@ -550,10 +557,6 @@ def begin_of(expanded: list[Line], number: int) -> int:
                 return index + 2
             depth -= 1
     raise AssertionError("no begin marker")
-
-
-def rewrite(root: Path, path: str, lines: list[str]) -> None:
-    (root / path).write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
 
 
 @settings(BASE, max_examples=120)
@@ -819,11 +822,6 @@ def small_repository(root: Path, pages: dict[str, str]) -> None:
         (root / name).write_text(text, encoding="utf-8")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "stitch loses a blank line that becomes the first line of a part whose options are not "
-    "followed by a blank line: it writes the blank line right under the options, where the "
-    "parser takes it for the optional separator, so the re-tangled file and the book both "
-    "lack it although stitch reported the chapter as stitched"))
 def test_stitch_keeps_a_blank_first_line_after_options(tmp_path):
     """Insert a blank line at the top of a root whose ``:file:`` has no blank line after it."""
     small_repository(tmp_path, {"book/index.md": "# One\n\n```{chunk} src/lguest/x.py\n"
@@ -840,12 +838,6 @@ def test_stitch_keeps_a_blank_first_line_after_options(tmp_path):
     assert load_web(tmp_path).chunks["src/lguest/x.py"].parts[0].lines == ["", "print(1)"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a part's digest cannot tell an empty part from a part of one blank line, because "
-    "fingerprint() hashes '\\n'.join(lines) and both join to ''; so deleting the only line of a "
-    "part that holds one blank line (or adding a blank line to an empty part) is not seen by "
-    "stitch, which reports nothing to stitch while 'tangle --check' reports the file as differing "
-    "and the next tangle silently undoes the edit"))
 def test_stitch_sees_a_blank_line_deleted_from_a_part(tmp_path):
     """Chunk «A» is one blank line; the reader deletes that line in the tangled file."""
     small_repository(tmp_path, {"book/index.md": (
@@ -863,36 +855,22 @@ def test_stitch_sees_a_blank_line_deleted_from_a_part(tmp_path):
     assert load_web(tmp_path).chunks["A"].parts[0].lines == []
 
 
-@pytest.mark.xfail(strict=True, raises=LiterateError, reason=(
-    "a chapter whose file name holds a space (accepted by chapters.yml) is written into "
-    "markers that the marker pattern (chapter \\S+) cannot read back, so 'where' and 'stitch' "
-    "fail with 'end marker «/A» closes nothing that is open' on every file that uses it"))
-def test_where_and_stitch_read_markers_of_a_chapter_with_a_space(tmp_path):
-    """A root in book/index.md uses a chunk defined in ``book/my chapter.md``."""
+def test_a_chapter_file_name_with_a_space_is_refused(tmp_path):
+    """Markers carry the chapter's path as one word, so chapters.yml refuses spaces."""
     small_repository(tmp_path, {
         "book/index.md": "# C\n\n```{chunk} src/lguest/x.py\n:file: src/lguest/x.py\n\n<<A>>\n```\n",
         "book/my chapter.md": "# T\n\n```{chunk} A\nprint(1)\n```\n",
     })
-    write_package(tmp_path, tangle(load_web(tmp_path)))
-    assert where(tmp_path, "src/lguest/x.py:4") == "book/my chapter.md:4: «A»"
-    assert stitch(tmp_path) == []
+    with pytest.raises(LiterateError, match=r"^chapters\.yml:\d+: 'book/my chapter\.md': page file names"):
+        load_web(tmp_path)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "a :file: value holding a NUL character passes the book's checks; tangle then fails in "
-    "write_package with ValueError('embedded null byte'), which is neither a LiterateError "
-    "pointing at the :file: line nor an OSError, so 'lguest tangle' dies with a traceback"))
 def test_a_file_name_with_nul_is_refused_by_the_book(tmp_path):
     small_repository(tmp_path, {"book/index.md": "```{chunk} R\n:file: src/lguest/x\x00.py\nx = 1\n```\n"})
     with pytest.raises(LiterateError, match=r"^book/index\.md:2: "):
         write_package(tmp_path, tangle(load_web(tmp_path)))
 
 
-@pytest.mark.xfail(strict=True, raises=OSError, reason=(
-    "two roots whose files cannot both exist (src/lguest/a.py and src/lguest/a.py/b.py) pass "
-    "the book's checks; write_package then raises FileExistsError naming its own staging "
-    "directory (src/.tangle-XXXX/lguest/a.py), which is gone by the time anyone reads it, "
-    "instead of a LiterateError naming the second :file: line"))
 def test_roots_that_clash_as_file_and_directory_are_refused_by_the_book(tmp_path):
     small_repository(tmp_path, {"book/index.md": (
         "```{chunk} A\n:file: src/lguest/a.py\nx = 1\n```\n\n"
@@ -902,10 +880,6 @@ def test_roots_that_clash_as_file_and_directory_are_refused_by_the_book(tmp_path
     assert not (tmp_path / "src/lguest").exists()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the REFERENCE pattern ^[ \\t]*<<([^<>]*[^<>\\s][^<>]*)>>\\s*$ backtracks quadratically on "
-    "a line that starts with << and never closes: a 20,000-character line takes seconds to "
-    "parse (about 1.7 s here, and 16x that for 80,000), where a linear pattern takes a millisecond"))
 def test_a_long_unclosed_reference_line_parses_in_linear_time():
     chapter = "```{chunk} A\n<<" + "a" * 20_000 + "\n```\n"
     start = time.perf_counter()

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/switcher.py» book/switcher.md:433 @9e95aba9
+# «src/lguest/switcher.py» book/switcher.md:433 @a1279ad2
 """The Switcher: its pages at the top of every address space, and the way into the guest."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from unicorn.x86_const import (UC_X86_REG_CR0, UC_X86_REG_CR3, UC_X86_REG_CS, UC
 
 from .abi import GDT_ENTRIES, KERNEL_CS, KERNEL_DS, PAGE_SIZE, SWITCHER_ADDR, USER_CS, USER_DS
 
-# «The Switcher's pages» book/switcher.md:106 @169786d6
+# «The Switcher's pages» book/switcher.md:106 @2008aafc
 CODE_ADDRESS = SWITCHER_ADDR
 GDT_ADDRESS = SWITCHER_ADDR + PAGE_SIZE
 REGS_ADDRESS = SWITCHER_ADDR + 2 * PAGE_SIZE
@@ -40,7 +40,7 @@ def descriptor(base: int, limit: int, access: int, flags: int = 0xC) -> int:
 # «/The Switcher's pages»
 
 
-# «Assemble the Switcher» book/switcher.md:177 @b01c4cc1
+# «Assemble the Switcher» book/switcher.md:177 @dadc22f3
 class SwitcherError(RuntimeError):
     """The Switcher could not be built, or Unicorn is not the one we know."""
 
@@ -76,7 +76,7 @@ def switcher_code() -> bytes:
 # «/Assemble the Switcher»
 
 
-# «The way in» book/switcher.md:235 @91589741
+# «The way in» book/switcher.md:235 @5547c85c
 class Switcher:
     """The Switcher's pages, the GDT that lives in them, and the way into the guest."""
 
@@ -127,7 +127,7 @@ class Switcher:
 # «/The way in»
 
 
-# «The register file» book/switcher.md:310 @f6ac0a1f
+# «The register file» book/switcher.md:310 @98768d8a
 GPRS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 GPR_IDS = (UC_X86_REG_EAX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_EBX,
            UC_X86_REG_ESP, UC_X86_REG_EBP, UC_X86_REG_ESI, UC_X86_REG_EDI)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1268 @01b55da5
+# «src/lguest/host/core.py» book/host.md:1268 @473c1143
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ TICK = 0.01  # the timer thread looks in at least this often, in seconds
 SLICE = 200_000  # instructions per slice in deterministic mode
 EXIT_COST_NS = 1_000  # virtual nanoseconds charged for each exit in deterministic mode
 
-# «Outcomes and exits» book/host.md:58 @5b0a1b4c
+# «Outcomes and exits» book/host.md:58 @08306ab1
 class Killed(Exception):
     """Raised anywhere in the Host to end the guest, with a one-line reason."""
 
@@ -58,7 +58,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Clocks» book/host.md:912 @b7683cf1
+# «Clocks» book/host.md:912 @92cfd119
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -93,7 +93,7 @@ class VirtualClock:
 # «/Clocks»
 
 
-# «The Host's state» book/host.md:94 @b7961a76
+# «The Host's state» book/host.md:94 @0411fa8b
 FRAME_INDEX = {name: index for index, name in enumerate(FRAME)}
 EIP, CS, EFLAGS, ESP, SS = (FRAME_INDEX[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 SEGMENT_REGISTERS = {"gs": UC_X86_REG_GS, "fs": UC_X86_REG_FS, "es": UC_X86_REG_ES,
@@ -134,7 +134,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1247 @4477efa9
+    # «Killing and stopping» book/host.md:1247 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -153,7 +153,7 @@ class Host:
             raise Killed(f"stopped by the host: {self.stop_request}")
     # «/Killing and stopping»
 
-    # «Run the guest» book/host.md:158 @58d8bcbf
+    # «Run the guest» book/host.md:158 @78161e69
     def run(self, *, entry: int, stack: int, boot: int, pgdir: int) -> Outcome:
         """Run the guest from ``entry`` until it shuts down or dies."""
         self.regs = [KERNEL_DS] * 4 + [0, boot, 0, 0, 0, 0, 0, 0] + [entry, KERNEL_CS, 0x202, stack, KERNEL_DS]
@@ -191,7 +191,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest» book/host.md:219 @9e031680
+    # «One trip into the Guest» book/host.md:219 @5c799717
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
@@ -228,7 +228,7 @@ class Host:
         regs[EFLAGS] = uc.reg_read(UC_X86_REG_EFLAGS)
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:304 @9d4c5a05
+    # «The trap hook» book/host.md:304 @30b691eb
     def _on_trap(self, uc: Uc, vector: int, _) -> None:
         try:
             if vector == HYPERCALL_VECTOR and self._hypercall_in_hook():
@@ -277,7 +277,7 @@ class Host:
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:372 @d43564fd
+    # «Handle an exit» book/host.md:372 @d7a3838c
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
@@ -314,7 +314,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:850 @3ec18316
+    # «Time passes» book/host.md:850 @0ecd3c8f
     def _timer(self) -> None:
         """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
         while self.stop_request is None:

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/book.py» book/preparation.md:322 @b4dd3a8e
+# «src/lguest/literate/book.py» book/preparation.md:324 @41edeb67
 """The book's table of contents, and the error that points into the book."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-# «The error that points at a line» book/preparation.md:174 @1d328cbb
+# «The error that points at a line» book/preparation.md:174 @bc313a8c
 class LiterateError(Exception):
     """A mistake in the book, reported as ``path:line: message``."""
 
@@ -20,7 +20,7 @@ class LiterateError(Exception):
 # «/The error that points at a line»
 
 
-# «Chapters and the book» book/preparation.md:190 @b3402a4b
+# «Chapters and the book» book/preparation.md:190 @5798210c
 @dataclass(frozen=True)
 class Chapter:
     """One page of the book, as chapters.yml lists it."""
@@ -47,7 +47,7 @@ class Book:
 # «/Chapters and the book»
 
 
-# «Read chapters.yml» book/preparation.md:222 @7f86e0bd
+# «Read chapters.yml» book/preparation.md:222 @baa6e201
 TOC = "chapters.yml"
 
 
@@ -81,7 +81,7 @@ def read_book(root: Path) -> Book:
     _check_pages(book)
     return book
 # «/Read chapters.yml»
-# «Read chapters.yml»[2] book/preparation.md:262 @09ec4b5e
+# «Read chapters.yml»[2] book/preparation.md:262 @da578854
 
 def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
@@ -103,6 +103,8 @@ def _chapter(root: Path, node: yaml.Node, kind: str) -> Chapter:
             raise LiterateError(TOC, _line(node), f"this {kind} entry needs a '{key}'")
         values[key] = str(value.value).strip()
     path, line = values["file"], _line(fields["file"])
+    if any(char.isspace() for char in path):
+        raise LiterateError(TOC, line, f"{path!r}: page file names may not contain white space")
     if not (root / path).is_file():
         raise LiterateError(TOC, line, f"{path} does not exist")
     return Chapter(values["id"], values["title"], path, line, kind)
@@ -123,7 +125,7 @@ def _check_pages(book: Book) -> None:
 # «/Read chapters.yml»
 
 
-# «Find the repository» book/preparation.md:308 @022fa0ff
+# «Find the repository» book/preparation.md:310 @dcec8525
 def find_root(start: Path | None = None) -> Path:
     """The nearest directory at or above ``start`` that holds chapters.yml."""
     here = (start or Path.cwd()).resolve()

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/web.py» book/preparation.md:783 @30442992
+# «src/lguest/literate/web.py» book/preparation.md:806 @e265d308
 """Chunks: finding them in the chapters, and checking that they fit together."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Iterator
 
 from .book import Book, LiterateError, read_book
 
-# «Recognise fences» book/preparation.md:366 @f883a563
+# «Recognise fences» book/preparation.md:368 @8a6da4ec
 FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 DIRECTIVE = re.compile(r"^\{(?P<name>[^{}\s]+)\}(?:\s+(?P<argument>.*))?$")
 LITERAL_DIRECTIVES = frozenset({
@@ -46,7 +46,7 @@ def open_fence(text: str, number: int) -> Fence | None:
 # «/Recognise fences»
 
 
-# «Scan a chapter for chunks» book/preparation.md:405 @84ba0960
+# «Scan a chapter for chunks» book/preparation.md:407 @c1c25a6c
 def parse_chapter(path: str, text: str) -> list[Part]:
     """Every chunk part in one chapter's text, in order."""
     lines = text.split("\n")
@@ -94,7 +94,7 @@ def _dedent(text: str, indent: int) -> str:
 # «/Scan a chapter for chunks»
 
 
-# «Parts of chunks» book/preparation.md:464 @191316db
+# «Parts of chunks» book/preparation.md:468 @dfa150e0
 @dataclass
 class Part:
     """One fenced block of a chunk: its definition, or a continuation."""
@@ -105,6 +105,7 @@ class Part:
     first: int  # the line of the first line of code
     lines: list[str]
     indent: int = 0  # spaces before the fence, restored when stitching
+    separated: bool = False  # a blank line stands between the options and the code
     append: bool = False
     file: str | None = None
     lang: str | None = None
@@ -123,7 +124,8 @@ class Part:
 
 
 def fingerprint(lines: list[str]) -> str:
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:8]
+    text = f"{len(lines)}\n" + "\n".join(lines)  # the count tells [] from [""]
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def normalize(name: str) -> str:
@@ -132,8 +134,8 @@ def normalize(name: str) -> str:
 # «/Parts of chunks»
 
 
-# «Read a chunk's options and code» book/preparation.md:516 @05394825
-REFERENCE = re.compile(r"^(?P<indent>[ \t]*)<<(?P<name>[^<>]*[^<>\s][^<>]*)>>\s*$")
+# «Read a chunk's options and code» book/preparation.md:526 @e3de8505
+REFERENCE = re.compile(r"^(?P<indent>[ \t]*)<<(?P<name>\s*[^<>\s][^<>]*)>>\s*$")
 OPTION = re.compile(r"^:(?P<key>[\w-]+):(?:\s+(?P<value>.*?))?\s*$")
 OPTIONS = ("append", "file", "lang")
 PACKAGE = "src/lguest/"
@@ -156,10 +158,10 @@ def _part(path: str, fence: Fence, argument: str, body: list[str]) -> Part:
             raise LiterateError(path, line, f"option :{key}: given twice")
         options[key] = (option["value"] or "", line)
         count += 1
-    if count and count < len(body) and not body[count].strip():
-        count += 1
+    separated = bool(count and count < len(body) and not body[count].strip())
+    count += separated
     part = Part(name, path, fence.line, fence.line + 1 + count,
-                [_canonical(text) for text in body[count:]], indent=fence.indent)
+                [_canonical(text) for text in body[count:]], indent=fence.indent, separated=separated)
     if "append" in options:
         if options["append"][0]:
             raise LiterateError(path, options["append"][1], ":append: takes no value")
@@ -183,6 +185,8 @@ def _canonical(text: str) -> str:
 
 def _target(path: str, line: int, value: str) -> str:
     target = PurePosixPath(value)
+    if any(char.isspace() or not char.isprintable() for char in value):
+        raise LiterateError(path, line, f":file: {value!r} may not contain white space or control characters")
     if (not value.startswith(PACKAGE) or target.is_absolute() or ".." in target.parts
             or value.endswith("/") or len(target.parts) < 3):
         raise LiterateError(path, line, f":file: {value!r} must name a file inside {PACKAGE}")
@@ -190,7 +194,7 @@ def _target(path: str, line: int, value: str) -> str:
 # «/Read a chunk's options and code»
 
 
-# «The web of chunks» book/preparation.md:583 @66b79705
+# «The web of chunks» book/preparation.md:597 @0a8a490a
 @dataclass
 class Chunk:
     """All the parts that share one name, in reading order."""
@@ -234,10 +238,19 @@ class Web:
                 raise LiterateError(part.chapter, part.line,
                                     f"two roots for {part.file}: this one and {other.chapter}:{other.line}")
             if part.file:
+                self._check_place(part)
                 self.roots[part.file] = self.chunks[part.name]
         self.parts.append(part)
 
-    # «Check the web» book/preparation.md:641 @f01ae41d
+    def _check_place(self, part: Part) -> None:
+        """A file cannot also be a directory of another root's file."""
+        for other, chunk in self.roots.items():
+            if other.startswith(part.file + "/") or part.file.startswith(other + "/"):
+                first = chunk.parts[0]
+                raise LiterateError(part.chapter, part.line, f"{part.file} and {other}"
+                                    f" ({first.chapter}:{first.line}) cannot both exist")
+
+    # «Check the web» book/preparation.md:664 @027fc26d
     def check(self) -> Web:
         for part in self.parts:
             for line, _, name in part.references():
@@ -255,7 +268,7 @@ class Web:
         self._assign_languages()
         return self
     # «/Check the web»
-    # «Check the web»[2] book/preparation.md:670 @5f51da03
+    # «Check the web»[2] book/preparation.md:693 @b26b6f5a
     def _check_cycles(self) -> None:
         colour: dict[str, str] = {}
         for start in self.chunks:
@@ -284,7 +297,7 @@ class Web:
             for line, _, target in part.references():
                 yield part, line, target
     # «/Check the web»
-    # «Check the web»[3] book/preparation.md:707 @093fc82e
+    # «Check the web»[3] book/preparation.md:730 @9c0b45b5
     def _assign_languages(self) -> None:
         done = {root.name for root in self.roots.values()}
         for root in self.roots.values():
@@ -299,7 +312,7 @@ class Web:
                     queue.extend(target for _, _, target in self._edges(name))
     # «/Check the web»
 
-    # «Questions the web answers» book/preparation.md:739 @f6378260
+    # «Questions the web answers» book/preparation.md:762 @5dec8b16
     def parts_of(self, chapter: str) -> list[Part]:
         return [part for part in self.parts if part.chapter == chapter]
 
@@ -311,7 +324,7 @@ class Web:
 # «/The web of chunks»
 
 
-# «Languages by file name» book/preparation.md:722 @42e1bf86
+# «Languages by file name» book/preparation.md:745 @66629f1e
 LANGUAGES = {
     ".py": "python", ".c": "c", ".h": "c", ".S": "gas", ".s": "gas",
     ".ld": "text", ".toml": "toml", ".yml": "yaml", ".yaml": "yaml",
@@ -324,7 +337,7 @@ def language_of(path: str) -> str:
 # «/Languages by file name»
 
 
-# «Load the whole book» book/preparation.md:756 @84cdeb0a
+# «Load the whole book» book/preparation.md:779 @ce3785df
 def read_chapter(root: Path, path: str) -> str:
     try:
         data = (root / path).read_bytes()
