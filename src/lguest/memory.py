@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/memory.py» book/launcher.md:163 @f3f7e837
+# «src/lguest/memory.py» book/launcher.md:164 @f3f7e837
 """Guest memory: one mmap, seen by the CPU and by Python alike."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from unicorn import UC_PROT_ALL, Uc
 
 from .abi import PAGE_SIZE
 
-# «Guest memory» book/launcher.md:105 @bbb56d80
+# «Guest memory» book/launcher.md:106 @bbb56d80
 class GuestMemoryError(ValueError):
     """An access that does not fit inside guest memory."""
 
