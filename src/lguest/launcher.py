@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/launcher.py» book/launcher.md:886 @e62d157e
+# «src/lguest/launcher.py» book/launcher.md:895 @e62d157e
 """The Launcher: make guest memory, load a kernel, write the boot page, run the Host."""
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def load_kernel(memory: GuestMemory, path: str | Path) -> int:
 # «/Load the kernel»
 
 
-# «Check the ELF header» book/launcher.md:369 @da235aed
+# «Check the ELF header» book/launcher.md:370 @da235aed
 def open_elf(name: str, image: bytes) -> ELFFile:
     """Parse the ELF header, insisting on a 32-bit, little-endian i386 executable."""
     if image[:4] != b"\x7fELF":
@@ -133,7 +133,7 @@ def open_elf(name: str, image: bytes) -> ELFFile:
 # «/Check the ELF header»
 
 
-# «Check a segment» book/launcher.md:398 @08805d69
+# «Check a segment» book/launcher.md:399 @08805d69
 def check_segment(memory: GuestMemory, name: str, number: int, segment: Segment,
                   file_size: int) -> None:
     """Refuse a PT_LOAD segment that would not fit, or would land on something reserved."""
@@ -151,7 +151,7 @@ def check_segment(memory: GuestMemory, name: str, number: int, segment: Segment,
 # «/Check a segment»
 
 
-# «Check the entry point» book/launcher.md:423 @e1ec81f8
+# «Check the entry point» book/launcher.md:424 @e1ec81f8
 def check_entry(name: str, entry: int, segments: list[Segment]) -> int:
     """The entry point, if the initial page tables take it into the kernel's loaded bytes."""
     physical = entry - abi.PAGE_OFFSET if entry >= abi.PAGE_OFFSET else entry
@@ -162,7 +162,7 @@ def check_entry(name: str, entry: int, segments: list[Segment]) -> int:
 # «/Check the entry point»
 
 
-# «Build the initial page tables» book/launcher.md:495 @8c2d69cd
+# «Build the initial page tables» book/launcher.md:496 @8c2d69cd
 PTE_PRESENT = 0x001
 PTE_WRITABLE = 0x002
 PTE_FLAGS = PTE_PRESENT | PTE_WRITABLE  # supervisor only (no user bit), 4 KiB pages (no PSE)
@@ -188,7 +188,7 @@ def build_page_tables(memory: GuestMemory) -> int:
 # «/Build the initial page tables»
 
 
-# «Write the boot page» book/launcher.md:577 @fa154caa
+# «Write the boot page» book/launcher.md:586 @fa154caa
 HEADER_FORMAT = f"<{len(abi.BOOT_FIELDS)}I"
 DEVICE_FORMAT = f"<{len(abi.BOOT_DEVICE_FIELDS)}I"
 DEVICE_SIZE = struct.calcsize(DEVICE_FORMAT)
@@ -220,7 +220,7 @@ def write_boot_page(memory: GuestMemory, pgdir: int, cmdline: str,
 # «/Write the boot page»
 
 
-# «Read the boot page back» book/launcher.md:613 @9129e82e
+# «Read the boot page back» book/launcher.md:622 @9129e82e
 def read_boot_page(memory: GuestMemory) -> dict[str, Any]:
     """The boot page, decoded the way a guest reads it."""
     page = memory.read(abi.BOOT_PAGE, abi.PAGE_SIZE)
@@ -235,7 +235,7 @@ def read_boot_page(memory: GuestMemory) -> dict[str, Any]:
 # «/Read the boot page back»
 
 
-# «How a run ends» book/launcher.md:667 @3803b227
+# «How a run ends» book/launcher.md:676 @3803b227
 EXIT_POWEROFF = 0  # the guest shut itself down
 EXIT_ERROR = 1  # the Launcher could not start the guest; the reason is on stderr
 EXIT_USAGE = 2  # the command line made no sense; click explains (this is its own status)
@@ -245,7 +245,7 @@ OUTCOMES = {"poweroff": EXIT_POWEROFF, "restart": EXIT_RESTART, "killed": EXIT_K
 # «/How a run ends»
 
 
-# «Launch a guest» book/launcher.md:686 @924da11a
+# «Launch a guest» book/launcher.md:695 @924da11a
 def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool = False,
            deterministic: bool = False, console: BinaryIO | None = None,
            timeout: float | None = None, stderr: TextIO | None = None) -> int:
@@ -277,7 +277,7 @@ def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: b
 # «/Launch a guest»
 
 
-# «Report how the guest ended» book/launcher.md:724 @69fd54f2
+# «Report how the guest ended» book/launcher.md:733 @69fd54f2
 def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
     """The exit status for the Host's outcome, with the reason on stderr if the guest died."""
     reason = " ".join(str(outcome.reason).splitlines())
@@ -292,7 +292,7 @@ def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
 # «/Report how the guest ended»
 
 
-# «Watch the clock and the keyboard» book/launcher.md:766 @f96768ab
+# «Watch the clock and the keyboard» book/launcher.md:775 @f96768ab
 TICK = 0.05  # seconds between the watcher's looks at the clock
 
 
@@ -334,7 +334,7 @@ def watching(host: Any, timeout: float | None) -> Iterator[None]:
 # «/Watch the clock and the keyboard»
 
 
-# «Name the chunk behind each exit» book/launcher.md:833 @1da2b9f1
+# «Name the chunk behind each exit» book/launcher.md:842 @1da2b9f1
 PACKAGE = Path(__file__).resolve().parent
 
 
