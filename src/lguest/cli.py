@@ -76,5 +76,35 @@ def where_command(location: str) -> None:
     with reporting():
         click.echo(where(find_root(), location))
 # «/Commands of the lguest tool»
+# «Commands of the lguest tool»[2] book/launcher.md:987 @cedea256
+
+@main.command("run", context_settings={"ignore_unknown_options": True,
+                                        "allow_interspersed_args": False})
+@click.option("--verbose", is_flag=True,
+              help="Print every exit from the guest, and the chunk of the book that handles it.")
+@click.option("--deterministic", is_flag=True,
+              help="Count instructions instead of watching the clock, so runs repeat exactly.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Kill the guest if it is still running after this many seconds.")
+@click.argument("mem_mb", metavar="MEM_MB", type=int)
+@click.argument("guest", metavar="GUEST.elf")
+@click.argument("guest_args", metavar="[GUEST_ARGS]...", nargs=-1, type=click.UNPROCESSED)
+def run_command(verbose: bool, deterministic: bool, timeout: float | None, mem_mb: int,
+                guest: str, guest_args: tuple[str, ...]) -> None:
+    """Boot GUEST.elf with MEM_MB MiB of memory; GUEST_ARGS become its command line.
+
+    \b
+    Exit status:
+      0  the guest powered off
+      1  the Launcher could not start the guest (the reason is on stderr)
+      2  the command line was wrong
+      3  the guest asked to be restarted
+      4  the Host killed the guest (the reason is on stderr)
+    """
+    from .launcher import launch
+
+    sys.exit(launch(mem_mb, guest, guest_args, verbose=verbose, deterministic=deterministic,
+                    timeout=timeout))
+# «/Commands of the lguest tool»
 # «/The lguest command»
 # «/src/lguest/cli.py»

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/memory.py» book/launcher.md:163 @bd75ba93
+# «src/lguest/memory.py» book/launcher.md:164 @bd75ba93
 """Guest memory: one mmap, seen by the CPU and by Python alike."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from unicorn import UC_PROT_ALL, Uc
 
 from .abi import PAGE_SIZE
 
-# «Guest memory» book/launcher.md:105 @cdeb357f
+# «Guest memory» book/launcher.md:106 @cdeb357f
 class GuestMemoryError(ValueError):
     """An access that does not fit inside guest memory."""
 
