@@ -1,16 +1,12 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/switcher.py» book/switcher.md:433 @a1279ad2
+# «src/lguest/switcher.py» book/switcher.md:465 @6c8514c9
 """The Switcher: its pages at the top of every address space, and the way into the guest."""
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import mmap
 import struct
-import subprocess
-import tempfile
-from pathlib import Path
 
 from unicorn import UC_ARCH_X86, UC_HOOK_INTR, UC_MODE_32, UC_PROT_ALL, Uc
 from unicorn.x86_const import (UC_X86_REG_CR0, UC_X86_REG_CR3, UC_X86_REG_CS, UC_X86_REG_DS,
@@ -20,11 +16,10 @@ from unicorn.x86_const import (UC_X86_REG_CR0, UC_X86_REG_CR3, UC_X86_REG_CS, UC
 
 from .abi import GDT_ENTRIES, KERNEL_CS, KERNEL_DS, PAGE_SIZE, SWITCHER_ADDR, USER_CS, USER_DS
 
-# «The Switcher's pages» book/switcher.md:106 @2008aafc
-CODE_ADDRESS = SWITCHER_ADDR
-GDT_ADDRESS = SWITCHER_ADDR + PAGE_SIZE
-REGS_ADDRESS = SWITCHER_ADDR + 2 * PAGE_SIZE
-SWITCHER_PAGES = 3
+from .switcher_build import (CODE_ADDRESS, GDT_ADDRESS, REGS_ADDRESS, SWITCHER_PAGES,
+                             SwitcherError, switcher_code)
+
+# «The Switcher's pages» book/switcher.md:113 @bbdef933
 HOST_CS, HOST_DS = 1 << 3, 2 << 3
 FRAME = ("gs", "fs", "es", "ds", "edi", "esi", "ebp", "unused", "ebx", "edx", "ecx", "eax",
          "eip", "cs", "eflags", "esp", "ss")
@@ -40,43 +35,7 @@ def descriptor(base: int, limit: int, access: int, flags: int = 0xC) -> int:
 # «/The Switcher's pages»
 
 
-# «Assemble the Switcher» book/switcher.md:177 @dadc22f3
-class SwitcherError(RuntimeError):
-    """The Switcher could not be built, or Unicorn is not the one we know."""
-
-
-def assemble(source: Path) -> bytes:
-    with tempfile.TemporaryDirectory() as scratch:
-        obj, binary = Path(scratch, "switcher.o"), Path(scratch, "switcher.bin")
-        for command in (["as", "--32", f"--defsym=REGS_ADDRESS={REGS_ADDRESS:#x}", "-o", obj, source],
-                        ["ld", "-m", "elf_i386", f"-Ttext={CODE_ADDRESS:#x}", "-e", "switcher_entry",
-                         "--oformat=binary", "-o", binary, obj]):
-            try:
-                result = subprocess.run([str(part) for part in command], capture_output=True, text=True)
-            except FileNotFoundError as error:
-                raise SwitcherError(f"cannot assemble the Switcher: {error.filename} is not installed") from None
-            if result.returncode:
-                raise SwitcherError(f"cannot assemble the Switcher: {result.stderr.strip()}")
-        return binary.read_bytes()
-
-
-def switcher_code() -> bytes:
-    """The Switcher's machine code, assembled once per change of its source."""
-    source = Path(__file__).with_name("switcher.S")
-    stamp = hashlib.sha256(source.read_bytes() + f"{REGS_ADDRESS}".encode()).hexdigest()[:16].encode()
-    built = Path(__file__).with_name("switcher.bin")
-    if built.is_file() and built.read_bytes()[:len(stamp)] == stamp:
-        return built.read_bytes()[len(stamp):]
-    code = assemble(source)
-    try:
-        built.write_bytes(stamp + code)
-    except OSError:
-        pass
-    return code
-# «/Assemble the Switcher»
-
-
-# «The way in» book/switcher.md:235 @5547c85c
+# «The way in» book/switcher.md:247 @5547c85c
 class Switcher:
     """The Switcher's pages, the GDT that lives in them, and the way into the guest."""
 
@@ -127,7 +86,7 @@ class Switcher:
 # «/The way in»
 
 
-# «The register file» book/switcher.md:310 @98768d8a
+# «The register file» book/switcher.md:322 @98768d8a
 GPRS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 GPR_IDS = (UC_X86_REG_EAX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_EBX,
            UC_X86_REG_ESP, UC_X86_REG_EBP, UC_X86_REG_ESI, UC_X86_REG_EDI)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1268 @473c1143
+# «src/lguest/host/core.py» book/host.md:1275 @473c1143
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Clocks» book/host.md:912 @92cfd119
+# «Clocks» book/host.md:919 @92cfd119
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -134,7 +134,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1247 @f9a84bbe
+    # «Killing and stopping» book/host.md:1254 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -277,7 +277,7 @@ class Host:
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:372 @d7a3838c
+    # «Handle an exit» book/host.md:372 @15119ae2
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
@@ -310,11 +310,13 @@ class Host:
         if number is not None:
             name, handler = HYPERCALL_NAMES.get(number, f"#{number}"), HANDLERS.get(number)
         else:
-            name, handler = TRAP_NAMES.get(vector, "" if vector is None else f"vector {vector}"), None
+            name = TRAP_NAMES.get(vector, "" if vector is None else f"vector {vector}")
+            handler = {"timer": self._tick, "interrupt": self.interrupts.deliver_pending}.get(
+                kind, self.pages.demand_page if vector == PAGE_FAULT else self.interrupts.deliver_trap)
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:850 @0ecd3c8f
+    # «Time passes» book/host.md:857 @0ecd3c8f
     def _timer(self) -> None:
         """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
         while self.stop_request is None:

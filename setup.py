@@ -1,0 +1,20 @@
+"""Build hook: assemble the Switcher into the wheel (see the Switcher chapter)."""
+
+import sys
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+
+class BuildWithSwitcher(build_py):
+    def run(self):
+        super().run()
+        sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
+        from lguest.switcher_build import assemble, stamp_of
+
+        source = Path(self.build_lib) / "lguest" / "switcher.S"
+        (source.parent / "switcher.bin").write_bytes(stamp_of(source) + assemble(source))
+
+
+setup(cmdclass={"build_py": BuildWithSwitcher})
