@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1275 @473c1143
+# «src/lguest/host/core.py» book/host.md:1286 @bef48614
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Callable
 from unicorn import (UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_MODE_32,
                      Uc, UcError)
 from unicorn.x86_const import (UC_X86_INS_IN, UC_X86_INS_OUT, UC_X86_REG_CR2, UC_X86_REG_CS,
-                               UC_X86_REG_DS, UC_X86_REG_EFLAGS, UC_X86_REG_ES, UC_X86_REG_FS,
-                               UC_X86_REG_GS, UC_X86_REG_SS)
+                               UC_X86_REG_DS, UC_X86_REG_EFLAGS, UC_X86_REG_EIP, UC_X86_REG_ES,
+                               UC_X86_REG_FS, UC_X86_REG_GS, UC_X86_REG_SS)
 
 from ..abi import (ASYNC_READY, HYPERCALL_NAMES, HYPERCALL_VECTOR, HYPERCALLS, KERNEL_CS,
                    KERNEL_DS, LGUEST_DATA, TIMER_IRQ)
@@ -58,7 +58,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Clocks» book/host.md:919 @92cfd119
+# «Clocks» book/host.md:930 @92cfd119
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -93,7 +93,7 @@ class VirtualClock:
 # «/Clocks»
 
 
-# «The Host's state» book/host.md:94 @0411fa8b
+# «The Host's state» book/host.md:94 @1950cabc
 FRAME_INDEX = {name: index for index, name in enumerate(FRAME)}
 EIP, CS, EFLAGS, ESP, SS = (FRAME_INDEX[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 SEGMENT_REGISTERS = {"gs": UC_X86_REG_GS, "fs": UC_X86_REG_FS, "es": UC_X86_REG_ES,
@@ -129,12 +129,13 @@ class Host:
         self.running = False
         self.exits = 0
         self._wake = threading.Event()
+        self._wakes_at = 0  # when the timer thread next looks in, clock nanoseconds
         uc.hook_add(UC_HOOK_INTR, self._on_trap)
         uc.hook_add(UC_HOOK_INSN, self._on_in, aux1=UC_X86_INS_IN)
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1254 @f9a84bbe
+    # «Killing and stopping» book/host.md:1265 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -153,7 +154,7 @@ class Host:
             raise Killed(f"stopped by the host: {self.stop_request}")
     # «/Killing and stopping»
 
-    # «Run the guest» book/host.md:158 @78161e69
+    # «Run the guest» book/host.md:159 @78161e69
     def run(self, *, entry: int, stack: int, boot: int, pgdir: int) -> Outcome:
         """Run the guest from ``entry`` until it shuts down or dies."""
         self.regs = [KERNEL_DS] * 4 + [0, boot, 0, 0, 0, 0, 0, 0] + [entry, KERNEL_CS, 0x202, stack, KERNEL_DS]
@@ -191,7 +192,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest» book/host.md:219 @5c799717
+    # «One trip into the Guest» book/host.md:220 @5c799717
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
@@ -228,7 +229,7 @@ class Host:
         regs[EFLAGS] = uc.reg_read(UC_X86_REG_EFLAGS)
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:304 @30b691eb
+    # «The trap hook» book/host.md:305 @62ab1c00
     def _on_trap(self, uc: Uc, vector: int, _) -> None:
         try:
             if vector == HYPERCALL_VECTOR and self._hypercall_in_hook():
@@ -245,17 +246,16 @@ class Host:
 
     def _hypercall_in_hook(self) -> bool:
         """Serve a hypercall without stopping the guest, if it is one we may."""
-        cpu = self.cpu
-        cpu.load()
-        number = cpu["eax"]
+        number, *arguments = self.cpu.hypercall()
         if number not in IN_HOOK or self.lguest_data is None and number != HYPERCALLS["LGUEST_INIT"]:
             return False
         if self.lguest_data is not None and self.memory.view[self._async_status()] == ASYNC_READY:
             return False
         self.exits += 1
         self.clock.advance(EXIT_COST_NS)
-        self._trace("hypercall", HYPERCALL_VECTOR, number, eip=cpu["eip"])
-        HANDLERS[number](self, cpu["ebx"], cpu["ecx"], cpu["edx"], cpu["esi"])
+        if self.trace is not None:
+            self._trace("hypercall", HYPERCALL_VECTOR, number, eip=self.uc.reg_read(UC_X86_REG_EIP))
+        HANDLERS[number](self, *arguments)
         return True
 
 
@@ -316,21 +316,25 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:857 @0ecd3c8f
+    # «Time passes» book/host.md:864 @d08a93f1
     def _timer(self) -> None:
         """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
         while self.stop_request is None:
             wait = TICK
             if self.deadline is not None:
                 wait = max(0.0, min(wait, (self.deadline - self.clock.now()) / 1e9))
-            self._wake.wait(wait)
-            self._wake.clear()
+            self._wakes_at = self.clock.now() + int(wait * 1e9)
+            if self._wake.wait(wait):
+                self._wake.clear()  # woken early to look at a new deadline: plan again
+                continue
             if self.running:
                 self.uc.emu_stop()
 
 
     def wake_timer(self) -> None:
-        self._wake.set()
+        """A new deadline: wake the timer thread, if it would otherwise sleep past it."""
+        if self.deadline is not None and self.deadline < self._wakes_at:
+            self._wake.set()
 
 
     def _tick(self) -> None:

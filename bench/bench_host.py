@@ -1,0 +1,178 @@
+"""Benchmarks for the Host and the Switcher, against bare Unicorn in the same run.
+
+- guest CPU loop: the same loop run by bare Unicorn (flat, ring 0, no hooks)
+  and by a guest under the Host (ring 1, shadow paging, the timer thread
+  preempting it every 10 ms); ratio = bare time / guest time (target >= 0.9);
+- hypercall round trip: a loop of `int $0x1f` under bare Unicorn with an
+  empty UC_HOOK_INTR callback, and the same loop in a guest making an
+  in-hook hypercall; ratio = guest cost / bare cost (target <= 3);
+- full exits per second: a guest taking #GP on `cli` and handling it, each a
+  full exit, Switcher and frame delivery (reported, no baseline).
+
+Run with `make bench`; results go to bench/results/host.json.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import json
+import mmap
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from unicorn import UC_ARCH_X86, UC_HOOK_INTR, UC_MODE_32, UC_PROT_ALL, Uc
+
+from lguest import abi
+from lguest.host.core import Host
+from lguest.memory import GuestMemory
+
+ROOT = Path(__file__).resolve().parents[1]
+LOOP_ITERATIONS = 30_000_000
+HYPERCALLS = 200_000
+FAULTS = 20_000
+REPEAT = 5
+
+
+def assemble(source: str, address: int) -> bytes:
+    with tempfile.TemporaryDirectory() as scratch:
+        Path(scratch, "g.s").write_text(".intel_syntax noprefix\n.globl _start\n_start:\n" + source)
+        subprocess.run(["as", "--32", "-o", f"{scratch}/g.o", f"{scratch}/g.s"], check=True)
+        subprocess.run(["ld", "-m", "elf_i386", f"-Ttext={address:#x}", "--oformat=binary",
+                        "-o", f"{scratch}/g.bin", f"{scratch}/g.o"], check=True)
+        return Path(scratch, "g.bin").read_bytes()
+
+
+LOOP = f"""
+    mov ecx, {LOOP_ITERATIONS}
+    mov esi, 0xC0300000
+1:  add dword ptr [esi], ecx
+    dec ecx
+    jnz 1b
+"""
+HYPERCALL_LOOP = f"""
+    mov edi, {HYPERCALLS}
+1:  mov eax, 9
+    xor ebx, ebx
+    int 0x1f
+    dec edi
+    jnz 1b
+"""
+
+
+def guest(body: str, setup: str = "") -> tuple[GuestMemory, int]:
+    source = f"""
+    mov eax, 1
+    mov ebx, offset shared - 0xC0000000
+    int 0x1f
+    {setup}
+    {body}
+    mov eax, 2
+    mov ebx, 0
+    mov ecx, 1
+    int 0x1f
+    {HANDLERS}
+.align 4096
+shared: .space 4096
+"""
+    memory = GuestMemory(16 << 20)
+    pgdir = memory.size - abi.PAGE_SIZE
+    for table in range(4):
+        address = pgdir - (table + 1) * abi.PAGE_SIZE
+        memory.write_u32(pgdir + 4 * (abi.PAGE_OFFSET >> 22) + 4 * table, address | 3)
+        for page in range(1024):
+            memory.write_u32(address + 4 * page, (table * 1024 + page) * abi.PAGE_SIZE | 3)
+    memory.write(abi.KERNEL_LOAD, assemble(source, abi.PAGE_OFFSET + abi.KERNEL_LOAD))
+    return memory, pgdir
+
+
+HANDLERS = """
+gp: add dword ptr [esp + 4], 1
+    add esp, 4
+    iretd
+"""
+GP_SETUP = """
+    mov eax, 6
+    mov ebx, 13
+    mov ecx, offset gp
+    and ecx, 0xffff
+    or ecx, 0x190000
+    mov edx, offset gp
+    and edx, 0xffff0000
+    or edx, 0x8f00
+    int 0x1f
+    mov esp, 0xC0090000
+"""
+GP_LOOP = f"""
+    mov edi, {FAULTS}
+1:  cli
+    dec edi
+    jnz 1b
+"""
+
+
+def run_guest(body: str, setup: str = "") -> tuple[float, Host]:
+    memory, pgdir = guest(body, setup)
+    host = Host(memory, console=io.BytesIO())
+    start = time.perf_counter()
+    outcome = host.run(entry=abi.PAGE_OFFSET + abi.KERNEL_LOAD, stack=abi.PAGE_OFFSET + abi.BOOT_PAGE,
+                       boot=abi.BOOT_PAGE, pgdir=pgdir)
+    elapsed = time.perf_counter() - start
+    assert outcome.kind == "poweroff", outcome
+    return elapsed, host
+
+
+def run_bare(body: str, hook: bool = False) -> float:
+    code = assemble(body + "\n    hlt\n", 0x100000)
+    uc = Uc(UC_ARCH_X86, UC_MODE_32)
+    buffer = mmap.mmap(-1, 16 << 20)
+    uc.mem_map_ptr(0, 16 << 20, UC_PROT_ALL, ctypes.addressof(ctypes.c_char.from_buffer(buffer)))
+    buffer[0x100000:0x100000 + len(code)] = code
+    # The same addresses as the guest sees: map 0xC0000000 onto physical 0 too.
+    uc.mem_map_ptr(0xC0000000, 16 << 20, UC_PROT_ALL, ctypes.addressof(ctypes.c_char.from_buffer(buffer)))
+    if hook:
+        uc.hook_add(UC_HOOK_INTR, lambda uc, number, _: None)
+    start = time.perf_counter()
+    uc.emu_start(0x100000, 0x100000 + len(code) - 1)
+    return time.perf_counter() - start
+
+
+def median(samples: list[float]) -> tuple[float, float, float]:
+    return statistics.median(samples), min(samples), max(samples)
+
+
+def main() -> None:
+    rows = []
+    bare = median([run_bare(LOOP) for _ in range(REPEAT)])
+    hosted = median([run_guest(LOOP)[0] for _ in range(REPEAT)])
+    rows.append({"name": "guest CPU loop vs bare Unicorn", "value": hosted[0], "baseline": bare[0],
+                 "ratio": bare[0] / hosted[0], "target": ">= 0.9", "meets": bare[0] / hosted[0] >= 0.9,
+                 "spread": [hosted[1], hosted[2]]})
+    bare_call = median([run_bare(HYPERCALL_LOOP.replace("int 0x1f", "int 0x1f"), hook=True) / HYPERCALLS
+                        for _ in range(REPEAT)])
+    hosted_call = median([run_guest(HYPERCALL_LOOP)[0] / HYPERCALLS for _ in range(REPEAT)])
+    rows.append({"name": "hypercall round trip vs bare UC_HOOK_INTR", "value": hosted_call[0],
+                 "baseline": bare_call[0], "ratio": hosted_call[0] / bare_call[0], "target": "<= 3",
+                 "meets": hosted_call[0] / bare_call[0] <= 3, "spread": [hosted_call[1], hosted_call[2]]})
+    faults = []
+    for _ in range(REPEAT):
+        elapsed, host = run_guest(GP_LOOP, GP_SETUP)
+        faults.append(host.exits / elapsed)
+    rate = median(faults)
+    rows.append({"name": "full exits per second (#GP reflected)", "value": rate[0], "baseline": None,
+                 "ratio": None, "target": None, "meets": None, "spread": [rate[1], rate[2]]})
+    print(f"{'benchmark':44} {'value':>12} {'baseline':>12} {'ratio':>7}  target")
+    for row in rows:
+        ratio = "" if row["ratio"] is None else f"{row['ratio']:7.2f}"
+        baseline = "" if row["baseline"] is None else f"{row['baseline']:.3g}"
+        print(f"{row['name']:44} {row['value']:12.3g} {baseline:>12} {ratio:>7}  {row['target'] or ''}")
+    out = ROOT / "bench/results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "host.json").write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
