@@ -3,6 +3,7 @@
 #   make test    check the package against the book, then run the tests
 #   make tangle  write src/lguest from the chapters
 #   make stitch  carry edits in src/lguest back into the chapters
+#   make run     boot a guest: make run GUEST=path/to/kernel.elf [MEM=32]
 #   make bench   run the benchmarks in bench/
 #   make system  install the Debian packages the project needs (run as root)
 
@@ -12,7 +13,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SPHINXOPTS ?= -W --keep-going
 
-.PHONY: setup system book test tangle stitch check bench jupyter-book clean
+MEM ?= 32
+
+.PHONY: setup system book test tangle stitch check run bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +49,13 @@ test: $(STAMP)
 	$(BIN)/lguest tangle --check
 	$(BIN)/python -m pytest
 
+run: $(STAMP)
+	@test -n "$(GUEST)" || { echo "usage: make run GUEST=path/to/kernel.elf [MEM=32]"; exit 2; }
+	$(BIN)/lguest run $(MEM) $(GUEST)
+
 bench: $(STAMP)
 	$(BIN)/python bench/bench_literate.py
+	$(BIN)/python bench/bench_host.py
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis
