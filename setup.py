@@ -14,7 +14,8 @@ class BuildWithSwitcher(build_py):
         from lguest.switcher_build import assemble, stamp_of
 
         source = Path(self.build_lib) / "lguest" / "switcher.S"
-        (source.parent / "switcher.bin").write_bytes(stamp_of(source) + assemble(source))
+        if source.is_file():  # an editable install copies nothing: it assembles on first use
+            (source.parent / "switcher.bin").write_bytes(stamp_of(source) + assemble(source))
 
 
 setup(cmdclass={"build_py": BuildWithSwitcher})
