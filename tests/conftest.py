@@ -49,3 +49,200 @@ def book_copy(tmp_path: Path) -> Path:
     for name in ("chapters.yml", "conf.py"):
         shutil.copy(ROOT / name, tmp_path / name)
     return tmp_path
+
+
+# --- Test guests: tiny kernels in tests/guests, built with gcc and GNU ld -----
+
+GUESTS = ROOT / "tests" / "guests"
+GUEST_RUNTIME = ("runtime/crt0.S", "runtime/lib.c")
+GUEST_CFLAGS = ("-m32", "-std=gnu11", "-ffreestanding", "-fno-pic", "-fno-pie", "-nostdlib",
+                "-fno-stack-protector", "-fno-asynchronous-unwind-tables", "-fno-builtin",
+                "-fcf-protection=none", "-mgeneral-regs-only", "-O2", "-Wall", "-Wextra", "-Werror")
+GUEST_LDFLAGS = ("-m", "elf_i386", "-nostdlib", "-static", "--build-id=none", "-z", "noexecstack",
+                 "-z", "max-page-size=4096")
+
+
+def guest_names() -> list[str]:
+    """Every guest kept in tests/guests, by name (the file name without .c or .S)."""
+    return sorted(path.stem for path in GUESTS.iterdir() if path.suffix in (".c", ".S"))
+
+
+def build_guest(name_or_source: str, out_dir: Path, lang: str | None = None,
+                **defines: str | int) -> Path:
+    """Build a guest ELF from tests/guests/NAME.c or NAME.S, or from source text
+    (C, or assembler when ``lang="S"`` or the text defines ``main:``), linked with
+    the runtime. ``defines`` become -D options. Built once per content and options."""
+    import hashlib
+
+    path = next((GUESTS / f"{name_or_source}{ext}" for ext in (".c", ".S")
+                 if "\n" not in name_or_source and (GUESTS / f"{name_or_source}{ext}").exists()), None)
+    if path is not None:
+        stem, suffix, text = path.stem, path.suffix, path.read_text()
+    else:
+        if lang is None:
+            lang = "S" if "main:" in name_or_source else "c"
+        stem, suffix, text = "inline", "." + lang, name_or_source
+    flags = [f"-D{key}={value}" for key, value in sorted(defines.items())]
+    digest = hashlib.sha256()
+    for part in (text, suffix, *flags, *GUEST_CFLAGS, *GUEST_LDFLAGS):
+        digest.update(part.encode() + b"\0")
+    for support in (*GUEST_RUNTIME, "guest.h", "lguest.h", "guest.ld"):
+        digest.update((GUESTS / support).read_bytes() + b"\0")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    elf = out_dir / f"{stem}-{digest.hexdigest()[:16]}.elf"
+    if elf.exists():
+        return elf
+    work = out_dir / f"{elf.stem}.build"
+    work.mkdir(exist_ok=True)
+    source = work / f"{stem}{suffix}"
+    source.write_text(text)
+    objects = []
+    for unit in (*(GUESTS / part for part in GUEST_RUNTIME), source):
+        obj = work / f"{unit.stem}.o"
+        compile_ = subprocess.run(["gcc", *GUEST_CFLAGS, *flags, f"-I{GUESTS}", "-c", str(unit),
+                                   "-o", str(obj)], check=False, capture_output=True, text=True)
+        if compile_.returncode:
+            raise RuntimeError(f"gcc failed on {unit.name}:\n{compile_.stdout}{compile_.stderr}")
+        objects.append(str(obj))
+    partial = work / elf.name
+    link = subprocess.run(["ld", *GUEST_LDFLAGS, "-T", str(GUESTS / "guest.ld"), "-o", str(partial),
+                           *objects], check=False, capture_output=True, text=True)
+    if link.returncode or link.stderr.strip():
+        raise RuntimeError(f"ld failed or warned for {stem}:\n{link.stderr}")
+    partial.replace(elf)  # atomically: a half-written ELF is never found in the cache
+    return elf
+
+
+@pytest.fixture(scope="session")
+def guest_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("guests")
+
+
+@pytest.fixture
+def guest(guest_cache: Path):
+    """``guest(name_or_source, lang=None, **defines) -> Path`` of a built ELF."""
+    def build(name_or_source: str, lang: str | None = None, **defines: str | int) -> Path:
+        return build_guest(name_or_source, guest_cache, lang, **defines)
+    return build
+
+
+def run_guest(elf: Path, *args: str, mem: int = 16, timeout: float = 60,
+              flags: tuple[str, ...] | list[str] = ()) -> subprocess.CompletedProcess:
+    """``python -m lguest run [flags] MEM elf args...`` from the repository root."""
+    import os
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    return subprocess.run([sys.executable, "-m", "lguest", "run", *flags, str(mem), str(elf), *args],
+                          check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+KILLED = "lguest: guest killed: "
+
+
+def assert_killed(result: subprocess.CompletedProcess, stdout: str = "") -> str:
+    """Exit status 4, ``stdout`` exactly, and one line on stderr naming the reason."""
+    assert (result.returncode, result.stdout) == (4, stdout), result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(KILLED), result.stderr
+    return lines[0][len(KILLED):]
+
+
+class ConsoleCapture:
+    """A console stream for the Host that takes text or bytes."""
+
+    def __init__(self):
+        self.data = bytearray()
+
+    def write(self, data) -> int:
+        self.data += data.encode() if isinstance(data, str) else bytes(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
+
+
+def load_guest(elf: Path, mem_mb: int = 16):
+    """Do the Launcher's job by hand, for driving the Host directly: guest memory
+    with the ELF's segments at their physical addresses, page tables mapping all
+    of it at 0 and at PAGE_OFFSET (at the top of memory), and the boot page.
+    Returns the GuestMemory and the keyword arguments for ``Host.run``."""
+    from elftools.elf.elffile import ELFFile
+
+    from lguest import abi
+    from lguest.memory import GuestMemory
+
+    size = mem_mb << 20
+    memory = GuestMemory(size)
+    with open(elf, "rb") as stream:
+        image = ELFFile(stream)
+        entry = image.header.e_entry
+        for segment in image.iter_segments():
+            if segment["p_type"] == "PT_LOAD":
+                memory.write(segment["p_paddr"], segment.data())
+    tables = (size + (4 << 20) - 1) >> 22
+    pgdir = size - (tables + 1) * abi.PAGE_SIZE
+    for t in range(tables):
+        table = pgdir + (t + 1) * abi.PAGE_SIZE
+        for i in range(1024):
+            frame = (t * 1024 + i) * abi.PAGE_SIZE
+            if frame < size:
+                memory.write_u32(table + 4 * i, frame | 0x3)
+        memory.write_u32(pgdir + 4 * t, table | 0x3)
+        memory.write_u32(pgdir + 4 * ((abi.PAGE_OFFSET >> 22) + t), table | 0x3)
+    fields = {"magic": abi.BOOT_MAGIC, "version": abi.BOOT_VERSION, "mem_size": size,
+              "page_offset": abi.PAGE_OFFSET, "pgdir": pgdir,
+              "cmdline": abi.BOOT_PAGE + abi.BOOT_CMDLINE, "cmdline_len": 0, "device_count": 0}
+    for index, name in enumerate(abi.BOOT_FIELDS):
+        memory.write_u32(abi.BOOT_PAGE + 4 * index, fields[name])
+    return memory, {"entry": entry, "stack": abi.PAGE_OFFSET + abi.BOOT_PAGE,
+                    "boot": abi.BOOT_PAGE, "pgdir": pgdir}
+
+
+HOST_SCRIPT = r"""
+import json, sys, threading, time
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+from conftest import ConsoleCapture, load_guest
+from lguest.host.core import Host
+
+elf, stop_after, deterministic = sys.argv[3], float(sys.argv[4]), sys.argv[5] == "1"
+memory, run = load_guest(elf)
+console = ConsoleCapture()
+host = Host(memory, console=console, deterministic=deterministic)
+stopped = []
+
+def stopper():
+    deadline = time.monotonic() + 30
+    while not console.text and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(stop_after)
+    stopped.append(time.monotonic())
+    host.stop("stopped by the test")
+
+if stop_after >= 0:
+    threading.Thread(target=stopper, daemon=True).start()
+outcome = host.run(**run)
+print(json.dumps({"kind": outcome.kind, "reason": outcome.reason, "console": console.text,
+                  "after_stop": time.monotonic() - stopped[0] if stopped else None}))
+"""
+
+
+def run_host(elf: Path, stop_after: float | None = None, deterministic: bool = False,
+             timeout: float = 60) -> dict:
+    """Drive ``lguest.host.core.Host`` directly (in a child process, so that a
+    hung guest cannot hang the tests), on memory prepared by ``load_guest``.
+    With ``stop_after``, another thread calls ``host.stop("stopped by the test")``
+    that many seconds after the guest's first console output. Returns the
+    outcome's kind and reason, the console text, and the seconds from the stop
+    to the end of the run."""
+    import json
+
+    result = subprocess.run([sys.executable, "-c", HOST_SCRIPT, str(ROOT / "src"), str(ROOT / "tests"),
+                             str(elf), str(-1 if stop_after is None else stop_after),
+                             "1" if deterministic else "0"],
+                            check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])

@@ -1,0 +1,89 @@
+/* The lguest.py ABI in numbers, for the test guests.
+ *
+ * One header for C and for assembler (.S files go through the C
+ * preprocessor), so it holds only plain "#define NAME NUMBER" lines.
+ * Every name that also exists in src/lguest/abi.py must carry the same
+ * value there: tests/test_host.py::test_abi_header_agrees_with_abi_py
+ * compares them.  Hypercall numbers are LHCALL_<name>, shared-page offsets
+ * LGUEST_DATA_<FIELD>, boot-page offsets BOOT_<FIELD>_OFF.
+ */
+#ifndef LGUEST_H
+#define LGUEST_H
+
+/* Where things live */
+#define PAGE_SIZE 4096
+#define PAGE_OFFSET 0xC0000000
+#define SWITCHER_ADDR 0xFFC00000
+#define BOOT_PAGE 0x1000
+#define KERNEL_LOAD 0x100000
+#define MAX_MEMORY 0x3FC00000
+
+/* Segments the Guest starts with */
+#define GDT_ENTRIES 32
+#define FIRST_GUEST_GDT_ENTRY 3
+#define KERNEL_CS 0x19
+#define KERNEL_DS 0x21
+#define USER_CS 0x2B
+#define USER_DS 0x33
+
+/* The boot page */
+#define BOOT_MAGIC 0x5950474C
+#define BOOT_VERSION 1
+#define BOOT_MAGIC_OFF 0
+#define BOOT_VERSION_OFF 4
+#define BOOT_MEM_SIZE_OFF 8
+#define BOOT_PAGE_OFFSET_OFF 12
+#define BOOT_PGDIR_OFF 16
+#define BOOT_CMDLINE_OFF 20
+#define BOOT_CMDLINE_LEN_OFF 24
+#define BOOT_DEVICE_COUNT_OFF 28
+#define BOOT_DEVICES 32
+#define BOOT_MAX_DEVICES 8
+#define BOOT_CMDLINE 256
+#define BOOT_CMDLINE_MAX 3839
+
+/* Hypercall numbers: eax = number, ebx/ecx/edx/esi = arguments, int $0x1f */
+#define HYPERCALL_VECTOR 0x1F
+#define LHCALL_FLUSH_ASYNC 0
+#define LHCALL_LGUEST_INIT 1
+#define LHCALL_SHUTDOWN 2
+#define LHCALL_NEW_PGTABLE 4
+#define LHCALL_FLUSH_TLB 5
+#define LHCALL_LOAD_IDT_ENTRY 6
+#define LHCALL_SET_STACK 7
+#define LHCALL_TS 8
+#define LHCALL_SET_CLOCKEVENT 9
+#define LHCALL_HALT 10
+#define LHCALL_SET_PTE 14
+#define LHCALL_SET_PGD 15
+#define LHCALL_LOAD_GDT_ENTRY 18
+#define LHCALL_SEND_INTERRUPTS 19
+#define LHCALL_CONSOLE_WRITE 20
+#define SHUTDOWN_POWEROFF 1
+#define SHUTDOWN_RESTART 2
+
+/* The shared page, lguest_data: byte offsets */
+#define LGUEST_DATA_IRQ_ENABLED 0
+#define LGUEST_DATA_BLOCKED_INTERRUPTS 4
+#define LGUEST_DATA_CR2 8
+#define LGUEST_DATA_IRQ_PENDING 12
+#define LGUEST_DATA_TIME_SEC 16
+#define LGUEST_DATA_TIME_NSEC 20
+#define LGUEST_DATA_RESERVE_MEM 24
+#define LGUEST_DATA_KERNEL_ADDRESS 28
+#define LGUEST_DATA_NOIRQ_IRET 32
+#define LGUEST_DATA_ASYNC_STATUS 64
+#define LGUEST_DATA_ASYNC_CALLS 128
+#define ASYNC_SLOTS 64
+#define ASYNC_READY 0
+#define ASYNC_DONE 0xFF
+#define LGUEST_DATA_SIZE 1408
+#define X86_EFLAGS_IF 0x200
+
+/* Interrupt vectors */
+#define FIRST_EXTERNAL_VECTOR 32
+#define TIMER_IRQ 0
+#define IRQ_LINES 32
+#define SYSCALL_VECTOR 0x80
+
+#endif

@@ -1,0 +1,285 @@
+"""The Host, checked by running small guests (tests/guests) through the
+launcher's command and, for the outcome and host.stop(), through
+lguest.host.core.Host itself. Each guest prints what it saw; each test
+asserts the exact console output and exit status."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from conftest import GUESTS, assert_killed, guest_names, run_guest, run_host
+from elftools.elf.elffile import ELFFile
+
+from lguest import abi
+
+# Misdeeds of tests/guests/kill.c (-DCASE_<name>), with what the guest prints first.
+KILL_CASES = {
+    "before_init": "",
+    "init_outside_memory": "",
+    "bad_hypercall": "start\n",
+    "console_outside_memory": "start\n",
+    "no_handler": "start\n",
+    "unmapped_stack": "start\n",
+    "pte_outside_memory": "start\n",
+    "pte_outside_memory_no_set_pte": "start\n",
+    "switcher_write": "start\n",
+    "switcher_map": "start\n",
+    "gdt_bad_index": "start\n",
+    "idt_bad_vector": "start\n",
+}
+SWITCHER_CASES = ("switcher_write", "switcher_map")  # in test_switcher.py
+
+
+# --- The guests themselves -------------------------------------------------------------
+
+def header_defines() -> dict[str, int]:
+    text = (GUESTS / "lguest.h").read_text()
+    return {name: int(value, 0) for name, value in
+            re.findall(r"^#define\s+(\w+)\s+(0x[0-9A-Fa-f]+|\d+)\s*$", text, re.MULTILINE)}
+
+
+def test_abi_header_agrees_with_abi_py():
+    """tests/guests/lguest.h carries abi.py's numbers, under the same names, or
+    LHCALL_<call>, LGUEST_DATA_<FIELD> and BOOT_<FIELD>_OFF; it invents none."""
+    expected = {name: value for name, value in vars(abi).items()
+                if name.isupper() and type(value) is int}
+    expected |= {f"LHCALL_{name}": number for name, number in abi.HYPERCALLS.items()}
+    expected |= {f"LGUEST_DATA_{field.upper()}": offset for field, offset in abi.LGUEST_DATA.items()}
+    expected |= {f"BOOT_{field.upper()}_OFF": 4 * index for index, field in enumerate(abi.BOOT_FIELDS)}
+    defines = header_defines()
+    assert len(defines) > 60
+    assert sorted(set(defines) - set(expected)) == []
+    assert {name: value for name, value in defines.items() if value != expected[name]} == {}
+
+
+BUILDS = [(name, None) for name in guest_names() if name != "kill"] + [("kill", case) for case in KILL_CASES]
+
+
+@pytest.mark.parametrize("name, case", BUILDS, ids=[f"{n}-{c}" if c else n for n, c in BUILDS])
+def test_guest_builds_into_a_kernel_the_launcher_takes(guest, name, case):
+    elf = guest(name, **({f"CASE_{case}": 1} if case else {}))
+    with open(elf, "rb") as stream:
+        image = ELFFile(stream)
+        assert (image.elfclass, image.little_endian) == (32, True)
+        assert (image["e_machine"], image["e_type"]) == ("EM_386", "ET_EXEC")
+        entry = image["e_entry"]
+        assert entry >= abi.PAGE_OFFSET + abi.KERNEL_LOAD
+        loads = [s.header for s in image.iter_segments() if s["p_type"] == "PT_LOAD"]
+    assert loads
+    for segment in loads:
+        assert segment.p_paddr >= abi.KERNEL_LOAD
+        assert segment.p_vaddr - segment.p_paddr == abi.PAGE_OFFSET
+        assert segment.p_paddr + segment.p_memsz <= 4 << 20  # the guests map only 4 MiB
+    assert any(s.p_vaddr <= entry < s.p_vaddr + s.p_filesz and s.p_flags & 1 for s in loads)
+
+
+def test_guest_fixture_builds_source_text_once(guest):
+    c = '#include "guest.h"\nvoid main(void) { lguest_init(); print("inline\\n"); }\n'
+    assembler = '#include "guest.h"\n\t.globl main\nmain:\tcall lguest_init\n\tret\n'
+    first, again = guest(c), guest(c)
+    assert first == again and first.stat().st_size > 0
+    assert guest(assembler) != first
+    assert guest("hello") != guest("hello", EXTRA=1)
+
+
+# --- Hypercalls --------------------------------------------------------------------------
+
+def test_console_write_then_poweroff(guest):
+    result = run_guest(guest("hello"))
+    assert (result.returncode, result.stdout) == (0, "hello from ring 1\n"), result.stderr
+
+
+def test_restart_exits_3(guest):
+    result = run_guest(guest("restart"))
+    assert (result.returncode, result.stdout) == (3, "restarting\n"), result.stderr
+
+
+def test_hypercalls_without_visible_effects_return(guest):
+    result = run_guest(guest("hypercalls"))
+    assert (result.returncode, result.stdout) == (0, (
+        "partial\nFLUSH_TLB\nSET_STACK\nTS\nSET_CLOCKEVENT\nSEND_INTERRUPTS\nFLUSH_ASYNC\n"
+        "LOAD_IDT_ENTRY\n")), result.stderr
+
+
+def test_host_reports_poweroff_and_restart_with_the_message(guest):
+    outcome = run_host(guest("hello"))
+    assert (outcome["kind"], outcome["console"]) == ("poweroff", "hello from ring 1\n")
+    assert "hello says goodbye" in outcome["reason"]
+    outcome = run_host(guest("restart"))
+    assert (outcome["kind"], outcome["console"]) == ("restart", "restarting\n")
+    assert "restart requested by the guest" in outcome["reason"]
+
+
+def test_load_gdt_entry_segments_and_dpl_fixup(guest):
+    result = run_guest(guest("gdt"))
+    assert (result.returncode, result.stdout) == (0, (
+        "ds 39, a store through it reads back 7777\n"
+        "fs base 10: 12345678\n"
+        "#GP error 0\n"
+        "after a hypercall and a trap: fs 41, 9abcdef0\n"
+        "lar ok, dpl 1\n"
+        "loaded ds 49\n")), result.stderr
+
+
+def test_ts_makes_the_fpu_raise_nm(guest):
+    result = run_guest(guest("fpu"))
+    assert (result.returncode, result.stdout) == (0, (
+        "TS clear: fld1 gives 1, 0 #NM\n"
+        "#NM at fld1\n"
+        "TS set: fld1 gives 1 after 1 #NM\n"
+        "TS cleared by the handler: fld1 gives 1, 1 #NM\n")), result.stderr
+
+
+# --- Page tables -------------------------------------------------------------------------
+
+def test_shadow_pages_are_built_on_demand_and_follow_new_pgtable(guest):
+    result = run_guest(guest("pages"))
+    assert (result.returncode, result.stdout) == (0, (
+        "running on my own page tables\n"
+        "32 of 32 pages written at 40000000 read back through PAGE_OFFSET\n"
+        "written at 40100008, read at 40000008: cafef00d\n"
+        "other bbbb, mine 1000, other bbbb\n")), result.stderr
+
+
+def test_set_pte_flush_tlb_and_set_pgd_take_effect(guest):
+    result = run_guest(guest("pte"))
+    assert (result.returncode, result.stdout) == (0, (
+        "SET_PTE: a then b\n"
+        "FLUSH_TLB 0: c\n"
+        "FLUSH_TLB 1: d then e\n"
+        "SET_PGD: a then d\n")), result.stderr
+
+
+def test_flush_async_runs_the_queued_calls_in_order(guest):
+    result = run_guest(guest("async"))
+    assert (result.returncode, result.stdout) == (0, (
+        "before: a b c\n"
+        "status ff ff ff ff\n"
+        "after FLUSH_ASYNC: d e b\n"
+        "a synchronous hypercall runs the queue first\n"
+        "status ff, c\n")), result.stderr
+
+
+def test_guest_handles_its_own_page_faults(guest):
+    result = run_guest(guest("pagefault"))
+    assert (result.returncode, result.stdout) == (0, (
+        "page fault at 40000010, error 0\n"
+        "read 1001\n"
+        "page fault at 40001008, error 2\n"
+        "wrote 22222222\n"
+        "read-only page holds 5ead\n"
+        "page fault at 40002000, error 3\n"
+        "wrote 33333333, frame holds 33333333\n"
+        "page fault at abc, error 0\n"
+        "read 1004 at abc, 4 faults\n")), result.stderr
+
+
+# --- Traps -------------------------------------------------------------------------------
+
+def test_gp_from_cli_and_hlt_is_reflected(guest):
+    result = run_guest(guest("gp"))
+    assert (result.returncode, result.stdout) == (0, (
+        "#GP error 0 at cli, cs 19\n"
+        "after cli\n"
+        "#GP error 0 at hlt, cs 19\n"
+        "after hlt: 2 faults\n")), result.stderr
+
+
+def test_gp_carries_the_selector_as_error_code(guest):
+    result = run_guest(guest("gp_selector"))
+    assert (result.returncode, result.stdout) == (0, (
+        "#GP error 1f8 at the load\n"
+        "ds still 21\n"
+        "#GP error 10 at the load\n"
+        "ds still 21\n")), result.stderr
+
+
+def test_divide_error_is_delivered_without_error_code(guest):
+    result = run_guest(guest("divide"))
+    assert (result.returncode, result.stdout) == (0, (
+        "divide error: vector 0, error 0, eip at the div, eax 77\n"
+        "result 1234\n")), result.stderr
+
+
+def test_invalid_opcode_is_delivered(guest):
+    result = run_guest(guest("ud2"))
+    assert (result.returncode, result.stdout) == (0, (
+        "invalid opcode: vector 6 at the ud2\n"
+        "after ud2\n")), result.stderr
+
+
+def test_software_interrupts_and_gate_types(guest):
+    result = run_guest(guest("swint"))
+    assert (result.returncode, result.stdout) == (0, (
+        "int3: vector 3, eip after the int3\n"
+        "int 80: eax 2a, saved IF 200, irq_enabled 200\n"
+        "returned 2b, irq_enabled 200\n"
+        "int 81: eax 63, saved IF 200, irq_enabled 0\n"
+        "returned 64, irq_enabled 200\n"
+        "int 81: eax 7, saved IF 0, irq_enabled 0\n"
+        "returned 8, irq_enabled 0\n")), result.stderr
+
+
+# --- Time ----------------------------------------------------------------------------------
+
+def test_timer_ticks_only_with_virtual_interrupts_on(guest):
+    result = run_guest(guest("timer"))
+    assert (result.returncode, result.stdout) == (0, (
+        "interrupts off: pending yes, 0 ticks\n"
+        "interrupts on: 1 ticks, saved IF 200, irq_enabled in handler 0, now 200\n"
+        "one-shot: still 1 ticks\n"
+        "halted until tick 2\n")), result.stderr
+
+
+def test_blocked_interrupt_lines_wait(guest):
+    result = run_guest(guest("blocked"))
+    assert (result.returncode, result.stdout) == (0, "blocked: 0 ticks\nunblocked: 1 ticks\n"), \
+        result.stderr
+
+
+def test_timeout_stops_a_guest_spinning_with_interrupts_off(guest):
+    started = time.monotonic()
+    result = run_guest(guest("spin"), flags=["--timeout", "1"], timeout=60)
+    elapsed = time.monotonic() - started
+    reason = assert_killed(result, "spinning\n")
+    assert re.search(r"time|stop", reason, re.IGNORECASE), reason
+    assert elapsed < 15, elapsed
+
+
+def test_host_stop_from_another_thread_ends_a_spinning_guest(guest):
+    outcome = run_host(guest("spin"), stop_after=0.3)
+    assert (outcome["kind"], outcome["console"]) == ("killed", "spinning\n")
+    assert "stopped by the test" in outcome["reason"]
+    assert outcome["after_stop"] < 3, outcome
+
+
+def test_deterministic_runs_print_the_same_twice(guest):
+    elf = guest("ticks")
+    first = run_guest(elf, flags=["--deterministic"])
+    second = run_guest(elf, flags=["--deterministic"])
+    assert first.returncode == 0, first.stderr
+    assert re.fullmatch(r"(tick \d after [1-9]\d* turns\n){5}", first.stdout), first.stdout
+    assert (second.returncode, second.stdout) == (0, first.stdout), second.stderr
+
+
+def test_deterministic_host_repeats_too(guest):
+    elf = guest("ticks")
+    first, second = (run_host(elf, deterministic=True) for _ in range(2))
+    assert first["kind"] == "poweroff" and first["console"].count("\n") == 5, first
+    assert second["console"] == first["console"]
+
+
+# --- Killing a guest -------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", [c for c in KILL_CASES if c not in SWITCHER_CASES])
+def test_misbehaving_guest_is_killed_with_one_line(guest, case):
+    result = run_guest(guest("kill", **{f"CASE_{case}": 1}))
+    assert_killed(result, KILL_CASES[case])
+
+
+def test_trap_without_handler_kills_through_the_host_too(guest):
+    outcome = run_host(guest("kill", CASE_no_handler=1))
+    assert (outcome["kind"], outcome["console"]) == ("killed", "start\n")
+    assert outcome["reason"] and "\n" not in outcome["reason"]
