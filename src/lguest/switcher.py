@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/switcher.py» book/switcher.md:486 @5cf5d408
+# «src/lguest/switcher.py» book/switcher.md:492 @5cf5d408
 """The Switcher: its pages at the top of every address space, and the way into the guest."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def descriptor(base: int, limit: int, access: int, flags: int = 0xC) -> int:
 # «/The Switcher's pages»
 
 
-# «The way in» book/switcher.md:247 @5547c85c
+# «The way in» book/switcher.md:250 @d44f1321
 class Switcher:
     """The Switcher's pages, the GDT that lives in them, and the way into the guest."""
 
@@ -75,10 +75,13 @@ class Switcher:
 
     def _clean_context(self, cr3: int, ts: bool) -> object:
         uc = self.uc
-        uc.reg_write(UC_X86_REG_GDTR, (0, GDT_ADDRESS, GDT_ENTRIES * 8 - 1, 0))
-        uc.reg_write(UC_X86_REG_CS, HOST_CS)
-        for register in (UC_X86_REG_SS, UC_X86_REG_DS, UC_X86_REG_ES):
-            uc.reg_write(register, HOST_DS)
+        if self.contexts:  # start from a clean ring-0 state: the guest's would refuse HOST_CS
+            uc.context_restore(next(iter(self.contexts.values())))
+        else:
+            uc.reg_write(UC_X86_REG_GDTR, (0, GDT_ADDRESS, GDT_ENTRIES * 8 - 1, 0))
+            uc.reg_write(UC_X86_REG_CS, HOST_CS)
+            for register in (UC_X86_REG_SS, UC_X86_REG_DS, UC_X86_REG_ES):
+                uc.reg_write(register, HOST_DS)
         uc.reg_write(UC_X86_REG_CR3, cr3)
         uc.reg_write(UC_X86_REG_CR0, CR0_GUEST | (CR0_TS if ts else 0))
         uc.reg_write(UC_X86_REG_EFLAGS, 0x2)
@@ -87,7 +90,7 @@ class Switcher:
 # «/The way in»
 
 
-# «The register file» book/switcher.md:322 @ca93c7cc
+# «The register file» book/switcher.md:328 @ca93c7cc
 GPRS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 GPR_IDS = (UC_X86_REG_EAX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_EBX,
            UC_X86_REG_ESP, UC_X86_REG_EBP, UC_X86_REG_ESI, UC_X86_REG_EDI)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1286 @bef48614
+# «src/lguest/host/core.py» book/host.md:1306 @bef48614
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Clocks» book/host.md:930 @92cfd119
+# «Clocks» book/host.md:950 @92cfd119
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -93,7 +93,7 @@ class VirtualClock:
 # «/Clocks»
 
 
-# «The Host's state» book/host.md:94 @1950cabc
+# «The Host's state» book/host.md:94 @28923158
 FRAME_INDEX = {name: index for index, name in enumerate(FRAME)}
 EIP, CS, EFLAGS, ESP, SS = (FRAME_INDEX[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 SEGMENT_REGISTERS = {"gs": UC_X86_REG_GS, "fs": UC_X86_REG_FS, "es": UC_X86_REG_ES,
@@ -124,6 +124,8 @@ class Host:
         self.halted = False
         self.deadline: int | None = None  # the clock event, in clock nanoseconds
         self.trap: int | None = None  # the vector of the exit being handled
+        self.error_code = 0  # and, for a fault, its error code
+        self.fault_address = 0  # and, for a page fault, the address
         self.dead: str | None = None
         self.stop_request: str | None = None
         self.running = False
@@ -135,7 +137,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1265 @f9a84bbe
+    # «Killing and stopping» book/host.md:1285 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -154,7 +156,7 @@ class Host:
             raise Killed(f"stopped by the host: {self.stop_request}")
     # «/Killing and stopping»
 
-    # «Run the guest» book/host.md:159 @78161e69
+    # «Run the guest» book/host.md:163 @e60d5a1b
     def run(self, *, entry: int, stack: int, boot: int, pgdir: int) -> Outcome:
         """Run the guest from ``entry`` until it shuts down or dies."""
         self.regs = [KERNEL_DS] * 4 + [0, boot, 0, 0, 0, 0, 0, 0] + [entry, KERNEL_CS, 0x202, stack, KERNEL_DS]
@@ -185,6 +187,9 @@ class Host:
             return Outcome(request.kind, request.message)
         except KeyboardInterrupt:
             return Outcome("killed", "interrupted from the keyboard")
+        except Exception as error:  # a bug in the Host: report it in one line, like any death
+            self.dead = f"host error: {error!r}"
+            return Outcome("killed", self.dead)
         finally:
             self.stop_request = self.stop_request or "the guest has stopped"
             self._wake.set()
@@ -192,7 +197,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest» book/host.md:220 @5c799717
+    # «One trip into the Guest» book/host.md:227 @5c799717
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
@@ -229,12 +234,16 @@ class Host:
         regs[EFLAGS] = uc.reg_read(UC_X86_REG_EFLAGS)
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:305 @62ab1c00
+    # «The trap hook» book/host.md:322 @5f0eb3eb
     def _on_trap(self, uc: Uc, vector: int, _) -> None:
         try:
             if vector == HYPERCALL_VECTOR and self._hypercall_in_hook():
                 return
             self.trap = vector
+            if vector != HYPERCALL_VECTOR:  # the fault's details, before anything can disturb them
+                self.cpu.load()
+                self.error_code = self.cpu["error_code"]
+                self.fault_address = uc.reg_read(UC_X86_REG_CR2) if vector == PAGE_FAULT else 0
         except Killed as death:
             self.dead = death.reason
         except GuestMemoryError as error:
@@ -277,7 +286,7 @@ class Host:
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:372 @15119ae2
+    # «Handle an exit» book/host.md:393 @acbfd984
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
@@ -294,13 +303,12 @@ class Host:
         if vector == DOUBLE_FAULT:
             self.kill(f"double fault at {regs[EIP]:#x}")
         if vector == PAGE_FAULT:
-            address, error = self.uc.reg_read(UC_X86_REG_CR2), self.cpu["error_code"]
+            address, error = self.fault_address, self.error_code
             if self.pages.demand_page(address, write=bool(error & 2), user=bool(error & 4)):
                 return
             if self.lguest_data is not None:
                 self.memory.write_u32(self.lguest_data + LGUEST_DATA["cr2"], address)
-        error = self.cpu["error_code"] if vector in ERROR_CODE_VECTORS else None
-        self.interrupts.deliver_trap(vector, error)
+        self.interrupts.deliver_trap(vector, self.error_code if vector in ERROR_CODE_VECTORS else None)
 
 
     def _trace(self, kind: str, vector: int | None, number: int | None = None,
@@ -316,7 +324,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:864 @d08a93f1
+    # «Time passes» book/host.md:884 @d08a93f1
     def _timer(self) -> None:
         """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
         while self.stop_request is None:
