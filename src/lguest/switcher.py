@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/switcher.py» book/switcher.md:492 @5cf5d408
+# «src/lguest/switcher.py» book/switcher.md:499 @5cf5d408
 """The Switcher: its pages at the top of every address space, and the way into the guest."""
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class Switcher:
 # «/The way in»
 
 
-# «The register file» book/switcher.md:328 @ca93c7cc
+# «The register file» book/switcher.md:328 @761c52cf
 GPRS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 GPR_IDS = (UC_X86_REG_EAX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_EBX,
            UC_X86_REG_ESP, UC_X86_REG_EBP, UC_X86_REG_ESI, UC_X86_REG_EDI)
@@ -145,10 +145,12 @@ class RegisterFile:
         self.context = uc.context_save()
         base = ctypes.cast(self.context.context, ctypes.c_void_p).value
         self.words = {name: ctypes.c_uint32.from_address(base + offset) for name, offset in LAYOUT.items()}
-        self._read_batch, self._handle = uclib.uc_reg_read_batch, uc._uch
+        self._read_batch = ctypes.CDLL(uclib._name).uc_reg_read_batch  # no argtypes: see below
+        self._handle = uc._uch
         count = len(HYPERCALL_REGISTERS)
         self._ids = (ctypes.c_int * count)(*HYPERCALL_REGISTERS)
         self._values = (ctypes.c_uint64 * count)()
+        self._unpack = struct.Struct(f"<{count}Q").unpack_from
         self._pointers = (ctypes.c_void_p * count)(
             *(ctypes.addressof(self._values) + 8 * index for index in range(count)))
 
@@ -162,6 +164,6 @@ class RegisterFile:
     def hypercall(self) -> tuple[int, int, int, int, int]:
         """The call number and four arguments, in one trip into Unicorn."""
         self._read_batch(self._handle, self._ids, self._pointers, len(HYPERCALL_REGISTERS))
-        return tuple(self._values)
+        return self._unpack(self._values)
 # «/The register file»
 # «/src/lguest/switcher.py»

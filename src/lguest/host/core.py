@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1306 @bef48614
+# «src/lguest/host/core.py» book/host.md:1312 @52d31dfa
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .interrupts import ERROR_CODE_VECTORS, TRAP_NAMES, Interrupts
 from .page_tables import ShadowPages
 
 PAGE_FAULT, DOUBLE_FAULT, INVALID_OPCODE = 14, 8, 6
-TICK = 0.01  # the timer thread looks in at least this often, in seconds
+TICK = 0.1  # the timer thread looks in at least this often, in seconds
 SLICE = 200_000  # instructions per slice in deterministic mode
 EXIT_COST_NS = 1_000  # virtual nanoseconds charged for each exit in deterministic mode
 
@@ -58,7 +58,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Clocks» book/host.md:950 @92cfd119
+# «Clocks» book/host.md:956 @92cfd119
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -93,9 +93,10 @@ class VirtualClock:
 # «/Clocks»
 
 
-# «The Host's state» book/host.md:94 @28923158
+# «The Host's state» book/host.md:94 @e5d453c9
 FRAME_INDEX = {name: index for index, name in enumerate(FRAME)}
 EIP, CS, EFLAGS, ESP, SS = (FRAME_INDEX[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
+ASYNC_STATUS = LGUEST_DATA["async_status"]
 SEGMENT_REGISTERS = {"gs": UC_X86_REG_GS, "fs": UC_X86_REG_FS, "es": UC_X86_REG_ES,
                      "ds": UC_X86_REG_DS, "cs": UC_X86_REG_CS, "ss": UC_X86_REG_SS}
 
@@ -137,7 +138,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1285 @f9a84bbe
+    # «Killing and stopping» book/host.md:1291 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -156,7 +157,7 @@ class Host:
             raise Killed(f"stopped by the host: {self.stop_request}")
     # «/Killing and stopping»
 
-    # «Run the guest» book/host.md:163 @e60d5a1b
+    # «Run the guest» book/host.md:164 @e60d5a1b
     def run(self, *, entry: int, stack: int, boot: int, pgdir: int) -> Outcome:
         """Run the guest from ``entry`` until it shuts down or dies."""
         self.regs = [KERNEL_DS] * 4 + [0, boot, 0, 0, 0, 0, 0, 0] + [entry, KERNEL_CS, 0x202, stack, KERNEL_DS]
@@ -197,7 +198,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest» book/host.md:227 @5c799717
+    # «One trip into the Guest» book/host.md:228 @5c799717
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
@@ -234,7 +235,7 @@ class Host:
         regs[EFLAGS] = uc.reg_read(UC_X86_REG_EFLAGS)
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:322 @5f0eb3eb
+    # «The trap hook» book/host.md:323 @e5342547
     def _on_trap(self, uc: Uc, vector: int, _) -> None:
         try:
             if vector == HYPERCALL_VECTOR and self._hypercall_in_hook():
@@ -255,21 +256,22 @@ class Host:
 
     def _hypercall_in_hook(self) -> bool:
         """Serve a hypercall without stopping the guest, if it is one we may."""
-        number, *arguments = self.cpu.hypercall()
-        if number not in IN_HOOK or self.lguest_data is None and number != HYPERCALLS["LGUEST_INIT"]:
+        number, a1, a2, a3, a4 = self.cpu.hypercall()
+        if number not in IN_HOOK:
             return False
-        if self.lguest_data is not None and self.memory.view[self._async_status()] == ASYNC_READY:
+        data = self.lguest_data
+        if data is None:
+            if number != HYPERCALLS["LGUEST_INIT"]:
+                return False
+        elif self.memory.view[data + ASYNC_STATUS + self.next_async] == ASYNC_READY:
             return False
         self.exits += 1
-        self.clock.advance(EXIT_COST_NS)
+        if self.deterministic:
+            self.clock.advance(EXIT_COST_NS)
         if self.trace is not None:
             self._trace("hypercall", HYPERCALL_VECTOR, number, eip=self.uc.reg_read(UC_X86_REG_EIP))
-        HANDLERS[number](self, *arguments)
+        HANDLERS[number](self, a1, a2, a3, a4)
         return True
-
-
-    def _async_status(self) -> int:
-        return self.lguest_data + LGUEST_DATA["async_status"] + self.next_async
 
 
     def _on_in(self, uc: Uc, port: int, size: int, _) -> int:
@@ -286,7 +288,7 @@ class Host:
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:393 @acbfd984
+    # «Handle an exit» book/host.md:395 @acbfd984
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
@@ -324,7 +326,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:884 @d08a93f1
+    # «Time passes» book/host.md:890 @d08a93f1
     def _timer(self) -> None:
         """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
         while self.stop_request is None:

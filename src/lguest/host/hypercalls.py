@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/hypercalls.py» book/host.md:635 @ab27460c
+# «src/lguest/host/hypercalls.py» book/host.md:637 @ab27460c
 """Hypercalls: the guest asks, the Host answers (or kills it)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from ..abi import (ASYNC_DONE, ASYNC_READY, ASYNC_SLOTS, HYPERCALLS, LGUEST_DATA
                    SHUTDOWN_POWEROFF, SHUTDOWN_RESTART, SWITCHER_ADDR)
 from .segments import guest_descriptor
 
-# «The hypercall table» book/host.md:448 @34b5ac9f
+# «The hypercall table» book/host.md:450 @34b5ac9f
 HANDLERS: dict[int, Callable] = {}
 IN_HOOK: set[int] = set()
 
@@ -43,7 +43,7 @@ def do_hypercall(host, number: int, a1: int, a2: int, a3: int, a4: int) -> None:
 # «/The hypercall table»
 
 
-# «The asynchronous ring» book/host.md:490 @1a7368fd
+# «The asynchronous ring» book/host.md:492 @1a7368fd
 def run_async(host) -> None:
     """Run every queued call in the guest's ring, in order."""
     status = host.lguest_data + LGUEST_DATA["async_status"]
@@ -64,7 +64,7 @@ def flush_async(host, *_) -> None:
 # «/The asynchronous ring»
 
 
-# «Init and shutdown» book/host.md:522 @e4c66d2e
+# «Init and shutdown» book/host.md:524 @e4c66d2e
 @hypercall("LGUEST_INIT", in_hook=True)
 def lguest_init(host, address, *_) -> None:
     if host.lguest_data is not None:
@@ -89,7 +89,7 @@ def shutdown(host, message, reason, *_) -> None:
 # «/Init and shutdown»
 
 
-# «The rest of the table» book/host.md:561 @e5bb9ae3
+# «The rest of the table» book/host.md:563 @e5bb9ae3
 @hypercall("NEW_PGTABLE")
 def new_pgtable(host, pgdir, *_) -> None:
     host.pages.new_pgtable(pgdir)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/interrupts.py» book/host.md:837 @c13453e4
+# «src/lguest/host/interrupts.py» book/host.md:839 @c13453e4
 """Interrupts and traps: the frames the Host pushes on the guest's behalf."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from ..switcher import FRAME
 EIP, CS, EFLAGS, ESP, SS = (FRAME.index(name) for name in ("eip", "cs", "eflags", "esp", "ss"))
 EFLAGS_TF, EFLAGS_NT = 0x100, 0x4000
 
-# «Gates» book/host.md:672 @f5a854fa
+# «Gates» book/host.md:674 @f5a854fa
 INTERRUPT_GATE, TRAP_GATE = 0xE, 0xF
 ERROR_CODE_VECTORS = frozenset({8, 10, 11, 12, 13, 14, 17})
 RESERVED_VECTORS = frozenset({2, 8, 15, HYPERCALL_VECTOR})
@@ -43,7 +43,7 @@ def decode_gate(vector: int, low: int, high: int, kill: Callable) -> Gate | None
 # «/Gates»
 
 
-# «The interrupt controller» book/host.md:804 @30f6cad6
+# «The interrupt controller» book/host.md:806 @30f6cad6
 class Interrupts:
     """The guest's interrupt table, its pending lines, and delivery."""
 
@@ -67,7 +67,7 @@ class Interrupts:
     def raise_irq(self, line: int) -> None:
         self.pending |= 1 << line
 
-    # «Which interrupt, if any» book/host.md:710 @a8fe7b6e
+    # «Which interrupt, if any» book/host.md:712 @a8fe7b6e
     def deliverable(self) -> int | None:
         """The lowest pending, unblocked line, if the guest can take it now."""
         data, memory = self.host.lguest_data, self.host.memory
@@ -84,7 +84,7 @@ class Interrupts:
         return (lines & -lines).bit_length() - 1
     # «/Which interrupt, if any»
 
-    # «Deliver interrupts and traps» book/host.md:780 @d6d272cf
+    # «Deliver interrupts and traps» book/host.md:782 @d6d272cf
     def deliver_pending(self) -> bool:
         line = self.deliverable()
         if line is None:
@@ -108,7 +108,7 @@ class Interrupts:
         self.push_frame(vector, gate, error_code)
     # «/Deliver interrupts and traps»
 
-    # «Push a frame» book/host.md:742 @97d9d58b
+    # «Push a frame» book/host.md:744 @97d9d58b
     def push_frame(self, vector: int, gate: Gate, error_code: int | None) -> None:
         host = self.host
         regs, data = host.regs, host.lguest_data
