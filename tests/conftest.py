@@ -127,13 +127,14 @@ def guest(guest_cache: Path):
 
 
 def run_guest(elf: Path, *args: str, mem: int = 16, timeout: float = 60,
-              flags: tuple[str, ...] | list[str] = ()) -> subprocess.CompletedProcess:
+              flags: tuple[str, ...] | list[str] = (), input: str = "") -> subprocess.CompletedProcess:
     """``python -m lguest run [flags] MEM elf args...`` from the repository root."""
     import os
 
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     return subprocess.run([sys.executable, "-m", "lguest", "run", *flags, str(mem), str(elf), *args],
-                          check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+                          check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+                          input=input)
 
 
 KILLED = "lguest: guest killed: "

@@ -283,3 +283,15 @@ def test_trap_without_handler_kills_through_the_host_too(guest):
     outcome = run_host(guest("kill", CASE_no_handler=1))
     assert (outcome["kind"], outcome["console"]) == ("killed", "start\n")
     assert outcome["reason"] and "\n" not in outcome["reason"]
+
+
+def test_early_console_echoes_input_and_ends_at_eof(guest):
+    result = run_guest(guest("echo"), input="hello, host\nbye\n")
+    assert (result.returncode, result.stdout) == (0, (
+        "HELLO, HOST\nBYE\nend of input after 16 bytes, woken by the console\n")), result.stderr
+
+
+def test_early_console_is_deterministic(guest):
+    runs = [run_guest(guest("echo"), flags=["--deterministic"], input="one\ntwo\n") for _ in range(2)]
+    assert runs[0].stdout == runs[1].stdout == "ONE\nTWO\nend of input after 8 bytes, woken by the console\n"
+    assert [run.returncode for run in runs] == [0, 0]

@@ -397,9 +397,10 @@ class FakeHost:
     made: list["FakeHost"] = []
     behave: Callable[["FakeHost"], Outcome] = staticmethod(lambda host: Outcome("poweroff", ""))
 
-    def __init__(self, memory, console, deterministic=False, trace=None):
+    def __init__(self, memory, console, deterministic=False, trace=None, console_input=None):
         self.memory, self.console, self.deterministic, self.trace = (memory, console,
                                                                      deterministic, trace)
+        self.console_input = console_input
         self.stopped: str | None = None
         self.run_args: dict[str, Any] = {}
         FakeHost.made.append(self)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/abi.py» book/guest.md:286 @a0a92635
+# «src/lguest/abi.py» book/guest.md:295 @a0a92635
 """The numbers Host and Guest agree on: the Guest chapter explains each one."""
 
 # «Where things live» book/guest.md:171 @1d2fabce
@@ -32,7 +32,7 @@ BOOT_CMDLINE = 256  # offset of the command line within the page
 BOOT_CMDLINE_MAX = PAGE_SIZE - BOOT_CMDLINE - 1
 # «/The boot page»
 
-# «Hypercall numbers» book/guest.md:222 @2683cbeb
+# «Hypercall numbers» book/guest.md:227 @a05ac185
 HYPERCALL_VECTOR = 0x1F
 HYPERCALLS = {
     "FLUSH_ASYNC": 0,  # drain the asynchronous ring
@@ -50,13 +50,15 @@ HYPERCALLS = {
     "LOAD_GDT_ENTRY": 18,  # ebx: index, ecx and edx: the two words of the descriptor
     "SEND_INTERRUPTS": 19,  # deliver whatever is pending
     "CONSOLE_WRITE": 20,  # ebx: physical address, ecx: length
+    "CONSOLE_READ": 21,  # ebx: physical address, ecx: room; eax: bytes read, or CONSOLE_EOF
 }
+CONSOLE_EOF = 0xFFFFFFFF  # CONSOLE_READ's answer once the input has ended
 HYPERCALL_NAMES = {number: name for name, number in HYPERCALLS.items()}
 SHUTDOWN_POWEROFF = 1
 SHUTDOWN_RESTART = 2
 # «/Hypercall numbers»
 
-# «The shared page» book/guest.md:251 @4e890483
+# «The shared page» book/guest.md:258 @4e890483
 LGUEST_DATA = {
     "irq_enabled": 0,  # guest: X86_EFLAGS_IF when interrupts are on
     "blocked_interrupts": 4,  # guest: a bit for each masked interrupt line
@@ -77,9 +79,10 @@ LGUEST_DATA_SIZE = 128 + ASYNC_SLOTS * 20
 X86_EFLAGS_IF = 0x200
 # «/The shared page»
 
-# «Interrupt vectors» book/guest.md:277 @6decf7d8
+# «Interrupt vectors» book/guest.md:285 @692ae744
 FIRST_EXTERNAL_VECTOR = 32
 TIMER_IRQ = 0
+CONSOLE_IRQ = 1
 IRQ_LINES = 32
 SYSCALL_VECTOR = 0x80
 # «/Interrupt vectors»

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/launcher.py» book/launcher.md:895 @dd3bd312
+# «src/lguest/launcher.py» book/launcher.md:901 @dd3bd312
 """The Launcher: make guest memory, load a kernel, write the boot page, run the Host."""
 
 from __future__ import annotations
@@ -245,10 +245,11 @@ OUTCOMES = {"poweroff": EXIT_POWEROFF, "restart": EXIT_RESTART, "killed": EXIT_K
 # «/How a run ends»
 
 
-# «Launch a guest» book/launcher.md:695 @7afcf593
+# «Launch a guest» book/launcher.md:697 @74866c20
 def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool = False,
            deterministic: bool = False, console: BinaryIO | None = None,
-           timeout: float | None = None, stderr: TextIO | None = None) -> int:
+           timeout: float | None = None, stderr: TextIO | None = None,
+           console_input: BinaryIO | None = None) -> int:
     """Boot ``elf_path`` with ``mem_mb`` MiB of memory, run it to the end; return the status."""
     stderr = sys.stderr if stderr is None else stderr
     try:
@@ -263,10 +264,13 @@ def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: b
         print(f"lguest: {elf_path}: entry {entry:#x}, {mem_mb} MiB, "
               f"page directory at {pgdir:#x}", file=stderr, flush=True)
     from .host.core import Host
+    from .host.hypercalls import EarlyConsole
 
     console = sys.stdout.buffer if console is None else console
     host = Host(memory, console=console, deterministic=deterministic,
-                trace=ExitTracer(stderr) if verbose else None)
+                trace=ExitTracer(stderr) if verbose else None,
+                console_input=EarlyConsole(sys.stdin.buffer if console_input is None else console_input,
+                                           deterministic))
     try:
         with watching(host, timeout):
             outcome = host.run(entry=entry, stack=abi.PAGE_OFFSET + abi.BOOT_PAGE,
@@ -277,7 +281,7 @@ def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: b
 # «/Launch a guest»
 
 
-# «Report how the guest ended» book/launcher.md:733 @882ba5ff
+# «Report how the guest ended» book/launcher.md:739 @882ba5ff
 def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
     """The exit status for the Host's outcome, with the reason on stderr if the guest died."""
     reason = " ".join(str(outcome.reason).splitlines())
@@ -292,7 +296,7 @@ def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
 # «/Report how the guest ended»
 
 
-# «Watch the clock and the keyboard» book/launcher.md:775 @3c3a5853
+# «Watch the clock and the keyboard» book/launcher.md:781 @3c3a5853
 TICK = 0.05  # seconds between the watcher's looks at the clock
 
 
@@ -334,7 +338,7 @@ def watching(host: Any, timeout: float | None) -> Iterator[None]:
 # «/Watch the clock and the keyboard»
 
 
-# «Name the chunk behind each exit» book/launcher.md:842 @09b83141
+# «Name the chunk behind each exit» book/launcher.md:848 @09b83141
 PACKAGE = Path(__file__).resolve().parent
 
 

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1312 @52d31dfa
+# «src/lguest/host/core.py» book/host.md:1422 @52d31dfa
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Clocks» book/host.md:956 @92cfd119
+# «Clocks» book/host.md:1063 @fe41e502
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -71,9 +71,11 @@ class WallClock:
     def advance(self, nanoseconds: int) -> None:
         """Real time needs no help."""
 
-    def sleep_until(self, deadline: int, host) -> None:
-        while self.now() < deadline and host.stop_request is None:
-            time.sleep(min(TICK, (deadline - self.now()) / 1e9))
+    def sleep_until(self, deadline: int | None, host) -> None:
+        """Sleep until the deadline, an interrupt from another thread, or a tick."""
+        wait = TICK if deadline is None else max(0.0, min(TICK, (deadline - self.now()) / 1e9))
+        if host._doorbell.wait(wait):
+            host._doorbell.clear()
 
 
 class VirtualClock:
@@ -88,12 +90,13 @@ class VirtualClock:
     def advance(self, nanoseconds: int) -> None:
         self.nanoseconds += nanoseconds
 
-    def sleep_until(self, deadline: int, host) -> None:
-        self.nanoseconds = max(self.nanoseconds, deadline)
+    def sleep_until(self, deadline: int | None, host) -> None:
+        if deadline is not None:
+            self.nanoseconds = max(self.nanoseconds, deadline)
 # «/Clocks»
 
 
-# «The Host's state» book/host.md:94 @e5d453c9
+# «The Host's state» book/host.md:94 @2a6c9aea
 FRAME_INDEX = {name: index for index, name in enumerate(FRAME)}
 EIP, CS, EFLAGS, ESP, SS = (FRAME_INDEX[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 ASYNC_STATUS = LGUEST_DATA["async_status"]
@@ -105,7 +108,7 @@ class Host:
     """One guest, its CPU, and everything the hypervisor knows about it."""
 
     def __init__(self, memory: GuestMemory, *, console=None, deterministic: bool = False,
-                 trace: Callable[[Exit], None] | None = None):
+                 trace: Callable[[Exit], None] | None = None, console_input=None):
         self.memory = memory
         self.uc = uc = Uc(UC_ARCH_X86, UC_MODE_32)
         memory.map_into(uc)
@@ -114,6 +117,7 @@ class Host:
         self.interrupts = Interrupts(self)
         self.cpu = RegisterFile(uc)
         self.console = console if console is not None else sys.stdout.buffer
+        self.console_input = console_input  # an EarlyConsole, or None for no input at all
         self.deterministic = deterministic
         self.clock = VirtualClock() if deterministic else WallClock()
         self.trace = trace
@@ -132,13 +136,14 @@ class Host:
         self.running = False
         self.exits = 0
         self._wake = threading.Event()
+        self._doorbell = threading.Event()  # rung when an interrupt is raised from another thread
         self._wakes_at = 0  # when the timer thread next looks in, clock nanoseconds
         uc.hook_add(UC_HOOK_INTR, self._on_trap)
         uc.hook_add(UC_HOOK_INSN, self._on_in, aux1=UC_X86_INS_IN)
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1291 @f9a84bbe
+    # «Killing and stopping» book/host.md:1401 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -157,13 +162,15 @@ class Host:
             raise Killed(f"stopped by the host: {self.stop_request}")
     # «/Killing and stopping»
 
-    # «Run the guest» book/host.md:164 @e60d5a1b
+    # «Run the guest» book/host.md:166 @3d6ed2db
     def run(self, *, entry: int, stack: int, boot: int, pgdir: int) -> Outcome:
         """Run the guest from ``entry`` until it shuts down or dies."""
         self.regs = [KERNEL_DS] * 4 + [0, boot, 0, 0, 0, 0, 0, 0] + [entry, KERNEL_CS, 0x202, stack, KERNEL_DS]
         timer = None if self.deterministic else threading.Thread(target=self._timer, daemon=True)
         try:
             self.pages.new_pgtable(pgdir)
+            if self.console_input is not None:
+                self.console_input.start(self)
             if timer:
                 timer.start()
             while True:
@@ -198,7 +205,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest» book/host.md:228 @5c799717
+    # «One trip into the Guest» book/host.md:232 @5c799717
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
@@ -235,7 +242,7 @@ class Host:
         regs[EFLAGS] = uc.reg_read(UC_X86_REG_EFLAGS)
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:323 @e5342547
+    # «The trap hook» book/host.md:327 @e5342547
     def _on_trap(self, uc: Uc, vector: int, _) -> None:
         try:
             if vector == HYPERCALL_VECTOR and self._hypercall_in_hook():
@@ -288,7 +295,7 @@ class Host:
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:395 @acbfd984
+    # «Handle an exit» book/host.md:399 @d2dc251a
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
@@ -299,7 +306,9 @@ class Host:
             self._trace("hypercall", vector, number)
             if self.lguest_data is not None:
                 run_async(self)
-            do_hypercall(self, number, *(regs[FRAME_INDEX[name]] for name in ("ebx", "ecx", "edx", "esi")))
+            result = do_hypercall(self, number, *(regs[FRAME_INDEX[name]] for name in ("ebx", "ecx", "edx", "esi")))
+            if result is not None:
+                regs[FRAME_INDEX["eax"]] = result & 0xFFFFFFFF
             return
         self._trace("trap", vector)
         if vector == DOUBLE_FAULT:
@@ -326,7 +335,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:890 @d08a93f1
+    # «Time passes» book/host.md:990 @51733e4c
     def _timer(self) -> None:
         """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
         while self.stop_request is None:
@@ -355,13 +364,20 @@ class Host:
 
     def _sleep(self) -> None:
         """HALT: sleep until an interrupt can be delivered."""
-        if self.interrupts.deliverable() is not None:
-            return
-        if self.deadline is None:
-            self.kill("halted with no timer armed and nothing else to wake it")
-        self.clock.sleep_until(self.deadline, self)
-        self._check_stop()
-        self._tick()
+        while self.interrupts.deliverable() is None:
+            if self.deadline is None and not (self.console_input and self.console_input.may_wake()):
+                self.kill("halted with no timer armed and nothing else to wake it")
+            self.clock.sleep_until(self.deadline, self)
+            self._check_stop()
+            self._tick()
+
+
+    def raise_interrupt(self, line: int) -> None:
+        """Raise an interrupt line from any thread, and make sure the loop notices."""
+        self.interrupts.raise_irq(line)
+        self._doorbell.set()
+        if self.running:
+            self.uc.emu_stop()
 
 
     def update_time(self) -> None:

@@ -1,16 +1,20 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/hypercalls.py» book/host.md:637 @ab27460c
+# «src/lguest/host/hypercalls.py» book/host.md:722 @4ca30d62
 """Hypercalls: the guest asks, the Host answers (or kills it)."""
 
 from __future__ import annotations
 
 from typing import Callable
 
-from ..abi import (ASYNC_DONE, ASYNC_READY, ASYNC_SLOTS, HYPERCALLS, LGUEST_DATA, LGUEST_DATA_SIZE,
-                   SHUTDOWN_POWEROFF, SHUTDOWN_RESTART, SWITCHER_ADDR)
+import threading
+from typing import BinaryIO
+
+from ..abi import (ASYNC_DONE, ASYNC_READY, ASYNC_SLOTS, CONSOLE_EOF, CONSOLE_IRQ, HYPERCALLS,
+                   LGUEST_DATA, LGUEST_DATA_SIZE, SHUTDOWN_POWEROFF, SHUTDOWN_RESTART,
+                   SWITCHER_ADDR)
 from .segments import guest_descriptor
 
-# «The hypercall table» book/host.md:450 @34b5ac9f
+# «The hypercall table» book/host.md:456 @f6b4e2e1
 HANDLERS: dict[int, Callable] = {}
 IN_HOOK: set[int] = set()
 
@@ -33,17 +37,18 @@ class Shutdown(Exception):
         self.kind, self.message = kind, message
 
 
-def do_hypercall(host, number: int, a1: int, a2: int, a3: int, a4: int) -> None:
+def do_hypercall(host, number: int, a1: int, a2: int, a3: int, a4: int) -> int | None:
+    """Serve one call; the result, if the call has one, goes back in %eax."""
     if host.lguest_data is None and number != HYPERCALLS["LGUEST_INIT"]:
         host.kill(f"hypercall {number} before LGUEST_INIT")
     handler = HANDLERS.get(number)
     if handler is None:
         host.kill(f"bad hypercall {number}")
-    handler(host, a1, a2, a3, a4)
+    return handler(host, a1, a2, a3, a4)
 # «/The hypercall table»
 
 
-# «The asynchronous ring» book/host.md:492 @1a7368fd
+# «The asynchronous ring» book/host.md:499 @1a7368fd
 def run_async(host) -> None:
     """Run every queued call in the guest's ring, in order."""
     status = host.lguest_data + LGUEST_DATA["async_status"]
@@ -64,7 +69,7 @@ def flush_async(host, *_) -> None:
 # «/The asynchronous ring»
 
 
-# «Init and shutdown» book/host.md:524 @e4c66d2e
+# «Init and shutdown» book/host.md:531 @e4c66d2e
 @hypercall("LGUEST_INIT", in_hook=True)
 def lguest_init(host, address, *_) -> None:
     if host.lguest_data is not None:
@@ -89,7 +94,7 @@ def shutdown(host, message, reason, *_) -> None:
 # «/Init and shutdown»
 
 
-# «The rest of the table» book/host.md:563 @e5bb9ae3
+# «The rest of the table» book/host.md:570 @1c39e9c1
 @hypercall("NEW_PGTABLE")
 def new_pgtable(host, pgdir, *_) -> None:
     host.pages.new_pgtable(pgdir)
@@ -159,5 +164,64 @@ def console_write(host, address, length, *_) -> None:
         host.kill(f"console write of {length} bytes is too long")
     host.console.write(host.memory.read(address, length))
     host.console.flush()
+
+
+@hypercall("CONSOLE_READ")
+def console_read(host, address, room, *_) -> int:
+    if room > 1 << 16:
+        host.kill(f"console read of {room} bytes is too long")
+    host.memory.check(address, room)
+    data = host.console_input.read(room) if host.console_input is not None else None
+    if data is None:
+        return CONSOLE_EOF
+    host.memory.write(address, data)
+    return len(data)
 # «/The rest of the table»
+
+
+# «The early console» book/host.md:674 @10a13961
+class EarlyConsole:
+    """Input for CONSOLE_READ: bytes from a stream, announced on CONSOLE_IRQ."""
+
+    def __init__(self, stream: BinaryIO, deterministic: bool = False):
+        self.stream, self.deterministic = stream, deterministic
+        self.buffer = bytearray()
+        self.ended = False
+        self.lock = threading.Lock()
+
+    def start(self, host) -> None:
+        if self.deterministic:
+            self.buffer += self.stream.read()
+            self.ended = True
+            if self.buffer:
+                host.interrupts.raise_irq(CONSOLE_IRQ)
+        else:
+            threading.Thread(target=self._reader, args=(host,), daemon=True).start()
+
+    def _reader(self, host) -> None:
+        while True:
+            try:
+                data = self.stream.read1(4096) if hasattr(self.stream, "read1") else self.stream.read(4096)
+            except (OSError, ValueError):
+                data = b""
+            with self.lock:
+                self.buffer += data
+                self.ended = not data
+            host.raise_interrupt(CONSOLE_IRQ)
+            if not data:
+                return
+
+    def read(self, room: int) -> bytes | None:
+        """Up to ``room`` bytes; b"" if none are waiting, None once the input has ended."""
+        with self.lock:
+            if not self.buffer:
+                return None if self.ended else b""
+            data = bytes(self.buffer[:room])
+            del self.buffer[:room]
+            return data
+
+    def may_wake(self) -> bool:
+        """Might input still arrive and wake a halted guest?"""
+        return not self.ended and not self.deterministic
+# «/The early console»
 # «/src/lguest/host/hypercalls.py»

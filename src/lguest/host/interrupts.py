@@ -1,19 +1,20 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/interrupts.py» book/host.md:839 @c13453e4
+# «src/lguest/host/interrupts.py» book/host.md:938 @0b0832fc
 """Interrupts and traps: the frames the Host pushes on the guest's behalf."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
-from ..abi import FIRST_EXTERNAL_VECTOR, HYPERCALL_VECTOR, LGUEST_DATA, X86_EFLAGS_IF
+from ..abi import FIRST_EXTERNAL_VECTOR, HYPERCALL_VECTOR, IRQ_LINES, LGUEST_DATA, X86_EFLAGS_IF
 from ..switcher import FRAME
 
 EIP, CS, EFLAGS, ESP, SS = (FRAME.index(name) for name in ("eip", "cs", "eflags", "esp", "ss"))
 EFLAGS_TF, EFLAGS_NT = 0x100, 0x4000
 
-# «Gates» book/host.md:674 @f5a854fa
+# «Gates» book/host.md:766 @f5a854fa
 INTERRUPT_GATE, TRAP_GATE = 0xE, 0xF
 ERROR_CODE_VECTORS = frozenset({8, 10, 11, 12, 13, 14, 17})
 RESERVED_VECTORS = frozenset({2, 8, 15, HYPERCALL_VECTOR})
@@ -43,7 +44,7 @@ def decode_gate(vector: int, low: int, high: int, kill: Callable) -> Gate | None
 # «/Gates»
 
 
-# «The interrupt controller» book/host.md:806 @30f6cad6
+# «The interrupt controller» book/host.md:900 @0b0b8ff7
 class Interrupts:
     """The guest's interrupt table, its pending lines, and delivery."""
 
@@ -51,6 +52,8 @@ class Interrupts:
         self.host = host
         self.idt: dict[int, Gate] = {}
         self.pending = 0
+        self.handled = 0  # a bit for each line whose vector has a handler
+        self.lock = threading.Lock()  # lines are raised from other threads too
         self.last_vector: int | None = None
 
     def load_idt_entry(self, vector: int, low: int, high: int) -> None:
@@ -63,17 +66,20 @@ class Interrupts:
             self.idt.pop(vector, None)
         else:
             self.idt[vector] = gate
+        self.handled = sum(1 << vector - FIRST_EXTERNAL_VECTOR for vector in self.idt
+                           if FIRST_EXTERNAL_VECTOR <= vector < FIRST_EXTERNAL_VECTOR + IRQ_LINES)
 
     def raise_irq(self, line: int) -> None:
-        self.pending |= 1 << line
+        with self.lock:
+            self.pending |= 1 << line
 
-    # «Which interrupt, if any» book/host.md:712 @a8fe7b6e
+    # «Which interrupt, if any» book/host.md:807 @cee59760
     def deliverable(self) -> int | None:
         """The lowest pending, unblocked line, if the guest can take it now."""
         data, memory = self.host.lguest_data, self.host.memory
         if not self.pending or data is None:
             return None
-        lines = self.pending & ~memory.read_u32(data + LGUEST_DATA["blocked_interrupts"])
+        lines = self.pending & self.handled & ~memory.read_u32(data + LGUEST_DATA["blocked_interrupts"])
         if not lines:
             return None
         if not memory.read_u32(data + LGUEST_DATA["irq_enabled"]) & X86_EFLAGS_IF:
@@ -84,16 +90,15 @@ class Interrupts:
         return (lines & -lines).bit_length() - 1
     # «/Which interrupt, if any»
 
-    # «Deliver interrupts and traps» book/host.md:782 @d6d272cf
+    # «Deliver interrupts and traps» book/host.md:877 @77d42a80
     def deliver_pending(self) -> bool:
         line = self.deliverable()
         if line is None:
             return False
         vector = FIRST_EXTERNAL_VECTOR + line
-        gate = self.idt.get(vector)
-        if gate is None:
-            self.host.kill(f"interrupt {line} arrived, but the guest has no handler for vector {vector}")
-        self.pending &= ~(1 << line)
+        gate = self.idt[vector]
+        with self.lock:
+            self.pending &= ~(1 << line)
         data = self.host.lguest_data
         self.host.memory.write_u32(data + LGUEST_DATA["irq_pending"], 1 if self.pending else 0)
         self.push_frame(vector, gate, None)
@@ -108,7 +113,7 @@ class Interrupts:
         self.push_frame(vector, gate, error_code)
     # «/Deliver interrupts and traps»
 
-    # «Push a frame» book/host.md:744 @97d9d58b
+    # «Push a frame» book/host.md:839 @97d9d58b
     def push_frame(self, vector: int, gate: Gate, error_code: int | None) -> None:
         host = self.host
         regs, data = host.regs, host.lguest_data

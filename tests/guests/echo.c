@@ -1,0 +1,40 @@
+/* echo: the early console's input.  With interrupts on and a handler for
+ * the console line, the guest HALTs until input arrives, reads it with
+ * CONSOLE_READ, and writes it back in upper case.  At the end of the input
+ * it powers off, reporting how many bytes it saw and how often it woke. */
+#include "guest.h"
+
+static volatile u32 wakeups;
+
+static void console_irq(struct trapframe *tf)
+{
+	(void)tf;
+	wakeups++;
+}
+
+void main(void)
+{
+	static char buffer[64];
+	u32 total = 0;
+
+	lguest_init();
+	catch_unexpected();
+	on_trap(FIRST_EXTERNAL_VECTOR + CONSOLE_IRQ, console_irq, INTERRUPT_GATE);
+	irq_enable();
+	for (;;) {
+		u32 got = hcall(LHCALL_CONSOLE_READ, PHYS(buffer), sizeof(buffer), 0, 0);
+		if (got == CONSOLE_EOF)
+			break;
+		if (got == 0) {
+			hcall(LHCALL_HALT, 0, 0, 0, 0);
+			continue;
+		}
+		for (u32 i = 0; i < got; i++)
+			if (buffer[i] >= 'a' && buffer[i] <= 'z')
+				buffer[i] -= 'a' - 'A';
+		hcall(LHCALL_CONSOLE_WRITE, PHYS(buffer), got, 0, 0);
+		total += got;
+	}
+	printf("end of input after %u bytes, woken %s\n", total, wakeups ? "by the console" : "never");
+	poweroff("echoed");
+}
