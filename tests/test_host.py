@@ -295,3 +295,20 @@ def test_early_console_is_deterministic(guest):
     runs = [run_guest(guest("echo"), flags=["--deterministic"], input="one\ntwo\n") for _ in range(2)]
     assert runs[0].stdout == runs[1].stdout == "ONE\nTWO\nend of input after 8 bytes, woken by the console\n"
     assert [run.returncode for run in runs] == [0, 0]
+
+
+def test_an_exhausted_shadow_pool_kills_the_guest_with_a_reason(guest):
+    """Two pool pages hold the Switcher's table and one directory: no room for any table."""
+    import io
+
+    from lguest import abi
+    from lguest.host.core import Host
+    from lguest.launcher import build_page_tables, load_kernel, make_memory, write_boot_page
+
+    memory = make_memory(16)
+    entry = load_kernel(memory, guest("hello"))
+    pgdir = build_page_tables(memory)
+    write_boot_page(memory, pgdir, "")
+    host = Host(memory, console=io.BytesIO(), shadow_pool_pages=2)
+    outcome = host.run(entry=entry, stack=abi.PAGE_OFFSET + abi.BOOT_PAGE, boot=abi.BOOT_PAGE, pgdir=pgdir)
+    assert (outcome.kind, outcome.reason) == ("killed", "out of shadow page-table pages")

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1422 @52d31dfa
+# «src/lguest/host/core.py» book/host.md:1426 @23b4e0e7
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ..memory import GuestMemory, GuestMemoryError
 from ..switcher import CODE_ADDRESS, FRAME, RegisterFile, Switcher
 from .hypercalls import HANDLERS, IN_HOOK, Shutdown, do_hypercall, run_async
 from .interrupts import ERROR_CODE_VECTORS, TRAP_NAMES, Interrupts
-from .page_tables import ShadowPages
+from .page_tables import POOL_PAGES, ShadowPages
 
 PAGE_FAULT, DOUBLE_FAULT, INVALID_OPCODE = 14, 8, 6
 TICK = 0.1  # the timer thread looks in at least this often, in seconds
@@ -58,7 +58,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Clocks» book/host.md:1063 @fe41e502
+# «Clocks» book/host.md:1064 @fe41e502
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -96,7 +96,7 @@ class VirtualClock:
 # «/Clocks»
 
 
-# «The Host's state» book/host.md:94 @2a6c9aea
+# «The Host's state» book/host.md:94 @48a3fe48
 FRAME_INDEX = {name: index for index, name in enumerate(FRAME)}
 EIP, CS, EFLAGS, ESP, SS = (FRAME_INDEX[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 ASYNC_STATUS = LGUEST_DATA["async_status"]
@@ -108,12 +108,13 @@ class Host:
     """One guest, its CPU, and everything the hypervisor knows about it."""
 
     def __init__(self, memory: GuestMemory, *, console=None, deterministic: bool = False,
-                 trace: Callable[[Exit], None] | None = None, console_input=None):
+                 trace: Callable[[Exit], None] | None = None, console_input=None,
+                 shadow_pool_pages: int = POOL_PAGES):
         self.memory = memory
         self.uc = uc = Uc(UC_ARCH_X86, UC_MODE_32)
         memory.map_into(uc)
         self.switcher = Switcher(uc)
-        self.pages = ShadowPages(uc, memory, self.kill)
+        self.pages = ShadowPages(uc, memory, self.kill, shadow_pool_pages)
         self.interrupts = Interrupts(self)
         self.cpu = RegisterFile(uc)
         self.console = console if console is not None else sys.stdout.buffer
@@ -143,7 +144,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1401 @f9a84bbe
+    # «Killing and stopping» book/host.md:1405 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -162,7 +163,7 @@ class Host:
             raise Killed(f"stopped by the host: {self.stop_request}")
     # «/Killing and stopping»
 
-    # «Run the guest» book/host.md:166 @3d6ed2db
+    # «Run the guest» book/host.md:167 @3d6ed2db
     def run(self, *, entry: int, stack: int, boot: int, pgdir: int) -> Outcome:
         """Run the guest from ``entry`` until it shuts down or dies."""
         self.regs = [KERNEL_DS] * 4 + [0, boot, 0, 0, 0, 0, 0, 0] + [entry, KERNEL_CS, 0x202, stack, KERNEL_DS]
@@ -205,7 +206,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest» book/host.md:232 @5c799717
+    # «One trip into the Guest» book/host.md:233 @5c799717
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
@@ -242,7 +243,7 @@ class Host:
         regs[EFLAGS] = uc.reg_read(UC_X86_REG_EFLAGS)
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:327 @e5342547
+    # «The trap hook» book/host.md:328 @e5342547
     def _on_trap(self, uc: Uc, vector: int, _) -> None:
         try:
             if vector == HYPERCALL_VECTOR and self._hypercall_in_hook():
@@ -295,7 +296,7 @@ class Host:
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:399 @d2dc251a
+    # «Handle an exit» book/host.md:400 @d2dc251a
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
@@ -335,7 +336,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:990 @51733e4c
+    # «Time passes» book/host.md:991 @51733e4c
     def _timer(self) -> None:
         """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
         while self.stop_request is None:
