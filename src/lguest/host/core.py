@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1426 @23b4e0e7
+# «src/lguest/host/core.py» book/host.md:1422 @23b4e0e7
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Clocks» book/host.md:1064 @fe41e502
+# «Clocks» book/host.md:1060 @fe41e502
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -144,7 +144,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1405 @f9a84bbe
+    # «Killing and stopping» book/host.md:1401 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -243,11 +243,20 @@ class Host:
         regs[EFLAGS] = uc.reg_read(UC_X86_REG_EFLAGS)
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:328 @e5342547
+    # «The trap hook» book/host.md:328 @65b6a763
     def _on_trap(self, uc: Uc, vector: int, _) -> None:
         try:
-            if vector == HYPERCALL_VECTOR and self._hypercall_in_hook():
-                return
+            if vector == HYPERCALL_VECTOR:
+                number, a1, a2, a3, a4 = self.cpu.hypercall()
+                handler = IN_HOOK.get(number)
+                if handler is not None and self._may_serve_in_hook(number):
+                    self.exits += 1
+                    if self.deterministic:
+                        self.clock.advance(EXIT_COST_NS)
+                    if self.trace is not None:
+                        self._trace("hypercall", vector, number, eip=uc.reg_read(UC_X86_REG_EIP))
+                    handler(self, a1, a2, a3, a4)
+                    return
             self.trap = vector
             if vector != HYPERCALL_VECTOR:  # the fault's details, before anything can disturb them
                 self.cpu.load()
@@ -262,24 +271,11 @@ class Host:
         uc.emu_stop()
 
 
-    def _hypercall_in_hook(self) -> bool:
-        """Serve a hypercall without stopping the guest, if it is one we may."""
-        number, a1, a2, a3, a4 = self.cpu.hypercall()
-        if number not in IN_HOOK:
-            return False
-        data = self.lguest_data
-        if data is None:
-            if number != HYPERCALLS["LGUEST_INIT"]:
-                return False
-        elif self.memory.view[data + ASYNC_STATUS + self.next_async] == ASYNC_READY:
-            return False
-        self.exits += 1
-        if self.deterministic:
-            self.clock.advance(EXIT_COST_NS)
-        if self.trace is not None:
-            self._trace("hypercall", HYPERCALL_VECTOR, number, eip=self.uc.reg_read(UC_X86_REG_EIP))
-        HANDLERS[number](self, a1, a2, a3, a4)
-        return True
+    def _may_serve_in_hook(self, number: int) -> bool:
+        """Not before LGUEST_INIT (except INIT itself), and not with calls queued in the ring."""
+        if self.lguest_data is None:
+            return number == HYPERCALLS["LGUEST_INIT"]
+        return self.memory.view[self.lguest_data + ASYNC_STATUS + self.next_async] != ASYNC_READY
 
 
     def _on_in(self, uc: Uc, port: int, size: int, _) -> int:
@@ -296,7 +292,7 @@ class Host:
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:400 @d2dc251a
+    # «Handle an exit» book/host.md:396 @d2dc251a
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
@@ -336,7 +332,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:991 @51733e4c
+    # «Time passes» book/host.md:987 @51733e4c
     def _timer(self) -> None:
         """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
         while self.stop_request is None:
