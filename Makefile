@@ -59,6 +59,7 @@ guest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_literate.py
 	$(BIN)/python bench/bench_host.py
+	$(BIN)/python bench/bench_guest.py
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis

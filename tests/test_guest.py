@@ -244,3 +244,29 @@ def test_a_bad_boot_magic_is_a_panic_with_a_message(kernel):
     message = "bad boot page magic 0x12345678: was this kernel started by lguest.py?"
     assert (outcome.kind, outcome.reason) == ("poweroff", message)
     assert console.text == f"Kernel panic: {message}\n"
+
+
+# --- A second guest, written from the ABI section alone ----------------------------------------
+
+ABI_GUEST = ROOT / "tests" / "abi_guest" / "hello.S"
+
+
+def build_abi_guest(out_dir: Path) -> Path:
+    obj, elf = out_dir / "hello.o", out_dir / "hello.elf"
+    for step in (["gcc", "-m32", "-c", str(ABI_GUEST), "-o", str(obj)],
+                 ["ld", "-m", "elf_i386", "-N", "--no-warn-rwx-segments", "-Ttext=0x100000",
+                  "-e", "_start", "-o", str(elf), str(obj)]):
+        result = subprocess.run(step, capture_output=True, text=True, check=False)
+        assert result.returncode == 0 and not result.stderr, result.stderr
+    return elf
+
+
+@pytest.mark.parametrize("flags", [(), ("--deterministic",)], ids=["wall-clock", "deterministic"])
+def test_a_guest_written_from_the_abi_section_alone_runs(tmp_path, flags):
+    elf = build_abi_guest(tmp_path)
+    result = run_guest(elf, flags=("--verbose", *flags))
+    assert result.returncode == EXIT_POWEROFF, result.stderr
+    assert result.stdout == ("hello from a guest written from the contract alone\n"
+                             "and the timer ticked\n")
+    assert result.stderr.splitlines()[-1] == "lguest: guest poweroff: goodbye"
+    assert re.search(r"^exit interrupt vector 32 at ", result.stderr, re.MULTILINE)

@@ -1,11 +1,11 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/shell.c» book/guest.md:1685 @fa3b885b */
+/* «src/lguest/guest/shell.c» book/guest.md:1686 @fa3b885b */
 /* shell.c: a small shell on the early console. */
 #include "kernel.h"
 
 #define BOOT_CMDLINE_MAX_SHOWN 255
 
-/* «Read a character» book/guest.md:1410 @64c0a0f8 */
+/* «Read a character» book/guest.md:1411 @64c0a0f8 */
 static char input[64];
 static u32 input_len, input_pos;
 
@@ -24,7 +24,7 @@ static int read_char(void)
 }
 /* «/Read a character» */
 
-/* «Read a line» book/guest.md:1437 @5353159b */
+/* «Read a line» book/guest.md:1438 @5353159b */
 #define LINE_MAX 128
 
 static int read_line(char *line)
@@ -49,7 +49,7 @@ static int read_line(char *line)
 }
 /* «/Read a line» */
 
-/* «Split a line into words» book/guest.md:1465 @9e28e1bb */
+/* «Split a line into words» book/guest.md:1466 @9e28e1bb */
 #define MAX_ARGS 16
 
 static int split(char *line, char **argv)
@@ -69,7 +69,7 @@ static int split(char *line, char **argv)
 }
 /* «/Split a line into words» */
 
-/* «The commands» book/guest.md:1492 @46bf0913 */
+/* «The commands» book/guest.md:1493 @46bf0913 */
 static void cmd_help(int argc, char **argv);
 
 static void cmd_echo(int argc, char **argv)
@@ -120,7 +120,7 @@ static void cmd_reboot(int argc, char **argv)
 }
 /* «/The commands» */
 
-/* «Commands that break things» book/guest.md:1551 @04511718 */
+/* «Commands that break things» book/guest.md:1552 @04511718 */
 static u32 parse_number(const char *s, int *ok)
 {
 	u32 value = 0, base = 10, digit;
@@ -171,7 +171,7 @@ static void cmd_crash(int argc, char **argv)
 }
 /* «/Commands that break things» */
 
-/* «The command table» book/guest.md:1604 @37946c81 */
+/* «The command table» book/guest.md:1605 @37946c81 */
 struct command {
 	const char *name, *args, *help;
 	void (*run)(int argc, char **argv);
@@ -206,7 +206,7 @@ static void cmd_help(int argc, char **argv)
 }
 /* «/The command table» */
 
-/* «The shell's loop» book/guest.md:1651 @3c578076 */
+/* «The shell's loop» book/guest.md:1652 @3c578076 */
 void shell(void)
 {
 	static struct context saved;
