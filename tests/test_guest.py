@@ -31,6 +31,7 @@ HELP = """\
   echo WORDS...      print the words
   uptime             time since boot, by ticks and by the Host's clock
   ticks              timer interrupts since boot
+  sleep SECONDS      sleep in HALT while the timer ticks
   mem                memory size and use
   cmdline            the kernel's command line
   peek ADDRESS       read a word of memory (try 0xdead0000)
@@ -219,11 +220,13 @@ def test_idle_kernel_halts_and_the_timer_keeps_ticking(kernel):
 
 
 def test_deterministic_transcripts_repeat_exactly(kernel):
-    script = "uptime\nticks\nmem\npeek 0xdead0000\necho done\nticks\nuptime\n"
+    script = "uptime\nticks\nmem\npeek 0xdead0000\nsleep 2\necho done\nticks\nuptime\n"
     first, second = (shell(kernel, script, flags=("--deterministic",)) for _ in range(2))
     assert first.returncode == second.returncode == EXIT_POWEROFF
     assert first.stdout == second.stdout
     assert "oops: page fault" in first.stdout
+    assert re.search(r"^2\d\d\nlguest\$ up 2\.\d\d s by 2\d\d ticks, 2\.\d{3} s by the Host's clock\n",
+                     first.stdout.split("done\n")[1].split(PROMPT, 1)[1], re.MULTILINE)
 
 
 def test_launch_in_process_with_scripted_input(kernel):

@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/shell.c» book/guest.md:1686 @fa3b885b */
+/* «src/lguest/guest/shell.c» book/guest.md:1711 @77c7a597 */
 /* shell.c: a small shell on the early console. */
 #include "kernel.h"
 
@@ -69,7 +69,31 @@ static int split(char *line, char **argv)
 }
 /* «/Split a line into words» */
 
-/* «The commands» book/guest.md:1493 @46bf0913 */
+/* «Parse a number» book/guest.md:1491 @1c15cbc4 */
+static u32 parse_number(const char *s, int *ok)
+{
+	u32 value = 0, base = 10, digit;
+	*ok = *s != '\0';
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+		base = 16, s += 2, *ok = *s != '\0';
+	for (; *s; s++) {
+		if (*s >= '0' && *s <= '9')
+			digit = (u32)(*s - '0');
+		else if (*s >= 'a' && *s <= 'f')
+			digit = (u32)(*s - 'a' + 10);
+		else if (*s >= 'A' && *s <= 'F')
+			digit = (u32)(*s - 'A' + 10);
+		else
+			digit = 99;
+		if (digit >= base)
+			*ok = 0;
+		value = value * base + digit;
+	}
+	return value;
+}
+/* «/Parse a number» */
+
+/* «The commands» book/guest.md:1526 @e38f5efa */
 static void cmd_help(int argc, char **argv);
 
 static void cmd_echo(int argc, char **argv)
@@ -90,6 +114,19 @@ static void cmd_uptime(int argc, char **argv)
 static void cmd_ticks(int argc, char **argv)
 {
 	printf("%u\n", jiffies);
+}
+
+static void cmd_sleep(int argc, char **argv)
+{
+	int ok = argc == 2;
+	u32 seconds = ok ? parse_number(argv[1], &ok) : 0, until;
+	if (!ok || seconds > 1000) {
+		printf("usage: sleep SECONDS (at most 1000)\n");
+		return;
+	}
+	until = jiffies + seconds * HZ;
+	while ((int)(until - jiffies) > 0)
+		hcall(LHCALL_HALT, 0, 0, 0, 0);
 }
 
 static void cmd_mem(int argc, char **argv)
@@ -120,29 +157,7 @@ static void cmd_reboot(int argc, char **argv)
 }
 /* «/The commands» */
 
-/* «Commands that break things» book/guest.md:1552 @04511718 */
-static u32 parse_number(const char *s, int *ok)
-{
-	u32 value = 0, base = 10, digit;
-	*ok = *s != '\0';
-	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
-		base = 16, s += 2, *ok = *s != '\0';
-	for (; *s; s++) {
-		if (*s >= '0' && *s <= '9')
-			digit = (u32)(*s - '0');
-		else if (*s >= 'a' && *s <= 'f')
-			digit = (u32)(*s - 'a' + 10);
-		else if (*s >= 'A' && *s <= 'F')
-			digit = (u32)(*s - 'A' + 10);
-		else
-			digit = 99;
-		if (digit >= base)
-			*ok = 0;
-		value = value * base + digit;
-	}
-	return value;
-}
-
+/* «Commands that break things» book/guest.md:1598 @e2339db8 */
 static void cmd_peek(int argc, char **argv)
 {
 	int ok = argc == 2;
@@ -171,7 +186,7 @@ static void cmd_crash(int argc, char **argv)
 }
 /* «/Commands that break things» */
 
-/* «The command table» book/guest.md:1605 @37946c81 */
+/* «The command table» book/guest.md:1629 @200d31a0 */
 struct command {
 	const char *name, *args, *help;
 	void (*run)(int argc, char **argv);
@@ -182,6 +197,7 @@ static const struct command commands[] = {
 	{ "echo", "WORDS...", "print the words", cmd_echo },
 	{ "uptime", "", "time since boot, by ticks and by the Host's clock", cmd_uptime },
 	{ "ticks", "", "timer interrupts since boot", cmd_ticks },
+	{ "sleep", "SECONDS", "sleep in HALT while the timer ticks", cmd_sleep },
 	{ "mem", "", "memory size and use", cmd_mem },
 	{ "cmdline", "", "the kernel's command line", cmd_cmdline },
 	{ "peek", "ADDRESS", "read a word of memory (try 0xdead0000)", cmd_peek },
@@ -206,7 +222,7 @@ static void cmd_help(int argc, char **argv)
 }
 /* «/The command table» */
 
-/* «The shell's loop» book/guest.md:1652 @3c578076 */
+/* «The shell's loop» book/guest.md:1677 @3c578076 */
 void shell(void)
 {
 	static struct context saved;
