@@ -3,7 +3,8 @@
 #   make test    check the package against the book, then run the tests
 #   make tangle  write src/lguest from the chapters
 #   make stitch  carry edits in src/lguest back into the chapters
-#   make run     boot a guest: make run GUEST=path/to/kernel.elf [MEM=32]
+#   make run     boot a guest: make run [GUEST=path/to/kernel.elf] [MEM=32]
+#   make guest   build the book's own kernel and print its path
 #   make bench   run the benchmarks in bench/
 #   make system  install the Debian packages the project needs (run as root)
 
@@ -15,7 +16,7 @@ SPHINXOPTS ?= -W --keep-going
 
 MEM ?= 32
 
-.PHONY: setup system book test tangle stitch check run bench clean
+.PHONY: setup system book test tangle stitch check run guest bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,12 +51,15 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 run: $(STAMP)
-	@test -n "$(GUEST)" || { echo "usage: make run GUEST=path/to/kernel.elf [MEM=32]"; exit 2; }
 	$(BIN)/lguest run $(MEM) $(GUEST)
+
+guest: $(STAMP)
+	$(BIN)/python -m lguest.guest
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_literate.py
 	$(BIN)/python bench/bench_host.py
+	$(BIN)/python bench/bench_guest.py
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis

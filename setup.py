@@ -1,4 +1,5 @@
-"""Build hook: assemble the Switcher into the wheel (see the Switcher chapter)."""
+"""Build hook: assemble the Switcher and build the Guest's kernel into the wheel
+(see the Switcher and Guest chapters)."""
 
 import sys
 from pathlib import Path
@@ -16,6 +17,11 @@ class BuildWithSwitcher(build_py):
         source = Path(self.build_lib) / "lguest" / "switcher.S"
         if source.is_file():  # an editable install copies nothing: it assembles on first use
             (source.parent / "switcher.bin").write_bytes(stamp_of(source) + assemble(source))
+        guest = Path(self.build_lib) / "lguest" / "guest"
+        if (guest / "boot.c").is_file():  # as with the Switcher: editable installs build on use
+            from lguest.guest import build_kernel
+
+            build_kernel(guest)
 
 
 setup(cmdclass={"build_py": BuildWithSwitcher})

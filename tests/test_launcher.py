@@ -590,7 +590,7 @@ def test_run_help_lists_the_exit_statuses():
                         str(EXIT_KILLED): "the Host killed the guest (the reason is on stderr)"}
     for option in ("--verbose", "--deterministic", "--timeout SECONDS"):
         assert option in result.stdout
-    assert "MEM_MB GUEST.elf [GUEST_ARGS]..." in result.stdout
+    assert "MEM_MB [GUEST.elf] [GUEST_ARGS]..." in result.stdout
 
 
 @needs_toolchain

@@ -76,7 +76,7 @@ def where_command(location: str) -> None:
     with reporting():
         click.echo(where(find_root(), location))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[2] book/launcher.md:993 @cedea256
+# «Commands of the lguest tool»[2] book/launcher.md:999 @e0e5e47e
 
 @main.command("run", context_settings={"ignore_unknown_options": True,
                                         "allow_interspersed_args": False})
@@ -87,11 +87,12 @@ def where_command(location: str) -> None:
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Kill the guest if it is still running after this many seconds.")
 @click.argument("mem_mb", metavar="MEM_MB", type=int)
-@click.argument("guest", metavar="GUEST.elf")
+@click.argument("guest", metavar="[GUEST.elf]", required=False)
 @click.argument("guest_args", metavar="[GUEST_ARGS]...", nargs=-1, type=click.UNPROCESSED)
 def run_command(verbose: bool, deterministic: bool, timeout: float | None, mem_mb: int,
-                guest: str, guest_args: tuple[str, ...]) -> None:
-    """Boot GUEST.elf with MEM_MB MiB of memory; GUEST_ARGS become its command line.
+                guest: str | None, guest_args: tuple[str, ...]) -> None:
+    """Boot GUEST.elf (or the book's own kernel) with MEM_MB MiB of memory; GUEST_ARGS become
+    its command line.
 
     \b
     Exit status:
@@ -103,6 +104,13 @@ def run_command(verbose: bool, deterministic: bool, timeout: float | None, mem_m
     """
     from .launcher import launch
 
+    if guest is None:
+        from .guest import KernelBuildError, build_kernel
+        try:
+            guest = str(build_kernel())
+        except KernelBuildError as error:
+            click.echo(f"lguest: {error}", err=True)
+            sys.exit(1)
     sys.exit(launch(mem_mb, guest, guest_args, verbose=verbose, deterministic=deterministic,
                     timeout=timeout))
 # «/Commands of the lguest tool»

@@ -1,0 +1,106 @@
+"""Benchmark: how long the book's own kernel takes to boot to its shell prompt.
+
+For each mode (wall clock and --deterministic), the kernel is booted REPEAT times in this
+process, the way the Launcher boots it, with "poweroff" waiting on its console. Reported:
+
+- boot: wall-clock seconds from the start of the Launcher's work (guest memory, ELF, page
+  tables, boot page, Host) to the first "lguest$ " on the console (median, min);
+- exits: the Host's exit count at the prompt (hypercalls, traps, interrupts, timer stops);
+- instructions: guest instructions executed up to the prompt, counted in one extra run with a
+  Unicorn code hook on the guest's addresses (slow, so kept out of the timings);
+- total: seconds from start to the guest's poweroff.
+
+Run with `python bench/bench_guest.py` (or `make bench`); results go to bench/results/guest.json.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import statistics
+import time
+from pathlib import Path
+
+from unicorn import UC_HOOK_CODE
+
+from lguest import abi
+from lguest.guest import build_kernel
+from lguest.host.core import Host
+from lguest.host.hypercalls import EarlyConsole
+from lguest.launcher import build_page_tables, load_kernel, make_memory, write_boot_page
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPT = b"lguest$ "
+REPEAT = 7
+MEM_MB = 32
+
+
+class PromptWatcher(io.RawIOBase):
+    """A console that notes the time and the Host's exit count at the first prompt."""
+
+    def __init__(self):
+        self.data = bytearray()
+        self.host = None
+        self.at_prompt: tuple[float, int] | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.data += data
+        if self.at_prompt is None and PROMPT in self.data:
+            self.at_prompt = (time.perf_counter(), self.host.exits)
+        return len(data)
+
+
+def boot_once(kernel: Path, deterministic: bool, count_instructions: bool = False) -> dict:
+    start = time.perf_counter()
+    memory = make_memory(MEM_MB)
+    entry = load_kernel(memory, kernel)
+    pgdir = build_page_tables(memory)
+    write_boot_page(memory, pgdir, "")
+    console = PromptWatcher()
+    host = Host(memory, console=console, deterministic=deterministic,
+                console_input=EarlyConsole(io.BytesIO(b"poweroff\n"), deterministic))
+    console.host = host
+    counted = {"guest": 0, "at_prompt": None}
+    if count_instructions:
+        def count(uc, address, size, _):
+            if address < abi.SWITCHER_ADDR:
+                counted["guest"] += 1
+                if console.at_prompt is not None and counted["at_prompt"] is None:
+                    counted["at_prompt"] = counted["guest"]
+        host.uc.hook_add(UC_HOOK_CODE, count)
+    outcome = host.run(entry=entry, stack=abi.PAGE_OFFSET + abi.BOOT_PAGE, boot=abi.BOOT_PAGE,
+                       pgdir=pgdir)
+    end = time.perf_counter()
+    assert outcome.kind == "poweroff", outcome
+    assert console.at_prompt is not None, console.data
+    return {"boot": console.at_prompt[0] - start, "exits": console.at_prompt[1],
+            "total": end - start, "instructions": counted["at_prompt"]}
+
+
+def main() -> None:
+    kernel = build_kernel()
+    results = {}
+    for name, deterministic in (("wall clock", False), ("deterministic", True)):
+        boot_once(kernel, deterministic)  # warm up: imports, Switcher, page cache
+        runs = [boot_once(kernel, deterministic) for _ in range(REPEAT)]
+        counted = boot_once(kernel, deterministic, count_instructions=True)
+        boots = [run["boot"] for run in runs]
+        results[name] = {"boot_median_s": statistics.median(boots), "boot_min_s": min(boots),
+                         "exits_at_prompt": sorted({run["exits"] for run in runs}),
+                         "total_median_s": statistics.median(run["total"] for run in runs),
+                         "instructions_at_prompt": counted["instructions"]}
+        r = results[name]
+        print(f"{name:13}: boot to prompt {r['boot_median_s'] * 1e3:6.1f} ms median "
+              f"({r['boot_min_s'] * 1e3:.1f} min), exits {r['exits_at_prompt']}, "
+              f"~{r['instructions_at_prompt']} guest instructions, "
+              f"boot+poweroff {r['total_median_s'] * 1e3:.1f} ms")
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "guest.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+# Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
+# «src/lguest/cli.py» book/preparation.md:1442 @ca0f614d
+"""The lguest command: every chapter adds its subcommands here."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+import click
+
+from . import __version__
+from .literate.book import LiterateError, find_root
+from .literate.stitch import stitch, where
+from .literate.tangle import drift, tangle, write_package
+from .literate.web import load_web
+
+# «The lguest command» book/preparation.md:1373 @4a972ec2
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lguest")
+def main() -> None:
+    """lguest.py: a hypervisor you can read."""
+
+
+@contextmanager
+def reporting() -> Iterator[None]:
+    """Turn a mistake in the book into one line on stderr and exit status 1."""
+    try:
+        yield
+    except LiterateError as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+    except OSError as error:
+        click.echo(f"lguest: {error.filename or ''}: {error.strerror}", err=True)
+        sys.exit(1)
+
+
+# «Commands of the lguest tool» book/preparation.md:1399 @763b47cb
+@main.command("tangle")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if src/lguest differs from the book.")
+def tangle_command(check: bool) -> None:
+    """Write src/lguest from the chapters, all files or none."""
+    with reporting():
+        root = find_root()
+        outputs = tangle(load_web(root))
+        if check:
+            report = drift(root, outputs)
+            for line in report:
+                click.echo(line, err=True)
+            if report:
+                sys.exit(1)
+            click.echo(f"src/lguest agrees with the book ({len(outputs)} files)")
+            return
+        written = write_package(root, outputs)
+        for path in written:
+            click.echo(f"tangled {path}")
+        click.echo(f"{len(written)} of {len(outputs)} files changed")
+
+
+@main.command("stitch")
+def stitch_command() -> None:
+    """Carry edits made in src/lguest back into the chapters."""
+    with reporting():
+        changed = stitch(find_root())
+        for chapter in changed:
+            click.echo(f"stitched {chapter}")
+        if not changed:
+            click.echo("nothing to stitch: src/lguest holds no edits the book lacks")
+
+
+@main.command("where")
+@click.argument("location")
+def where_command(location: str) -> None:
+    """Name the chapter, line and chunk behind FILE:LINE of the package."""
+    with reporting():
+        click.echo(where(find_root(), location))
+# «/Commands of the lguest tool»
+# «Commands of the lguest tool»[2] book/launcher.md:999 @e0e5e47e
+
+@main.command("run", context_settings={"ignore_unknown_options": True,
+                                        "allow_interspersed_args": False})
+@click.option("--verbose", is_flag=True,
+              help="Print every exit from the guest, and the chunk of the book that handles it.")
+@click.option("--deterministic", is_flag=True,
+              help="Count instructions instead of watching the clock, so runs repeat exactly.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Kill the guest if it is still running after this many seconds.")
+@click.argument("mem_mb", metavar="MEM_MB", type=int)
+@click.argument("guest", metavar="[GUEST.elf]", required=False)
+@click.argument("guest_args", metavar="[GUEST_ARGS]...", nargs=-1, type=click.UNPROCESSED)
+def run_command(verbose: bool, deterministic: bool, timeout: float | None, mem_mb: int,
+                guest: str | None, guest_args: tuple[str, ...]) -> None:
+    """Boot GUEST.elf (or the book's own kernel) with MEM_MB MiB of memory; GUEST_ARGS become
+    its command line.
+
+    \b
+    Exit status:
+      0  the guest powered off
+      1  the Launcher could not start the guest (the reason is on stderr)
+      2  the command line was wrong
+      3  the guest asked to be restarted
+      4  the Host killed the guest (the reason is on stderr)
+    """
+    from .launcher import launch
+
+    if guest is None:
+        from .guest import KernelBuildError, build_kernel
+        try:
+            guest = str(build_kernel())
+        except KernelBuildError as error:
+            click.echo(f"lguest: {error}", err=True)
+            sys.exit(1)
+    sys.exit(launch(mem_mb, guest, guest_args, verbose=verbose, deterministic=deterministic,
+                    timeout=timeout))
+# «/Commands of the lguest tool»
+# «/The lguest command»
+# «/src/lguest/cli.py»

@@ -1,0 +1,390 @@
+# Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
+# «src/lguest/host/core.py» book/host.md:1422 @52d31dfa
+"""The Host's core: the run-guest loop and the traps that end each trip."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from unicorn import (UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_MODE_32,
+                     Uc, UcError)
+from unicorn.x86_const import (UC_X86_INS_IN, UC_X86_INS_OUT, UC_X86_REG_CR2, UC_X86_REG_CS,
+                               UC_X86_REG_DS, UC_X86_REG_EFLAGS, UC_X86_REG_EIP, UC_X86_REG_ES,
+                               UC_X86_REG_FS, UC_X86_REG_GS, UC_X86_REG_SS)
+
+from ..abi import (ASYNC_READY, HYPERCALL_NAMES, HYPERCALL_VECTOR, HYPERCALLS, KERNEL_CS,
+                   KERNEL_DS, LGUEST_DATA, TIMER_IRQ)
+from ..memory import GuestMemory, GuestMemoryError
+from ..switcher import CODE_ADDRESS, FRAME, RegisterFile, Switcher
+from .hypercalls import HANDLERS, IN_HOOK, Shutdown, do_hypercall, run_async
+from .interrupts import ERROR_CODE_VECTORS, TRAP_NAMES, Interrupts
+from .page_tables import ShadowPages
+
+PAGE_FAULT, DOUBLE_FAULT, INVALID_OPCODE = 14, 8, 6
+TICK = 0.1  # the timer thread looks in at least this often, in seconds
+SLICE = 200_000  # instructions per slice in deterministic mode
+EXIT_COST_NS = 1_000  # virtual nanoseconds charged for each exit in deterministic mode
+
+# «Outcomes and exits» book/host.md:58 @08306ab1
+class Killed(Exception):
+    """Raised anywhere in the Host to end the guest, with a one-line reason."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a guest's run ended."""
+
+    kind: str  # "poweroff", "restart" or "killed"
+    reason: str  # the guest's message, or why it was killed
+
+
+@dataclass(frozen=True)
+class Exit:
+    """One exit from the guest, for whoever watches with --verbose."""
+
+    kind: str  # "hypercall", "trap", "interrupt" or "timer"
+    eip: int
+    vector: int | None = None
+    name: str = ""
+    handler: Callable | None = None
+# «/Outcomes and exits»
+
+
+# «Clocks» book/host.md:1063 @fe41e502
+class WallClock:
+    """Real time, in nanoseconds since the guest started."""
+
+    def __init__(self):
+        self.start = time.monotonic_ns()
+
+    def now(self) -> int:
+        return time.monotonic_ns() - self.start
+
+    def advance(self, nanoseconds: int) -> None:
+        """Real time needs no help."""
+
+    def sleep_until(self, deadline: int | None, host) -> None:
+        """Sleep until the deadline, an interrupt from another thread, or a tick."""
+        wait = TICK if deadline is None else max(0.0, min(TICK, (deadline - self.now()) / 1e9))
+        if host._doorbell.wait(wait):
+            host._doorbell.clear()
+
+
+class VirtualClock:
+    """Deterministic time: advanced by the Host, by instructions and exits."""
+
+    def __init__(self):
+        self.nanoseconds = 0
+
+    def now(self) -> int:
+        return self.nanoseconds
+
+    def advance(self, nanoseconds: int) -> None:
+        self.nanoseconds += nanoseconds
+
+    def sleep_until(self, deadline: int | None, host) -> None:
+        if deadline is not None:
+            self.nanoseconds = max(self.nanoseconds, deadline)
+# «/Clocks»
+
+
+# «The Host's state» book/host.md:94 @2a6c9aea
+FRAME_INDEX = {name: index for index, name in enumerate(FRAME)}
+EIP, CS, EFLAGS, ESP, SS = (FRAME_INDEX[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
+ASYNC_STATUS = LGUEST_DATA["async_status"]
+SEGMENT_REGISTERS = {"gs": UC_X86_REG_GS, "fs": UC_X86_REG_FS, "es": UC_X86_REG_ES,
+                     "ds": UC_X86_REG_DS, "cs": UC_X86_REG_CS, "ss": UC_X86_REG_SS}
+
+
+class Host:
+    """One guest, its CPU, and everything the hypervisor knows about it."""
+
+    def __init__(self, memory: GuestMemory, *, console=None, deterministic: bool = False,
+                 trace: Callable[[Exit], None] | None = None, console_input=None):
+        self.memory = memory
+        self.uc = uc = Uc(UC_ARCH_X86, UC_MODE_32)
+        memory.map_into(uc)
+        self.switcher = Switcher(uc)
+        self.pages = ShadowPages(uc, memory, self.kill)
+        self.interrupts = Interrupts(self)
+        self.cpu = RegisterFile(uc)
+        self.console = console if console is not None else sys.stdout.buffer
+        self.console_input = console_input  # an EarlyConsole, or None for no input at all
+        self.deterministic = deterministic
+        self.clock = VirtualClock() if deterministic else WallClock()
+        self.trace = trace
+        self.regs = [0] * len(FRAME)
+        self.lguest_data: int | None = None  # guest-physical, after LGUEST_INIT
+        self.next_async = 0  # the next slot of the asynchronous ring
+        self.kernel_stack = (KERNEL_DS, 0)  # from SET_STACK
+        self.ts = False  # the guest's task-switched bit, from TS
+        self.halted = False
+        self.deadline: int | None = None  # the clock event, in clock nanoseconds
+        self.trap: int | None = None  # the vector of the exit being handled
+        self.error_code = 0  # and, for a fault, its error code
+        self.fault_address = 0  # and, for a page fault, the address
+        self.dead: str | None = None
+        self.stop_request: str | None = None
+        self.running = False
+        self.exits = 0
+        self._wake = threading.Event()
+        self._doorbell = threading.Event()  # rung when an interrupt is raised from another thread
+        self._wakes_at = 0  # when the timer thread next looks in, clock nanoseconds
+        uc.hook_add(UC_HOOK_INTR, self._on_trap)
+        uc.hook_add(UC_HOOK_INSN, self._on_in, aux1=UC_X86_INS_IN)
+        uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
+        uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
+
+    # «Killing and stopping» book/host.md:1401 @f9a84bbe
+    def kill(self, reason: str):
+        """End the guest with a one-line reason. Never returns."""
+        raise Killed(reason)
+
+    def stop(self, reason: str) -> None:
+        """Ask, from any thread, for the guest to be killed with ``reason``."""
+        self.stop_request = reason
+        self._wake.set()
+        if self.running:
+            self.uc.emu_stop()
+
+    def _check_stop(self) -> None:
+        if self.dead is not None:
+            raise Killed(self.dead)
+        if self.stop_request is not None:
+            raise Killed(f"stopped by the host: {self.stop_request}")
+    # «/Killing and stopping»
+
+    # «Run the guest» book/host.md:166 @3d6ed2db
+    def run(self, *, entry: int, stack: int, boot: int, pgdir: int) -> Outcome:
+        """Run the guest from ``entry`` until it shuts down or dies."""
+        self.regs = [KERNEL_DS] * 4 + [0, boot, 0, 0, 0, 0, 0, 0] + [entry, KERNEL_CS, 0x202, stack, KERNEL_DS]
+        timer = None if self.deterministic else threading.Thread(target=self._timer, daemon=True)
+        try:
+            self.pages.new_pgtable(pgdir)
+            if self.console_input is not None:
+                self.console_input.start(self)
+            if timer:
+                timer.start()
+            while True:
+                self._check_stop()
+                self._tick()
+                if self.halted:
+                    self._sleep()
+                if self.interrupts.deliver_pending():
+                    self.halted = False
+                    self.update_time()
+                    self._trace("interrupt", self.interrupts.last_vector)
+                if not self.halted:
+                    self._run_once()
+                    self._handle(self.trap)
+        except Killed as death:
+            self.dead = death.reason
+            return Outcome("killed", death.reason)
+        except GuestMemoryError as error:
+            self.dead = str(error)
+            return Outcome("killed", str(error))
+        except Shutdown as request:
+            return Outcome(request.kind, request.message)
+        except KeyboardInterrupt:
+            return Outcome("killed", "interrupted from the keyboard")
+        except Exception as error:  # a bug in the Host: report it in one line, like any death
+            self.dead = f"host error: {error!r}"
+            return Outcome("killed", self.dead)
+        finally:
+            self.stop_request = self.stop_request or "the guest has stopped"
+            self._wake.set()
+            if timer:
+                timer.join()
+    # «/Run the guest»
+
+    # «One trip into the Guest» book/host.md:232 @5c799717
+    def _run_once(self) -> None:
+        self.trap = None
+        self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
+        self.pages.flush = False
+        self.running = True
+        try:
+            if self.stop_request is None:
+                self.uc.emu_start(CODE_ADDRESS, self.switcher.stop_address,
+                                  count=SLICE if self.deterministic else 0)
+        except UcError as error:
+            if self.uc.reg_read(UC_X86_REG_CS) & 3 == 0:
+                self.kill(f"the Switcher failed: {error}")
+            self._save()
+            self.kill(f"{error} at {self.regs[EIP]:#x}")
+        finally:
+            self.running = False
+        if self.dead is not None:
+            raise Killed(self.dead)
+        if self.uc.reg_read(UC_X86_REG_CS) & 3 == 0:
+            return  # stopped inside the Switcher: the guest never ran
+        self._save()
+        self.exits += 1
+        self.clock.advance(EXIT_COST_NS if self.trap is not None else SLICE)
+
+
+    def _save(self) -> None:
+        """Copy the guest's registers out of the CPU into ``self.regs``."""
+        cpu, uc, regs = self.cpu, self.uc, self.regs
+        cpu.load()
+        for name in ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "eip"):
+            regs[FRAME_INDEX[name]] = cpu[name]
+        for name, register in SEGMENT_REGISTERS.items():
+            regs[FRAME_INDEX[name]] = uc.reg_read(register)
+        regs[EFLAGS] = uc.reg_read(UC_X86_REG_EFLAGS)
+    # «/One trip into the Guest»
+
+    # «The trap hook» book/host.md:327 @e5342547
+    def _on_trap(self, uc: Uc, vector: int, _) -> None:
+        try:
+            if vector == HYPERCALL_VECTOR and self._hypercall_in_hook():
+                return
+            self.trap = vector
+            if vector != HYPERCALL_VECTOR:  # the fault's details, before anything can disturb them
+                self.cpu.load()
+                self.error_code = self.cpu["error_code"]
+                self.fault_address = uc.reg_read(UC_X86_REG_CR2) if vector == PAGE_FAULT else 0
+        except Killed as death:
+            self.dead = death.reason
+        except GuestMemoryError as error:
+            self.dead = str(error)
+        except Exception as error:  # never let a Host bug vanish inside Unicorn
+            self.dead = f"host error in the trap hook: {error!r}"
+        uc.emu_stop()
+
+
+    def _hypercall_in_hook(self) -> bool:
+        """Serve a hypercall without stopping the guest, if it is one we may."""
+        number, a1, a2, a3, a4 = self.cpu.hypercall()
+        if number not in IN_HOOK:
+            return False
+        data = self.lguest_data
+        if data is None:
+            if number != HYPERCALLS["LGUEST_INIT"]:
+                return False
+        elif self.memory.view[data + ASYNC_STATUS + self.next_async] == ASYNC_READY:
+            return False
+        self.exits += 1
+        if self.deterministic:
+            self.clock.advance(EXIT_COST_NS)
+        if self.trace is not None:
+            self._trace("hypercall", HYPERCALL_VECTOR, number, eip=self.uc.reg_read(UC_X86_REG_EIP))
+        HANDLERS[number](self, a1, a2, a3, a4)
+        return True
+
+
+    def _on_in(self, uc: Uc, port: int, size: int, _) -> int:
+        return (1 << 8 * size) - 1  # nothing answers, so the bus floats high
+
+
+    def _on_out(self, uc: Uc, port: int, size: int, value: int, _) -> None:
+        """Nothing listens on any port; the write goes nowhere."""
+
+
+    def _on_invalid(self, uc: Uc, _) -> bool:
+        self.trap = INVALID_OPCODE
+        uc.emu_stop()
+        return True
+    # «/The trap hook»
+
+    # «Handle an exit» book/host.md:399 @d2dc251a
+    def _handle(self, vector: int | None) -> None:
+        regs = self.regs
+        if vector is None:
+            self._trace("timer", None)
+            return
+        if vector == HYPERCALL_VECTOR:
+            number = regs[FRAME_INDEX["eax"]]
+            self._trace("hypercall", vector, number)
+            if self.lguest_data is not None:
+                run_async(self)
+            result = do_hypercall(self, number, *(regs[FRAME_INDEX[name]] for name in ("ebx", "ecx", "edx", "esi")))
+            if result is not None:
+                regs[FRAME_INDEX["eax"]] = result & 0xFFFFFFFF
+            return
+        self._trace("trap", vector)
+        if vector == DOUBLE_FAULT:
+            self.kill(f"double fault at {regs[EIP]:#x}")
+        if vector == PAGE_FAULT:
+            address, error = self.fault_address, self.error_code
+            if self.pages.demand_page(address, write=bool(error & 2), user=bool(error & 4)):
+                return
+            if self.lguest_data is not None:
+                self.memory.write_u32(self.lguest_data + LGUEST_DATA["cr2"], address)
+        self.interrupts.deliver_trap(vector, self.error_code if vector in ERROR_CODE_VECTORS else None)
+
+
+    def _trace(self, kind: str, vector: int | None, number: int | None = None,
+               eip: int | None = None) -> None:
+        if self.trace is None:
+            return
+        if number is not None:
+            name, handler = HYPERCALL_NAMES.get(number, f"#{number}"), HANDLERS.get(number)
+        else:
+            name = TRAP_NAMES.get(vector, "" if vector is None else f"vector {vector}")
+            handler = {"timer": self._tick, "interrupt": self.interrupts.deliver_pending}.get(
+                kind, self.pages.demand_page if vector == PAGE_FAULT else self.interrupts.deliver_trap)
+        self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
+    # «/Handle an exit»
+
+    # «Time passes» book/host.md:990 @51733e4c
+    def _timer(self) -> None:
+        """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
+        while self.stop_request is None:
+            wait = TICK
+            if self.deadline is not None:
+                wait = max(0.0, min(wait, (self.deadline - self.clock.now()) / 1e9))
+            self._wakes_at = self.clock.now() + int(wait * 1e9)
+            if self._wake.wait(wait):
+                self._wake.clear()  # woken early to look at a new deadline: plan again
+                continue
+            if self.running:
+                self.uc.emu_stop()
+
+
+    def wake_timer(self) -> None:
+        """A new deadline: wake the timer thread, if it would otherwise sleep past it."""
+        if self.deadline is not None and self.deadline < self._wakes_at:
+            self._wake.set()
+
+
+    def _tick(self) -> None:
+        if self.deadline is not None and self.clock.now() >= self.deadline:
+            self.deadline = None
+            self.interrupts.raise_irq(TIMER_IRQ)
+
+
+    def _sleep(self) -> None:
+        """HALT: sleep until an interrupt can be delivered."""
+        while self.interrupts.deliverable() is None:
+            if self.deadline is None and not (self.console_input and self.console_input.may_wake()):
+                self.kill("halted with no timer armed and nothing else to wake it")
+            self.clock.sleep_until(self.deadline, self)
+            self._check_stop()
+            self._tick()
+
+
+    def raise_interrupt(self, line: int) -> None:
+        """Raise an interrupt line from any thread, and make sure the loop notices."""
+        self.interrupts.raise_irq(line)
+        self._doorbell.set()
+        if self.running:
+            self.uc.emu_stop()
+
+
+    def update_time(self) -> None:
+        if self.lguest_data is not None:
+            now = self.clock.now()
+            self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_sec"], now // 1_000_000_000)
+            self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
+    # «/Time passes»
+# «/The Host's state»
+# «/src/lguest/host/core.py»

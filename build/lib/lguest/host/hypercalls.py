@@ -1,0 +1,227 @@
+# Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
+# «src/lguest/host/hypercalls.py» book/host.md:722 @4ca30d62
+"""Hypercalls: the guest asks, the Host answers (or kills it)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import threading
+from typing import BinaryIO
+
+from ..abi import (ASYNC_DONE, ASYNC_READY, ASYNC_SLOTS, CONSOLE_EOF, CONSOLE_IRQ, HYPERCALLS,
+                   LGUEST_DATA, LGUEST_DATA_SIZE, SHUTDOWN_POWEROFF, SHUTDOWN_RESTART,
+                   SWITCHER_ADDR)
+from .segments import guest_descriptor
+
+# «The hypercall table» book/host.md:456 @f6b4e2e1
+HANDLERS: dict[int, Callable] = {}
+IN_HOOK: set[int] = set()
+
+
+def hypercall(name: str, in_hook: bool = False) -> Callable:
+    """Register the decorated function as the handler of hypercall ``name``."""
+    def register(function: Callable) -> Callable:
+        HANDLERS[HYPERCALLS[name]] = function
+        if in_hook:
+            IN_HOOK.add(HYPERCALLS[name])
+        return function
+    return register
+
+
+class Shutdown(Exception):
+    """The guest asked to power off or restart."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind, self.message = kind, message
+
+
+def do_hypercall(host, number: int, a1: int, a2: int, a3: int, a4: int) -> int | None:
+    """Serve one call; the result, if the call has one, goes back in %eax."""
+    if host.lguest_data is None and number != HYPERCALLS["LGUEST_INIT"]:
+        host.kill(f"hypercall {number} before LGUEST_INIT")
+    handler = HANDLERS.get(number)
+    if handler is None:
+        host.kill(f"bad hypercall {number}")
+    return handler(host, a1, a2, a3, a4)
+# «/The hypercall table»
+
+
+# «The asynchronous ring» book/host.md:499 @1a7368fd
+def run_async(host) -> None:
+    """Run every queued call in the guest's ring, in order."""
+    status = host.lguest_data + LGUEST_DATA["async_status"]
+    calls = host.lguest_data + LGUEST_DATA["async_calls"]
+    for _ in range(ASYNC_SLOTS):
+        slot = host.next_async
+        if host.memory.view[status + slot] != ASYNC_READY:
+            return
+        number, *arguments = (host.memory.read_u32(calls + slot * 20 + 4 * word) for word in range(5))
+        do_hypercall(host, number, *arguments)
+        host.memory.view[status + slot] = ASYNC_DONE
+        host.next_async = (slot + 1) % ASYNC_SLOTS
+
+
+@hypercall("FLUSH_ASYNC")
+def flush_async(host, *_) -> None:
+    """The ring was drained on the way in; there is nothing more to do."""
+# «/The asynchronous ring»
+
+
+# «Init and shutdown» book/host.md:531 @e4c66d2e
+@hypercall("LGUEST_INIT", in_hook=True)
+def lguest_init(host, address, *_) -> None:
+    if host.lguest_data is not None:
+        host.kill("LGUEST_INIT called twice")
+    if address % 4 or not host.memory.contains(address, LGUEST_DATA_SIZE):
+        host.kill(f"bad lguest_data address {address:#x}")
+    host.lguest_data = address
+    host.memory.write_u32(address + LGUEST_DATA["reserve_mem"], (1 << 32) - SWITCHER_ADDR)
+    status = address + LGUEST_DATA["async_status"]
+    host.memory.view[status:status + ASYNC_SLOTS] = bytes([ASYNC_DONE]) * ASYNC_SLOTS
+    host.update_time()
+
+
+@hypercall("SHUTDOWN")
+def shutdown(host, message, reason, *_) -> None:
+    text = host.memory.read_string(message, 256) if host.memory.contains(message, 1) else ""
+    if reason == SHUTDOWN_POWEROFF:
+        raise Shutdown("poweroff", text)
+    if reason == SHUTDOWN_RESTART:
+        raise Shutdown("restart", text)
+    host.kill(f"bad shutdown reason {reason}")
+# «/Init and shutdown»
+
+
+# «The rest of the table» book/host.md:570 @1c39e9c1
+@hypercall("NEW_PGTABLE")
+def new_pgtable(host, pgdir, *_) -> None:
+    host.pages.new_pgtable(pgdir)
+
+
+@hypercall("FLUSH_TLB")
+def flush_tlb(host, everything, *_) -> None:
+    host.pages.flush_tlb(bool(everything))
+
+
+@hypercall("SET_PTE")
+def set_pte(host, pgdir, vaddr, pte, *_) -> None:
+    host.pages.set_pte(pgdir, vaddr)
+
+
+@hypercall("SET_PGD")
+def set_pgd(host, pgdir, index, *_) -> None:
+    if index >= 1024:
+        host.kill(f"bad page directory index {index}")
+    host.pages.set_pgd(pgdir, index)
+
+
+@hypercall("LOAD_IDT_ENTRY", in_hook=True)
+def load_idt_entry(host, vector, low, high, *_) -> None:
+    host.interrupts.load_idt_entry(vector, low, high)
+
+
+@hypercall("LOAD_GDT_ENTRY", in_hook=True)
+def load_gdt_entry(host, index, low, high, *_) -> None:
+    host.switcher.gdt[index] = guest_descriptor(index, low, high, host.kill)
+    host.switcher.write_gdt()
+
+
+@hypercall("SET_STACK", in_hook=True)
+def set_stack(host, segment, top, pages, *_) -> None:
+    if segment & 3 != 1:
+        host.kill(f"bad stack segment {segment:#x}")
+    if not 0 < pages <= 16:
+        host.kill(f"bad stack size of {pages} pages")
+    host.kernel_stack = (segment, top)
+
+
+@hypercall("TS")
+def task_switched(host, value, *_) -> None:
+    host.ts = bool(value)
+
+
+@hypercall("SET_CLOCKEVENT", in_hook=True)
+def set_clockevent(host, nanoseconds, *_) -> None:
+    host.deadline = host.clock.now() + nanoseconds if nanoseconds else None
+    host.wake_timer()
+
+
+@hypercall("HALT")
+def halt(host, *_) -> None:
+    host.halted = True
+
+
+@hypercall("SEND_INTERRUPTS")
+def send_interrupts(host, *_) -> None:
+    """Pending interrupts are delivered on the way back in, which is now."""
+
+
+@hypercall("CONSOLE_WRITE", in_hook=True)
+def console_write(host, address, length, *_) -> None:
+    if length > 1 << 16:
+        host.kill(f"console write of {length} bytes is too long")
+    host.console.write(host.memory.read(address, length))
+    host.console.flush()
+
+
+@hypercall("CONSOLE_READ")
+def console_read(host, address, room, *_) -> int:
+    if room > 1 << 16:
+        host.kill(f"console read of {room} bytes is too long")
+    host.memory.check(address, room)
+    data = host.console_input.read(room) if host.console_input is not None else None
+    if data is None:
+        return CONSOLE_EOF
+    host.memory.write(address, data)
+    return len(data)
+# «/The rest of the table»
+
+
+# «The early console» book/host.md:674 @10a13961
+class EarlyConsole:
+    """Input for CONSOLE_READ: bytes from a stream, announced on CONSOLE_IRQ."""
+
+    def __init__(self, stream: BinaryIO, deterministic: bool = False):
+        self.stream, self.deterministic = stream, deterministic
+        self.buffer = bytearray()
+        self.ended = False
+        self.lock = threading.Lock()
+
+    def start(self, host) -> None:
+        if self.deterministic:
+            self.buffer += self.stream.read()
+            self.ended = True
+            if self.buffer:
+                host.interrupts.raise_irq(CONSOLE_IRQ)
+        else:
+            threading.Thread(target=self._reader, args=(host,), daemon=True).start()
+
+    def _reader(self, host) -> None:
+        while True:
+            try:
+                data = self.stream.read1(4096) if hasattr(self.stream, "read1") else self.stream.read(4096)
+            except (OSError, ValueError):
+                data = b""
+            with self.lock:
+                self.buffer += data
+                self.ended = not data
+            host.raise_interrupt(CONSOLE_IRQ)
+            if not data:
+                return
+
+    def read(self, room: int) -> bytes | None:
+        """Up to ``room`` bytes; b"" if none are waiting, None once the input has ended."""
+        with self.lock:
+            if not self.buffer:
+                return None if self.ended else b""
+            data = bytes(self.buffer[:room])
+            del self.buffer[:room]
+            return data
+
+    def may_wake(self) -> bool:
+        """Might input still arrive and wake a halted guest?"""
+        return not self.ended and not self.deterministic
+# «/The early console»
+# «/src/lguest/host/hypercalls.py»

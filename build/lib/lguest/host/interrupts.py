@@ -1,0 +1,144 @@
+# Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
+# «src/lguest/host/interrupts.py» book/host.md:938 @0b0832fc
+"""Interrupts and traps: the frames the Host pushes on the guest's behalf."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from ..abi import FIRST_EXTERNAL_VECTOR, HYPERCALL_VECTOR, IRQ_LINES, LGUEST_DATA, X86_EFLAGS_IF
+from ..switcher import FRAME
+
+EIP, CS, EFLAGS, ESP, SS = (FRAME.index(name) for name in ("eip", "cs", "eflags", "esp", "ss"))
+EFLAGS_TF, EFLAGS_NT = 0x100, 0x4000
+
+# «Gates» book/host.md:766 @f5a854fa
+INTERRUPT_GATE, TRAP_GATE = 0xE, 0xF
+ERROR_CODE_VECTORS = frozenset({8, 10, 11, 12, 13, 14, 17})
+RESERVED_VECTORS = frozenset({2, 8, 15, HYPERCALL_VECTOR})
+TRAP_NAMES = {0: "divide error", 1: "debug", 3: "breakpoint", 4: "overflow", 5: "bound range",
+              6: "invalid opcode", 7: "device not available", 8: "double fault",
+              10: "invalid TSS", 11: "segment not present", 12: "stack fault",
+              13: "general protection", 14: "page fault", 16: "x87 error",
+              17: "alignment check", 18: "machine check", 19: "SIMD error",
+              HYPERCALL_VECTOR: "hypercall"}
+
+
+@dataclass(frozen=True)
+class Gate:
+    offset: int
+    selector: int
+    kind: int  # INTERRUPT_GATE or TRAP_GATE
+
+
+def decode_gate(vector: int, low: int, high: int, kill: Callable) -> Gate | None:
+    """The gate in an IDT entry's two words, or None if it is not present."""
+    if not high & 0x8000:
+        return None
+    kind = high >> 8 & 0xF
+    if kind not in (INTERRUPT_GATE, TRAP_GATE):
+        kill(f"bad IDT type {kind} for vector {vector}")
+    return Gate(high & 0xFFFF0000 | low & 0xFFFF, low >> 16 | 1, kind)
+# «/Gates»
+
+
+# «The interrupt controller» book/host.md:900 @0b0b8ff7
+class Interrupts:
+    """The guest's interrupt table, its pending lines, and delivery."""
+
+    def __init__(self, host):
+        self.host = host
+        self.idt: dict[int, Gate] = {}
+        self.pending = 0
+        self.handled = 0  # a bit for each line whose vector has a handler
+        self.lock = threading.Lock()  # lines are raised from other threads too
+        self.last_vector: int | None = None
+
+    def load_idt_entry(self, vector: int, low: int, high: int) -> None:
+        if not 0 <= vector < 256:
+            self.host.kill(f"bad IDT vector {vector}")
+        if vector in RESERVED_VECTORS:
+            return
+        gate = decode_gate(vector, low, high, self.host.kill)
+        if gate is None:
+            self.idt.pop(vector, None)
+        else:
+            self.idt[vector] = gate
+        self.handled = sum(1 << vector - FIRST_EXTERNAL_VECTOR for vector in self.idt
+                           if FIRST_EXTERNAL_VECTOR <= vector < FIRST_EXTERNAL_VECTOR + IRQ_LINES)
+
+    def raise_irq(self, line: int) -> None:
+        with self.lock:
+            self.pending |= 1 << line
+
+    # «Which interrupt, if any» book/host.md:807 @cee59760
+    def deliverable(self) -> int | None:
+        """The lowest pending, unblocked line, if the guest can take it now."""
+        data, memory = self.host.lguest_data, self.host.memory
+        if not self.pending or data is None:
+            return None
+        lines = self.pending & self.handled & ~memory.read_u32(data + LGUEST_DATA["blocked_interrupts"])
+        if not lines:
+            return None
+        if not memory.read_u32(data + LGUEST_DATA["irq_enabled"]) & X86_EFLAGS_IF:
+            memory.write_u32(data + LGUEST_DATA["irq_pending"], 1)
+            return None
+        if self.host.regs[EIP] == memory.read_u32(data + LGUEST_DATA["noirq_iret"]):
+            return None
+        return (lines & -lines).bit_length() - 1
+    # «/Which interrupt, if any»
+
+    # «Deliver interrupts and traps» book/host.md:877 @77d42a80
+    def deliver_pending(self) -> bool:
+        line = self.deliverable()
+        if line is None:
+            return False
+        vector = FIRST_EXTERNAL_VECTOR + line
+        gate = self.idt[vector]
+        with self.lock:
+            self.pending &= ~(1 << line)
+        data = self.host.lguest_data
+        self.host.memory.write_u32(data + LGUEST_DATA["irq_pending"], 1 if self.pending else 0)
+        self.push_frame(vector, gate, None)
+        return True
+
+
+    def deliver_trap(self, vector: int, error_code: int | None) -> None:
+        gate = self.idt.get(vector)
+        if gate is None:
+            name = TRAP_NAMES.get(vector, f"vector {vector}")
+            self.host.kill(f"unhandled trap {vector} ({name}) at {self.host.regs[EIP]:#x}")
+        self.push_frame(vector, gate, error_code)
+    # «/Deliver interrupts and traps»
+
+    # «Push a frame» book/host.md:839 @97d9d58b
+    def push_frame(self, vector: int, gate: Gate, error_code: int | None) -> None:
+        host = self.host
+        regs, data = host.regs, host.lguest_data
+        virtual_if = host.memory.read_u32(data + LGUEST_DATA["irq_enabled"]) & X86_EFLAGS_IF if data else 0
+        eflags = regs[EFLAGS] & ~X86_EFLAGS_IF | virtual_if
+        words = []
+        if regs[CS] & 3 == 3:  # from user mode: onto the kernel stack
+            ss, esp = host.kernel_stack
+            words += [regs[SS], regs[ESP]]
+        else:
+            ss, esp = regs[SS], regs[ESP]
+        words += [eflags, regs[CS], regs[EIP]]
+        if error_code is not None:
+            words.append(error_code)
+        for word in words:
+            esp = esp - 4 & 0xFFFFFFFF
+            address = host.pages.translate(esp, write=True)
+            if address is None:
+                host.kill(f"fault while delivering trap {vector}: the stack at {esp:#x} is not writable")
+            host.memory.write_u32(address, word)
+        regs[SS], regs[ESP], regs[CS], regs[EIP] = ss, esp, gate.selector, gate.offset
+        regs[EFLAGS] = eflags & ~(EFLAGS_TF | EFLAGS_NT) | X86_EFLAGS_IF
+        if gate.kind == INTERRUPT_GATE and data is not None:
+            host.memory.write_u32(data + LGUEST_DATA["irq_enabled"], 0)
+        self.last_vector = vector
+    # «/Push a frame»
+# «/The interrupt controller»
+# «/src/lguest/host/interrupts.py»

@@ -1,0 +1,162 @@
+# Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
+# «src/lguest/host/page_tables.py» book/host.md:1316 @c19497ed
+"""Shadow page tables: what the CPU really uses, built from the guest's own."""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+from collections import OrderedDict
+from typing import Callable
+
+from unicorn import UC_PROT_ALL, Uc
+
+from ..abi import PAGE_OFFSET, PAGE_SIZE, SWITCHER_ADDR
+from ..memory import GuestMemory
+from ..switcher import SWITCHER_PAGES
+
+# «The shadow pool» book/host.md:1119 @af28d510
+PRESENT, WRITABLE, USER, ACCESSED, DIRTY, LARGE = 0x1, 0x2, 0x4, 0x20, 0x40, 0x80
+FRAME_MASK = 0xFFFFF000
+POOL_ADDRESS = 0xF0000000
+POOL_PAGES = 1024
+MAX_SHADOWS = 4
+SWITCHER_PDE = SWITCHER_ADDR >> 22
+
+
+class ShadowPages:
+    """The page tables the CPU really uses, built from the guest's on demand."""
+
+    def __init__(self, uc: Uc, memory: GuestMemory, kill: Callable, pool_pages: int = POOL_PAGES):
+        self.memory, self.kill = memory, kill
+        self.pool = mmap.mmap(-1, pool_pages * PAGE_SIZE)
+        pointer = ctypes.addressof(ctypes.c_char.from_buffer(self.pool))
+        uc.mem_map_ptr(POOL_ADDRESS, pool_pages * PAGE_SIZE, UC_PROT_ALL, pointer)
+        self.words = memoryview(self.pool).cast("I")
+        for index in range(SWITCHER_PAGES):
+            self.words[index] = SWITCHER_ADDR + index * PAGE_SIZE | PRESENT
+        self.free = list(range(pool_pages - 1, 0, -1))
+        self.shadows: OrderedDict[int, int] = OrderedDict()  # guest pgdir -> pool page
+        self.tables: dict[int, dict[int, int]] = {}  # guest pgdir -> {pde index: pool page}
+        self.current: int | None = None
+        self.kernel_address = PAGE_OFFSET
+        self.flush = True
+
+    @property
+    def cr3(self) -> int:
+        return POOL_ADDRESS + self.shadows[self.current] * PAGE_SIZE
+
+    # «Shadow directories» book/host.md:1168 @6e0ec2b0
+    def _allocate(self) -> int:
+        if not self.free:
+            for pgdir in [pgdir for pgdir in self.shadows if pgdir != self.current]:
+                self._drop(pgdir)
+        if not self.free and self.current is not None:
+            self._clear(self.current, range(SWITCHER_PDE))
+        if not self.free:
+            self.kill("out of shadow page-table pages")
+        page = self.free.pop()
+        self.pool[page * PAGE_SIZE:(page + 1) * PAGE_SIZE] = bytes(PAGE_SIZE)
+        return page
+
+    def new_pgtable(self, pgdir: int) -> None:
+        if pgdir % PAGE_SIZE or not self.memory.contains(pgdir, PAGE_SIZE):
+            self.kill(f"bad page directory {pgdir:#x}")
+        if pgdir in self.shadows:
+            self.shadows.move_to_end(pgdir)
+        else:
+            if len(self.shadows) >= MAX_SHADOWS:
+                self._drop(next(iter(self.shadows)))
+            page = self._allocate()
+            self.words[page * 1024 + SWITCHER_PDE] = POOL_ADDRESS | PRESENT | WRITABLE
+            self.shadows[pgdir], self.tables[pgdir] = page, {}
+        self.current = pgdir
+        self.flush = True
+
+    def _drop(self, pgdir: int) -> None:
+        self._clear(pgdir, range(SWITCHER_PDE))
+        self.free.append(self.shadows.pop(pgdir))
+        del self.tables[pgdir]
+
+    def _clear(self, pgdir: int, indices) -> None:
+        """Forget the shadow page tables behind some directory entries."""
+        tables, base = self.tables[pgdir], self.shadows[pgdir] * 1024
+        for index in [index for index in tables if index in indices]:
+            self.free.append(tables.pop(index))
+            self.words[base + index] = 0
+        self.flush = True
+    # «/Shadow directories»
+
+    # «Walk the guest's tables» book/host.md:1216 @23bbd582
+    def walk(self, vaddr: int) -> tuple[int, int, int] | None:
+        """The guest's (directory entry, table entry, table entry's address), or None."""
+        pde = self.memory.read_u32(self.current + (vaddr >> 22) * 4)
+        if not pde & PRESENT:
+            return None
+        if pde & LARGE:
+            self.kill(f"large pages are not supported (directory entry {pde:#x})")
+        if not self.memory.contains(pde & FRAME_MASK, PAGE_SIZE):
+            self.kill(f"bad page directory entry {pde:#x}")
+        where = (pde & FRAME_MASK) + (vaddr >> 12 & 1023) * 4
+        pte = self.memory.read_u32(where)
+        if not pte & PRESENT:
+            return None
+        if not self.memory.contains(pte & FRAME_MASK, PAGE_SIZE):
+            self.kill(f"bad page table entry {pte:#x} for {vaddr:#x}")
+        return pde, pte, where
+
+    def translate(self, vaddr: int, write: bool) -> int | None:
+        """The guest-physical address behind ``vaddr``, if the guest's tables allow."""
+        found = None if vaddr >= SWITCHER_ADDR else self.walk(vaddr)
+        if found is None or write and not found[0] & found[1] & WRITABLE:
+            return None
+        return (found[1] & FRAME_MASK) + (vaddr & 0xFFF)
+    # «/Walk the guest's tables»
+
+    # «Demand paging» book/host.md:1258 @7363ac71
+    def demand_page(self, vaddr: int, write: bool, user: bool) -> bool:
+        """Fill the shadow entry for a faulting access; False if the guest must see the fault."""
+        if vaddr >= SWITCHER_ADDR:
+            self.kill(f"attempt to write to the Switcher's pages at {vaddr:#x}")
+        found = self.walk(vaddr)
+        if found is None:
+            return False
+        pde, pte, where = found
+        if write and not pde & pte & WRITABLE or user and not pde & pte & USER:
+            return False
+        pte |= ACCESSED | (DIRTY if write else 0)
+        self.memory.write_u32(where, pte)
+        index, tables = vaddr >> 22, self.tables[self.current]
+        if index not in tables:
+            tables[index] = self._allocate()
+            self.words[self.shadows[self.current] * 1024 + index] = (
+                POOL_ADDRESS + tables[index] * PAGE_SIZE | PRESENT | WRITABLE | USER)
+        flags = PRESENT | pde & pte & USER | (pde & pte & WRITABLE if pte & DIRTY else 0)
+        self.words[tables[index] * 1024 + (vaddr >> 12 & 1023)] = pte & FRAME_MASK | flags
+        self.flush = True
+        return True
+    # «/Demand paging»
+
+    # «When the guest changes its tables» book/host.md:1292 @55c29003
+    def set_pte(self, pgdir: int, vaddr: int) -> None:
+        for shadow in self._affected(pgdir, vaddr >> 22):
+            page = self.tables[shadow].get(vaddr >> 22)
+            if page is not None:
+                self.words[page * 1024 + (vaddr >> 12 & 1023)] = 0
+        self.flush = True
+
+    def set_pgd(self, pgdir: int, index: int) -> None:
+        if index < SWITCHER_PDE:
+            for shadow in self._affected(pgdir, index):
+                self._clear(shadow, (index,))
+
+    def _affected(self, pgdir: int, index: int) -> list[int]:
+        if index << 22 >= self.kernel_address:
+            return list(self.shadows)
+        return [pgdir] if pgdir in self.shadows else []
+
+    def flush_tlb(self, everything: bool) -> None:
+        self._clear(self.current, range(SWITCHER_PDE if everything else self.kernel_address >> 22))
+    # «/When the guest changes its tables»
+# «/The shadow pool»
+# «/src/lguest/host/page_tables.py»

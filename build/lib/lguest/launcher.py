@@ -1,0 +1,383 @@
+# Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
+# «src/lguest/launcher.py» book/launcher.md:901 @dd3bd312
+"""The Launcher: make guest memory, load a kernel, write the boot page, run the Host."""
+
+from __future__ import annotations
+
+import _thread
+import functools
+import inspect
+import io
+import signal
+import struct
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO, Iterable, Iterator, Sequence, TextIO
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+from elftools.elf.segments import Segment
+
+from . import abi
+from .literate.book import LiterateError
+from .literate.stitch import read_tangled
+from .memory import GuestMemory
+
+# «The Launcher says no» book/launcher.md:190 @66016553
+class LaunchError(Exception):
+    """Why the Launcher cannot start this guest: one line that names the culprit."""
+# «/The Launcher says no»
+
+
+# «The map of guest memory» book/launcher.md:219 @2b598058
+ENTRIES_PER_TABLE = abi.PAGE_SIZE // 4  # 32-bit entries in a page directory or a page table
+TABLE_SPAN = ENTRIES_PER_TABLE * abi.PAGE_SIZE  # the memory one page table maps: 4 MiB
+BOOT_STACK = abi.BOOT_PAGE - abi.PAGE_SIZE  # the page just below the boot page
+
+
+def page_table_count(size: int) -> int:
+    """How many page tables it takes to map ``size`` bytes of guest memory."""
+    return -(-size // TABLE_SPAN)
+
+
+def initial_tables(size: int) -> tuple[int, int]:
+    """Where the initial page tables begin, and where their page directory is."""
+    pgdir = size - abi.PAGE_SIZE
+    return pgdir - page_table_count(size) * abi.PAGE_SIZE, pgdir
+
+
+def reserved_areas(size: int) -> list[tuple[int, int, str]]:
+    """The guest-physical ranges [start, end) that the kernel must leave alone."""
+    tables, _ = initial_tables(size)
+    return [(BOOT_STACK, abi.BOOT_PAGE, "the boot stack"),
+            (abi.BOOT_PAGE, abi.BOOT_PAGE + abi.PAGE_SIZE, "the boot page"),
+            (tables, size, "the initial page tables")]
+# «/The map of guest memory»
+
+
+# «How much memory a guest may have» book/launcher.md:275 @1e83e280
+MIN_MEMORY = 2 << 20  # room for the boot pages, a kernel at 1 MiB, and the tables on top
+
+
+def memory_size(mem_mb: int) -> int:
+    """The size in bytes of ``mem_mb`` MiB of guest memory, if a guest can have that much."""
+    if mem_mb << 20 < MIN_MEMORY:
+        raise LaunchError(f"{mem_mb} MiB is too little memory: "
+                          f"a guest needs at least {MIN_MEMORY >> 20} MiB")
+    if mem_mb << 20 > abi.MAX_MEMORY:
+        raise LaunchError(f"{mem_mb} MiB is too much memory: at most "
+                          f"{abi.MAX_MEMORY >> 20} MiB fit below the Switcher")
+    return mem_mb << 20
+
+
+def make_memory(mem_mb: int) -> GuestMemory:
+    """Fresh, zeroed guest memory of ``mem_mb`` MiB."""
+    size = memory_size(mem_mb)
+    try:
+        return GuestMemory(size)
+    except OSError as error:
+        raise LaunchError(f"cannot get {mem_mb} MiB for the guest: {error.strerror}") from None
+# «/How much memory a guest may have»
+
+
+# «Load the kernel» book/launcher.md:329 @90e7c9c6
+def load_kernel(memory: GuestMemory, path: str | Path) -> int:
+    """Copy a kernel's PT_LOAD segments into guest memory; return its (virtual) entry point."""
+    name = str(path)
+    try:
+        image = Path(path).read_bytes()
+    except OSError as error:
+        raise LaunchError(f"{name}: cannot read it: {error.strerror or error}") from None
+    elf = open_elf(name, image)
+    try:
+        segments = [(number, segment) for number, segment in enumerate(elf.iter_segments())
+                    if segment["p_type"] == "PT_LOAD"]
+    except ELFError as error:
+        raise LaunchError(f"{name}: damaged program headers: {error}") from None
+    if not segments:
+        raise LaunchError(f"{name}: no loadable segment (PT_LOAD) to put in memory")
+    for number, segment in segments:
+        check_segment(memory, name, number, segment, len(image))
+    entry = check_entry(name, elf.header["e_entry"], [segment for _, segment in segments])
+    for _, segment in segments:
+        start, filesz, memsz = segment["p_paddr"], segment["p_filesz"], segment["p_memsz"]
+        memory.write(start, segment.data())
+        memory.write(start + filesz, bytes(memsz - filesz))
+    return entry
+# «/Load the kernel»
+
+
+# «Check the ELF header» book/launcher.md:370 @ed8add27
+def open_elf(name: str, image: bytes) -> ELFFile:
+    """Parse the ELF header, insisting on a 32-bit, little-endian i386 executable."""
+    if image[:4] != b"\x7fELF":
+        raise LaunchError(f"{name}: not an ELF file")
+    try:
+        elf = ELFFile(io.BytesIO(image))
+        header = elf.header
+    except ELFError as error:
+        raise LaunchError(f"{name}: damaged ELF header: {error}") from None
+    if elf.elfclass != 32:
+        raise LaunchError(f"{name}: a {elf.elfclass}-bit ELF file; the guest must be ELFCLASS32")
+    if not elf.little_endian:
+        raise LaunchError(f"{name}: a big-endian ELF file; x86 is little-endian")
+    if header["e_machine"] != "EM_386":
+        raise LaunchError(f"{name}: built for {header['e_machine']}, not for i386 (EM_386)")
+    if header["e_type"] != "ET_EXEC":
+        raise LaunchError(f"{name}: an ELF file of type {header['e_type']}, "
+                          "not an executable (ET_EXEC)")
+    return elf
+# «/Check the ELF header»
+
+
+# «Check a segment» book/launcher.md:399 @78e99154
+def check_segment(memory: GuestMemory, name: str, number: int, segment: Segment,
+                  file_size: int) -> None:
+    """Refuse a PT_LOAD segment that would not fit, or would land on something reserved."""
+    start, filesz, memsz = segment["p_paddr"], segment["p_filesz"], segment["p_memsz"]
+    what = f"{name}: segment {number} ({start:#x}..{start + memsz:#x})"
+    if filesz > memsz:
+        raise LaunchError(f"{what} has {filesz} bytes in the file but only {memsz} in memory")
+    if segment["p_offset"] + filesz > file_size:
+        raise LaunchError(f"{what} runs past the end of the file; is the file truncated?")
+    if not memory.contains(start, memsz):
+        raise LaunchError(f"{what} is outside guest memory, which ends at {memory.size:#x}")
+    for low, high, area in reserved_areas(memory.size):
+        if memsz and start < high and low < start + memsz:
+            raise LaunchError(f"{what} overlaps {area} at {low:#x}..{high:#x}")
+# «/Check a segment»
+
+
+# «Check the entry point» book/launcher.md:424 @1e0fc74f
+def check_entry(name: str, entry: int, segments: list[Segment]) -> int:
+    """The entry point, if the initial page tables take it into the kernel's loaded bytes."""
+    physical = entry - abi.PAGE_OFFSET if entry >= abi.PAGE_OFFSET else entry
+    if not any(segment["p_paddr"] <= physical < segment["p_paddr"] + segment["p_filesz"]
+               for segment in segments):
+        raise LaunchError(f"{name}: the entry point {entry:#x} is not in any loaded segment")
+    return entry
+# «/Check the entry point»
+
+
+# «Build the initial page tables» book/launcher.md:496 @1d872900
+PTE_PRESENT = 0x001
+PTE_WRITABLE = 0x002
+PTE_FLAGS = PTE_PRESENT | PTE_WRITABLE  # supervisor only (no user bit), 4 KiB pages (no PSE)
+
+
+def build_page_tables(memory: GuestMemory) -> int:
+    """Map all guest memory at 0 and at PAGE_OFFSET; return the page directory's address."""
+    if abi.PAGE_OFFSET + memory.size > abi.SWITCHER_ADDR:
+        raise LaunchError(f"{memory.size >> 20} MiB of memory would run into the Switcher "
+                          f"at {abi.SWITCHER_ADDR:#x}")
+    tables, pgdir = initial_tables(memory.size)
+    if tables < abi.BOOT_PAGE + abi.PAGE_SIZE:
+        raise LaunchError(f"{memory.size} bytes is too little memory for the page tables")
+    frames = range(0, memory.size, abi.PAGE_SIZE)
+    memory.write(tables, bytes(memory.size - tables))
+    memory.write(tables, struct.pack(f"<{len(frames)}I", *(frame | PTE_FLAGS for frame in frames)))
+    linear = abi.PAGE_OFFSET // TABLE_SPAN
+    for index in range(page_table_count(memory.size)):
+        entry = (tables + index * abi.PAGE_SIZE) | PTE_FLAGS
+        memory.write_u32(pgdir + 4 * index, entry)
+        memory.write_u32(pgdir + 4 * (linear + index), entry)
+    return pgdir
+# «/Build the initial page tables»
+
+
+# «Write the boot page» book/launcher.md:586 @fcceb509
+HEADER_FORMAT = f"<{len(abi.BOOT_FIELDS)}I"
+DEVICE_FORMAT = f"<{len(abi.BOOT_DEVICE_FIELDS)}I"
+DEVICE_SIZE = struct.calcsize(DEVICE_FORMAT)
+
+
+def write_boot_page(memory: GuestMemory, pgdir: int, cmdline: str,
+                    devices: Iterable[Sequence[int]] = ()) -> None:
+    """Fill in the boot page: the header, the device table and the command line."""
+    text = cmdline.encode("utf-8", "surrogateescape")
+    if len(text) > abi.BOOT_CMDLINE_MAX:
+        raise LaunchError(f"the guest's command line is {len(text)} bytes long; "
+                          f"the boot page holds at most {abi.BOOT_CMDLINE_MAX}")
+    if b"\0" in text:
+        raise LaunchError("the guest's command line contains a NUL byte")
+    table = [tuple(device) for device in devices]
+    if len(table) > abi.BOOT_MAX_DEVICES:
+        raise LaunchError(f"{len(table)} devices, but the boot page has room for "
+                          f"{abi.BOOT_MAX_DEVICES}")
+    fields = {"magic": abi.BOOT_MAGIC, "version": abi.BOOT_VERSION,
+              "mem_size": memory.size, "page_offset": abi.PAGE_OFFSET, "pgdir": pgdir,
+              "cmdline": abi.BOOT_PAGE + abi.BOOT_CMDLINE, "cmdline_len": len(text),
+              "device_count": len(table)}
+    page = bytearray(abi.PAGE_SIZE)
+    struct.pack_into(HEADER_FORMAT, page, 0, *(fields[name] for name in abi.BOOT_FIELDS))
+    for number, device in enumerate(table):
+        struct.pack_into(DEVICE_FORMAT, page, abi.BOOT_DEVICES + number * DEVICE_SIZE, *device)
+    page[abi.BOOT_CMDLINE:abi.BOOT_CMDLINE + len(text)] = text
+    memory.write(abi.BOOT_PAGE, bytes(page))
+# «/Write the boot page»
+
+
+# «Read the boot page back» book/launcher.md:622 @6645b634
+def read_boot_page(memory: GuestMemory) -> dict[str, Any]:
+    """The boot page, decoded the way a guest reads it."""
+    page = memory.read(abi.BOOT_PAGE, abi.PAGE_SIZE)
+    boot: dict[str, Any] = dict(zip(abi.BOOT_FIELDS, struct.unpack_from(HEADER_FORMAT, page)))
+    boot["devices"] = [
+        dict(zip(abi.BOOT_DEVICE_FIELDS,
+                 struct.unpack_from(DEVICE_FORMAT, page, abi.BOOT_DEVICES + number * DEVICE_SIZE)))
+        for number in range(min(boot["device_count"], abi.BOOT_MAX_DEVICES))]
+    text = memory.read(boot["cmdline"], boot["cmdline_len"])
+    boot["command_line"] = text.decode("utf-8", "surrogateescape")
+    return boot
+# «/Read the boot page back»
+
+
+# «How a run ends» book/launcher.md:676 @38f0e5e2
+EXIT_POWEROFF = 0  # the guest shut itself down
+EXIT_ERROR = 1  # the Launcher could not start the guest; the reason is on stderr
+EXIT_USAGE = 2  # the command line made no sense; click explains (this is its own status)
+EXIT_RESTART = 3  # the guest asked to be started again
+EXIT_KILLED = 4  # the Host killed the guest; the reason is on stderr
+OUTCOMES = {"poweroff": EXIT_POWEROFF, "restart": EXIT_RESTART, "killed": EXIT_KILLED}
+# «/How a run ends»
+
+
+# «Launch a guest» book/launcher.md:697 @74866c20
+def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool = False,
+           deterministic: bool = False, console: BinaryIO | None = None,
+           timeout: float | None = None, stderr: TextIO | None = None,
+           console_input: BinaryIO | None = None) -> int:
+    """Boot ``elf_path`` with ``mem_mb`` MiB of memory, run it to the end; return the status."""
+    stderr = sys.stderr if stderr is None else stderr
+    try:
+        memory = make_memory(mem_mb)
+        entry = load_kernel(memory, elf_path)
+        pgdir = build_page_tables(memory)
+        write_boot_page(memory, pgdir, " ".join(args))
+    except LaunchError as error:
+        print(f"lguest: {error}", file=stderr, flush=True)
+        return EXIT_ERROR
+    if verbose:
+        print(f"lguest: {elf_path}: entry {entry:#x}, {mem_mb} MiB, "
+              f"page directory at {pgdir:#x}", file=stderr, flush=True)
+    from .host.core import Host
+    from .host.hypercalls import EarlyConsole
+
+    console = sys.stdout.buffer if console is None else console
+    host = Host(memory, console=console, deterministic=deterministic,
+                trace=ExitTracer(stderr) if verbose else None,
+                console_input=EarlyConsole(sys.stdin.buffer if console_input is None else console_input,
+                                           deterministic))
+    try:
+        with watching(host, timeout):
+            outcome = host.run(entry=entry, stack=abi.PAGE_OFFSET + abi.BOOT_PAGE,
+                               boot=abi.BOOT_PAGE, pgdir=pgdir)
+    finally:
+        console.flush()
+    return report(outcome, stderr, verbose)
+# «/Launch a guest»
+
+
+# «Report how the guest ended» book/launcher.md:739 @882ba5ff
+def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
+    """The exit status for the Host's outcome, with the reason on stderr if the guest died."""
+    reason = " ".join(str(outcome.reason).splitlines())
+    status = OUTCOMES.get(outcome.kind, EXIT_KILLED)
+    if status == EXIT_KILLED:
+        if outcome.kind != "killed":
+            reason = f"the Host ended it in an unknown way ({outcome.kind}): {reason}"
+        print(f"lguest: guest killed: {reason}", file=stderr, flush=True)
+    elif verbose:
+        print(f"lguest: guest {outcome.kind}: {reason}", file=stderr, flush=True)
+    return status
+# «/Report how the guest ended»
+
+
+# «Watch the clock and the keyboard» book/launcher.md:781 @3c3a5853
+TICK = 0.05  # seconds between the watcher's looks at the clock
+
+
+@contextmanager
+def watching(host: Any, timeout: float | None) -> Iterator[None]:
+    """While the guest runs, stop it after ``timeout`` seconds, or when Ctrl-C is pressed."""
+    done = threading.Event()
+    keyboard = threading.current_thread() is threading.main_thread()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    presses = 0
+
+    def watch() -> None:
+        nonlocal deadline, presses
+        while not done.is_set():
+            if not keyboard:
+                done.wait(TICK)
+            elif signal.sigtimedwait({signal.SIGINT}, TICK) is not None:
+                presses += 1
+                if presses == 1:
+                    host.stop("interrupted by Ctrl-C")
+                else:
+                    _thread.interrupt_main()
+            if deadline is not None and time.monotonic() >= deadline:
+                host.stop(f"timed out after {timeout:g} seconds")
+                deadline = None
+
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if keyboard else None
+    watcher = threading.Thread(target=watch, name="lguest-watcher", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+        if previous is not None:
+            while signal.sigtimedwait({signal.SIGINT}, 0) is not None:
+                pass  # a Ctrl-C that came as the guest was ending: it has ended
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+# «/Watch the clock and the keyboard»
+
+
+# «Name the chunk behind each exit» book/launcher.md:848 @09b83141
+PACKAGE = Path(__file__).resolve().parent
+
+
+class ExitTracer:
+    """For --verbose: a line on stderr for each exit, naming the chunk that handles it."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.origins: dict[Path, dict[int, tuple[str, int, str]] | None] = {}
+
+    def __call__(self, event: Any) -> None:
+        words = ["exit", str(event.kind)]
+        if getattr(event, "name", None):
+            words.append(str(event.name))
+        line = f"{' '.join(words)} at {event.eip:#x}"
+        where = self.chunk_of(getattr(event, "handler", None))
+        print(f"{line}: {where}" if where else line, file=self.stream, flush=True)
+
+    def chunk_of(self, handler: Any) -> str | None:
+        """``«chunk» book/chapter.md:line`` for a handler function, or None."""
+        while isinstance(handler, functools.partial):
+            handler = handler.func
+        function = inspect.unwrap(getattr(handler, "__func__", handler)) if handler else None
+        code = getattr(function, "__code__", None)
+        if code is None:
+            return None
+        path = Path(code.co_filename).resolve()
+        if path not in self.origins:
+            self.origins[path] = self.read_origins(path)
+        found = (self.origins[path] or {}).get(code.co_firstlineno)
+        return f"«{found[2]}» {found[0]}:{found[1]}" if found else None
+
+    @staticmethod
+    def read_origins(path: Path) -> dict[int, tuple[str, int, str]] | None:
+        try:
+            relative = f"src/lguest/{path.relative_to(PACKAGE).as_posix()}"
+            _, origin = read_tangled(relative, path.read_text(encoding="utf-8"))
+        except (ValueError, OSError, LiterateError):
+            return None
+        return origin
+# «/Name the chunk behind each exit»
+# «/src/lguest/launcher.py»

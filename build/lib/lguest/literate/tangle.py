@@ -1,0 +1,134 @@
+# Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
+# «src/lguest/literate/tangle.py» book/preparation.md:1108 @a241a990
+"""Tangling: from the chapters to the files of the package."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .book import LiterateError
+from .markers import HEADER, STYLES, CommentStyle, comment_style
+from .web import REFERENCE, Chunk, Web, normalize
+
+# «Expand a chunk» book/preparation.md:959 @262b20e8
+MAX_DEPTH = 100
+
+
+def render(web: Web, root: Chunk) -> str:
+    """The text of the file that ``root`` becomes."""
+    style = comment_style(root.file or "")
+    out = [style.comment(HEADER)] if style else []
+    _expand(web, root, "", style, out, 0)
+    return "\n".join(out) + "\n"
+
+
+def _expand(web: Web, chunk: Chunk, indent: str, style: CommentStyle | None,
+            out: list[str], depth: int) -> None:
+    if depth > MAX_DEPTH:
+        first = chunk.parts[0]
+        raise LiterateError(first.chapter, first.line, f"chunks nest more than {MAX_DEPTH} deep here")
+    for part in chunk.parts:
+        if style:
+            out.append(indent + style.begin(part))
+        for line in part.lines:
+            reference = REFERENCE.match(line)
+            if reference:
+                _expand(web, web.chunks[normalize(reference["name"])],
+                        indent + reference["indent"], style, out, depth + 1)
+            else:
+                out.append(indent + line if line else "")
+        if style:
+            out.append(indent + style.end(part))
+
+
+def tangle(web: Web) -> dict[str, str]:
+    """Every file the book defines, by its path in the repository."""
+    return {path: render(web, root) for path, root in sorted(web.roots.items())}
+# «/Expand a chunk»
+
+
+# «Write the package in one step» book/preparation.md:1018 @ae417fd5
+PACKAGE_DIR = "src/lguest"
+
+
+def changes(root: Path, outputs: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The outputs that differ from the disk, and the stale files to remove."""
+    changed = {}
+    for path, text in outputs.items():
+        target = root / path
+        if not target.is_file() or target.read_bytes() != text.encode("utf-8"):
+            changed[path] = text
+    return changed, stale_files(root, outputs)
+
+
+def stale_files(root: Path, outputs: dict[str, str]) -> list[str]:
+    headers = {style.comment(HEADER) for style in STYLES.values()}
+    stale = []
+    for path in sorted((root / PACKAGE_DIR).rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        if path.is_file() and "__pycache__" not in path.parts and relative not in outputs:
+            with open(path, "rb") as handle:
+                first = handle.readline().decode("utf-8", "replace").rstrip("\n")
+            if first in headers:
+                stale.append(relative)
+    return stale
+
+
+def write_package(root: Path, outputs: dict[str, str]) -> list[str]:
+    """Bring src/lguest in line with ``outputs``, all at once; return what changed."""
+    changed, stale = changes(root, outputs)
+    if not changed and not stale:
+        return []
+    package = root / PACKAGE_DIR
+    package.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".tangle-", dir=package.parent))
+    try:
+        fresh = stage / package.name
+        if package.exists():
+            shutil.copytree(package, fresh, symlinks=True)
+        else:
+            fresh.mkdir()
+        for path in stale:
+            (fresh / Path(path).relative_to(PACKAGE_DIR)).unlink()
+        for path, text in changed.items():
+            target = fresh / Path(path).relative_to(PACKAGE_DIR)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8", newline="\n")
+        _swap(fresh, package, stage / "previous")
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return sorted([*changed, *stale])
+
+
+def _swap(fresh: Path, package: Path, spare: Path) -> None:
+    if not package.exists():
+        os.rename(fresh, package)
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2 is not None and renameat2(at_fdcwd, os.fsencode(fresh), at_fdcwd,
+                                           os.fsencode(package), rename_exchange) == 0:
+        return
+    os.rename(package, spare)
+    try:
+        os.rename(fresh, package)
+    except OSError:
+        os.rename(spare, package)
+        raise
+# «/Write the package in one step»
+
+
+# «Check for drift» book/preparation.md:1097 @6fca06b3
+def drift(root: Path, outputs: dict[str, str]) -> list[str]:
+    """One line for each file where the package and the book disagree."""
+    changed, stale = changes(root, outputs)
+    report = [f"{path}: {'differs from' if (root / path).exists() else 'missing, but defined in'} the book"
+              for path in changed]
+    return report + [f"{path}: stale: no chunk in the book produces it" for path in stale]
+# «/Check for drift»
+# «/src/lguest/literate/tangle.py»

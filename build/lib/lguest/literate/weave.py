@@ -1,0 +1,218 @@
+# Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
+# «src/lguest/literate/weave.py» book/preparation.md:1742 @ddb3b7e1
+"""Weaving: a Sphinx extension that draws chunks in the rendered book."""
+
+from __future__ import annotations
+
+import re
+from html import escape
+from pathlib import Path
+
+from docutils import nodes
+from docutils.parsers.rst import directives
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
+from sphinx.errors import ExtensionError
+from sphinx.util.docutils import SphinxDirective
+
+from .. import __version__
+from .book import Book, LiterateError
+from .tangle import tangle
+from .web import REFERENCE, Part, Web, fingerprint, load_web, normalize
+
+# «Directives for chunks» book/preparation.md:1506 @e08fb54f
+class chunk_part(nodes.General, nodes.Element):
+    """A chunk part's place in a page, drawn once every page is known."""
+
+
+class chunk_index(nodes.General, nodes.Element):
+    """The place for the table of every chunk."""
+
+
+class ChunkDirective(SphinxDirective):
+    required_arguments = 1
+    final_argument_whitespace = True
+    has_content = True
+    option_spec = {"file": directives.unchanged_required,
+                   "lang": directives.unchanged_required,
+                   "append": directives.flag}
+
+    def run(self) -> list[nodes.Node]:
+        web: Web = self.env.lguest_web
+        chapter = _chapter_of(self.env, self.env.docname)
+        seen = self.env.temp_data.get("lguest-chunks", 0)
+        self.env.temp_data["lguest-chunks"] = seen + 1
+        parts = web.parts_of(chapter)
+        name = normalize(self.arguments[0])
+        if seen >= len(parts) or parts[seen].name != name:
+            raise self.error(f"chunk «{name}» is not where the tangler found it")
+        node = chunk_part(chapter=chapter, ordinal=seen)
+        self.set_source_info(node)
+        return [node]
+
+
+class ChunkIndexDirective(SphinxDirective):
+    def run(self) -> list[nodes.Node]:
+        return [chunk_index()]
+
+
+def _chapter_of(env, docname: str) -> str:
+    return Path(env.doc2path(docname)).resolve().relative_to(env.lguest_web.book.root).as_posix()
+
+
+def _docname(env, chapter: str) -> str:
+    return env.path2doc(str(env.lguest_web.book.root / chapter))
+# «/Directives for chunks»
+
+
+# «Draw a chunk» book/preparation.md:1558 @ed87c57d
+def _anchor(part: Part) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", part.name.lower()).strip("-") or "chunk"
+    return f"chunk-{slug}" + (f"-{part.number}" if part.number > 1 else "")
+
+
+def _link(app, fromdoc: str, part: Part) -> str:
+    target = _docname(app.env, part.chapter)
+    uri = "" if target == fromdoc else app.builder.get_relative_uri(fromdoc, target)
+    return f"{uri}#{_anchor(part)}"
+
+
+def _title(app, part: Part) -> str:
+    return next((page.title for page in app.env.lguest_web.book.pages if page.path == part.chapter), part.chapter)
+
+
+def _code(app, fromdoc: str, web: Web, part: Part, lang: str) -> str:
+    try:
+        lexer = get_lexer_by_name(lang, stripnl=False, ensurenl=True)
+    except ClassNotFound:
+        lexer = get_lexer_by_name("text", stripnl=False, ensurenl=True)
+    formatter = HtmlFormatter(nowrap=True)
+    out: list[str] = []
+    run: list[str] = []
+    for line in [*part.lines, None]:
+        reference = REFERENCE.match(line) if line is not None else None
+        if line is not None and not reference:
+            run.append(line)
+            continue
+        if run:
+            out.append(highlight("\n".join(run) + "\n", lexer, formatter))
+            run = []
+        if reference:
+            target = web.chunks[normalize(reference["name"])]
+            out.append(f'{escape(reference["indent"])}<a class="lguest-chunk-ref" '
+                       f'href="{_link(app, fromdoc, target.parts[0])}">«{escape(target.name)}»</a>\n')
+    return (f'<div class="highlight-{lang} notranslate"><div class="highlight"><pre>'
+            f'{"".join(out)}</pre></div></div>')
+
+
+def draw_part(app, fromdoc: str, part: Part) -> str:
+    web: Web = app.env.lguest_web
+    chunk = web.chunks[part.name]
+    title = [f'<a class="lguest-chunk-name" href="#{_anchor(part)}">«{escape(part.name)}»</a>',
+             f'<span class="lguest-chunk-op">{"+≡" if part.number > 1 else "≡"}</span>']
+    if part.file:
+        title.append(f'<span class="lguest-chunk-file">{escape(part.file)}</span>')
+    notes = []
+    others = [other for other in chunk.parts if other is not part]
+    if others:
+        links = ", ".join(f'<a href="{_link(app, fromdoc, other)}">{escape(_title(app, other))} ({other.number})</a>'
+                          for other in others)
+        notes.append(f"Part {part.number} of {len(chunk.parts)}; the others: {links}.")
+    if chunk.users:
+        links = ", ".join(f'<a href="{_link(app, fromdoc, user)}">«{escape(user.name)}»</a> '
+                          f"({escape(_title(app, user))})" for user in chunk.users)
+        notes.append(f"Used in {links}.")
+    elif part.file:
+        notes.append(f"Tangled to <code>{escape(part.file)}</code>.")
+    footer = "".join(f"<p>{note}</p>" for note in notes)
+    return (f'<div class="lguest-chunk" id="{_anchor(part)}">'
+            f'<div class="lguest-chunk-title">{" ".join(title)}</div>'
+            f"{_code(app, fromdoc, web, part, part.lang or chunk.lang)}"
+            f'<div class="lguest-chunk-notes">{footer}</div></div>')
+# «/Draw a chunk»
+# «Draw a chunk»[2] book/preparation.md:1631 @4347753b
+
+def draw_index(app, fromdoc: str) -> str:
+    web: Web = app.env.lguest_web
+    rows = []
+    for chunk in sorted(web.chunks.values(), key=lambda chunk: chunk.name.casefold()):
+        where = ", ".join(f'<a href="{_link(app, fromdoc, part)}">{escape(_title(app, part))}</a>'
+                          for part in chunk.parts)
+        used = (", ".join(f"«{escape(user.name)}»" for user in chunk.users)
+                or f"<code>{escape(chunk.file or '')}</code>")
+        rows.append(f'<tr><td><a href="{_link(app, fromdoc, chunk.parts[0])}">«{escape(chunk.name)}»</a></td>'
+                    f"<td>{where}</td><td>{used}</td></tr>")
+    return ('<table class="table lguest-chunk-index"><thead><tr><th>Chunk</th><th>Defined in</th>'
+            f'<th>Used in</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+
+
+def resolve(app, doctree: nodes.document, docname: str) -> None:
+    web: Web = app.env.lguest_web
+    html = app.builder.format == "html"
+    for node in list(doctree.findall(chunk_part)):
+        part = web.parts_of(node["chapter"])[node["ordinal"]]
+        if html:
+            node.replace_self(nodes.raw("", draw_part(app, docname, part), format="html"))
+        else:
+            node.replace_self(nodes.literal_block("\n".join(part.lines), "\n".join(part.lines)))
+    for node in list(doctree.findall(chunk_index)):
+        if html:
+            node.replace_self(nodes.raw("", draw_index(app, docname), format="html"))
+        else:
+            node.replace_self(nodes.paragraph(text=", ".join(sorted(web.chunks))))
+# «/Draw a chunk»
+
+
+# «Keep the build honest» book/preparation.md:1689 @299c3475
+def builder_inited(app) -> None:
+    try:
+        web = load_web(Path(app.config.lguest_root))
+    except LiterateError as error:
+        raise ExtensionError(str(error)) from None
+    app.env.lguest_web = web
+    app.env.lguest_package = fingerprint(sorted(f"{path}:{fingerprint(text.split(chr(10)))}"
+                                                for path, text in tangle(web).items()))
+
+
+def outdated(app, env, added, changed, removed) -> list[str]:
+    now = (env.lguest_web.shape(), env.lguest_package)
+    before, env.lguest_digests = getattr(env, "lguest_digests", None), now
+    if before is None or before == now:
+        return []
+    pages = [_docname(env, page.path) for page in env.lguest_web.book.pages]
+    return [page for page in pages if page in env.found_docs and page not in added]
+
+
+def source_read(app, docname: str, source: list[str]) -> None:
+    book = app.env.lguest_web.book
+    if docname == _docname(app.env, book.cover.path):
+        source[0] += _toctree(app.env, book)
+    if "format_name: myst" in source[0] and "```{code-cell}" in source[0]:
+        source[0] += ("\n+++\n\n```{code-cell} ipython3\n:tags: [remove-cell]\n\n"
+                      f"# lguest package digest {app.env.lguest_package}\n```\n")
+
+
+def _toctree(env, book: Book) -> str:
+    def tree(options: str, pages: list) -> str:
+        entries = "\n".join(_docname(env, page.path) for page in pages)
+        return f"\n\n```{{toctree}}\n{options}\n\n{entries}\n```\n"
+    text = tree(":caption: The journey\n:numbered:\n:maxdepth: 2", book.chapters)
+    return text + (tree(":caption: Appendix\n:maxdepth: 1", book.appendix) if book.appendix else "")
+
+
+def setup(app) -> dict:
+    app.add_config_value("lguest_root", ".", "env")
+    app.add_node(chunk_part)
+    app.add_node(chunk_index)
+    app.add_directive("chunk", ChunkDirective)
+    app.add_directive("chunk-index", ChunkIndexDirective)
+    app.connect("builder-inited", builder_inited)
+    app.connect("env-get-outdated", outdated)
+    app.connect("source-read", source_read)
+    app.connect("doctree-resolved", resolve)
+    return {"version": __version__, "env_version": 1,
+            "parallel_read_safe": False, "parallel_write_safe": True}
+# «/Keep the build honest»
+# «/src/lguest/literate/weave.py»

@@ -1,0 +1,364 @@
+# Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
+# «src/lguest/literate/web.py» book/preparation.md:806 @e265d308
+"""Chunks: finding them in the chapters, and checking that they fit together."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Iterator
+
+from .book import Book, LiterateError, read_book
+
+# «Recognise fences» book/preparation.md:368 @8a6da4ec
+FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
+DIRECTIVE = re.compile(r"^\{(?P<name>[^{}\s]+)\}(?:\s+(?P<argument>.*))?$")
+LITERAL_DIRECTIVES = frozenset({
+    "chunk", "code-cell", "raw-cell", "code-block", "code", "sourcecode",
+    "literalinclude", "math", "raw", "eval-rst", "csv-table",
+})
+
+
+@dataclass
+class Fence:
+    line: int  # where it opens, counting from one
+    indent: int
+    marker: str  # the backticks or tildes
+    info: str
+
+    def closes(self, text: str) -> bool:
+        stripped = text.rstrip()
+        bare = stripped.lstrip(" ")
+        return (len(stripped) - len(bare) <= 3 and len(bare) >= len(self.marker)
+                and bare == self.marker[0] * len(bare))
+
+
+def open_fence(text: str, number: int) -> Fence | None:
+    match = FENCE.match(text)
+    if not match:
+        return None
+    marker, info = match["fence"], match["info"].strip()
+    if marker[0] == "`" and "`" in info:
+        return None
+    return Fence(number, len(match["indent"]), marker, info)
+# «/Recognise fences»
+
+
+# «Scan a chapter for chunks» book/preparation.md:407 @c1c25a6c
+def parse_chapter(path: str, text: str) -> list[Part]:
+    """Every chunk part in one chapter's text, in order."""
+    lines = text.split("\n")
+    parts: list[Part] = []
+    containers: list[Fence] = []
+    number = 0
+    while number < len(lines):
+        line = lines[number]
+        if containers and containers[-1].closes(line):
+            containers.pop()
+            number += 1
+            continue
+        fence = open_fence(line, number + 1)
+        if fence is None:
+            number += 1
+            continue
+        directive = DIRECTIVE.match(fence.info)
+        if directive and directive["name"] not in LITERAL_DIRECTIVES:
+            containers.append(fence)
+            number += 1
+            continue
+        end = number + 1
+        while end < len(lines) and not fence.closes(lines[end]):
+            end += 1
+        if end == len(lines):
+            raise _unterminated(path, fence)
+        if directive and directive["name"] == "chunk":
+            body = [_dedent(text, fence.indent) for text in lines[number + 1:end]]
+            parts.append(_part(path, fence, directive["argument"] or "", body))
+        number = end + 1
+    if containers:
+        raise _unterminated(path, containers[-1])
+    return parts
+
+
+def _unterminated(path: str, fence: Fence) -> LiterateError:
+    return LiterateError(path, fence.line,
+                         f"unterminated fence {fence.marker}: nothing closes it before the end of the file")
+
+
+def _dedent(text: str, indent: int) -> str:
+    """Remove up to ``indent`` leading spaces, as CommonMark does inside an indented fence."""
+    spaces = len(text) - len(text.lstrip(" "))
+    return text[min(spaces, indent):]
+# «/Scan a chapter for chunks»
+
+
+# «Parts of chunks» book/preparation.md:468 @dfa150e0
+@dataclass
+class Part:
+    """One fenced block of a chunk: its definition, or a continuation."""
+
+    name: str
+    chapter: str  # the chapter's path, e.g. "book/host.md"
+    line: int  # the line of the opening fence
+    first: int  # the line of the first line of code
+    lines: list[str]
+    indent: int = 0  # spaces before the fence, restored when stitching
+    separated: bool = False  # a blank line stands between the options and the code
+    append: bool = False
+    file: str | None = None
+    lang: str | None = None
+    number: int = 1  # 1 for the definition, 2, 3... for continuations
+
+    @property
+    def digest(self) -> str:
+        return fingerprint(self.lines)
+
+    def references(self) -> Iterator[tuple[int, str, str]]:
+        """(line in the chapter, indentation, chunk name) for each reference."""
+        for offset, text in enumerate(self.lines):
+            match = REFERENCE.match(text)
+            if match:
+                yield self.first + offset, match["indent"], normalize(match["name"])
+
+
+def fingerprint(lines: list[str]) -> str:
+    text = f"{len(lines)}\n" + "\n".join(lines)  # the count tells [] from [""]
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def normalize(name: str) -> str:
+    """Chunk names compare with runs of white space folded to one space."""
+    return " ".join(name.split())
+# «/Parts of chunks»
+
+
+# «Read a chunk's options and code» book/preparation.md:526 @e3de8505
+REFERENCE = re.compile(r"^(?P<indent>[ \t]*)<<(?P<name>\s*[^<>\s][^<>]*)>>\s*$")
+OPTION = re.compile(r"^:(?P<key>[\w-]+):(?:\s+(?P<value>.*?))?\s*$")
+OPTIONS = ("append", "file", "lang")
+PACKAGE = "src/lguest/"
+
+
+def _part(path: str, fence: Fence, argument: str, body: list[str]) -> Part:
+    name = normalize(argument)
+    if not name:
+        raise LiterateError(path, fence.line, "a chunk needs a name after {chunk}")
+    if any(bad in name for bad in ("<<", ">>", "«", "»", "*/")):
+        raise LiterateError(path, fence.line, "a chunk name cannot contain <<, >>, «, » or */")
+    options: dict[str, tuple[str, int]] = {}
+    count = 0
+    while count < len(body) and (option := OPTION.match(body[count])):
+        key, line = option["key"], fence.line + 1 + count
+        if key not in OPTIONS:
+            known = ", ".join(f":{known}:" for known in OPTIONS)
+            raise LiterateError(path, line, f"unknown chunk option :{key}: (known: {known})")
+        if key in options:
+            raise LiterateError(path, line, f"option :{key}: given twice")
+        options[key] = (option["value"] or "", line)
+        count += 1
+    separated = bool(count and count < len(body) and not body[count].strip())
+    count += separated
+    part = Part(name, path, fence.line, fence.line + 1 + count,
+                [_canonical(text) for text in body[count:]], indent=fence.indent, separated=separated)
+    if "append" in options:
+        if options["append"][0]:
+            raise LiterateError(path, options["append"][1], ":append: takes no value")
+        part.append = True
+    if "lang" in options:
+        part.lang = options["lang"][0] or None
+    if "file" in options:
+        value, line = options["file"]
+        if part.append:
+            raise LiterateError(path, line, "only the first part of a chunk names its :file:")
+        part.file = _target(path, line, value)
+    return part
+
+
+def _canonical(text: str) -> str:
+    if not text.strip():
+        return ""
+    match = REFERENCE.match(text)
+    return f"{match['indent']}<<{normalize(match['name'])}>>" if match else text
+
+
+def _target(path: str, line: int, value: str) -> str:
+    target = PurePosixPath(value)
+    if any(char.isspace() or not char.isprintable() for char in value):
+        raise LiterateError(path, line, f":file: {value!r} may not contain white space or control characters")
+    if (not value.startswith(PACKAGE) or target.is_absolute() or ".." in target.parts
+            or value.endswith("/") or len(target.parts) < 3):
+        raise LiterateError(path, line, f":file: {value!r} must name a file inside {PACKAGE}")
+    return target.as_posix()
+# «/Read a chunk's options and code»
+
+
+# «The web of chunks» book/preparation.md:597 @0a8a490a
+@dataclass
+class Chunk:
+    """All the parts that share one name, in reading order."""
+
+    name: str
+    parts: list[Part]
+    lang: str = "text"
+    users: list[Part] = field(default_factory=list)  # parts that reference it
+
+    @property
+    def file(self) -> str | None:
+        return self.parts[0].file
+
+
+class Web:
+    """Every chunk of the book, checked and cross-referenced."""
+
+    def __init__(self, book: Book | None = None):
+        self.book = book
+        self.chunks: dict[str, Chunk] = {}
+        self.roots: dict[str, Chunk] = {}
+        self.parts: list[Part] = []
+
+    def add(self, part: Part) -> None:
+        chunk = self.chunks.get(part.name)
+        if part.append:
+            if chunk is None:
+                raise LiterateError(part.chapter, part.line,
+                                    f"«{part.name}» is continued here, but no chunk of that name comes before it")
+            part.number = len(chunk.parts) + 1
+            chunk.parts.append(part)
+        elif chunk is not None:
+            first = chunk.parts[0]
+            raise LiterateError(part.chapter, part.line,
+                                f"«{part.name}» is already defined at {first.chapter}:{first.line};"
+                                " mark this part :append: to continue it")
+        else:
+            self.chunks[part.name] = Chunk(part.name, [part])
+            if part.file in self.roots:
+                other = self.roots[part.file].parts[0]
+                raise LiterateError(part.chapter, part.line,
+                                    f"two roots for {part.file}: this one and {other.chapter}:{other.line}")
+            if part.file:
+                self._check_place(part)
+                self.roots[part.file] = self.chunks[part.name]
+        self.parts.append(part)
+
+    def _check_place(self, part: Part) -> None:
+        """A file cannot also be a directory of another root's file."""
+        for other, chunk in self.roots.items():
+            if other.startswith(part.file + "/") or part.file.startswith(other + "/"):
+                first = chunk.parts[0]
+                raise LiterateError(part.chapter, part.line, f"{part.file} and {other}"
+                                    f" ({first.chapter}:{first.line}) cannot both exist")
+
+    # «Check the web» book/preparation.md:664 @027fc26d
+    def check(self) -> Web:
+        for part in self.parts:
+            for line, _, name in part.references():
+                target = self.chunks.get(name)
+                if target is None:
+                    raise LiterateError(part.chapter, line, f"reference to undefined chunk «{name}»")
+                if part not in target.users:
+                    target.users.append(part)
+        for chunk in self.chunks.values():
+            if chunk.file is None and not chunk.users:
+                first = chunk.parts[0]
+                raise LiterateError(first.chapter, first.line,
+                                    f"chunk «{chunk.name}» is never used: reference it, or give it a :file:")
+        self._check_cycles()
+        self._assign_languages()
+        return self
+    # «/Check the web»
+    # «Check the web»[2] book/preparation.md:693 @b26b6f5a
+    def _check_cycles(self) -> None:
+        colour: dict[str, str] = {}
+        for start in self.chunks:
+            if start in colour:
+                continue
+            colour[start] = "grey"
+            path = [start]
+            stack = [self._edges(start)]
+            while stack:
+                for part, line, name in stack[-1]:
+                    if colour.get(name) == "grey":
+                        loop = path[path.index(name):] + [name]
+                        raise LiterateError(part.chapter, line, "reference cycle: "
+                                            + " → ".join(f"«{step}»" for step in loop))
+                    if name not in colour:
+                        colour[name] = "grey"
+                        path.append(name)
+                        stack.append(self._edges(name))
+                        break
+                else:
+                    colour[path.pop()] = "black"
+                    stack.pop()
+
+    def _edges(self, name: str) -> Iterator[tuple[Part, int, str]]:
+        for part in self.chunks[name].parts:
+            for line, _, target in part.references():
+                yield part, line, target
+    # «/Check the web»
+    # «Check the web»[3] book/preparation.md:730 @9c0b45b5
+    def _assign_languages(self) -> None:
+        done = {root.name for root in self.roots.values()}
+        for root in self.roots.values():
+            root.lang = language_of(root.file)
+        for root in self.roots.values():
+            queue = [target for _, _, target in self._edges(root.name)]
+            while queue:
+                name = queue.pop(0)
+                if name not in done:
+                    done.add(name)
+                    self.chunks[name].lang = root.lang
+                    queue.extend(target for _, _, target in self._edges(name))
+    # «/Check the web»
+
+    # «Questions the web answers» book/preparation.md:762 @5dec8b16
+    def parts_of(self, chapter: str) -> list[Part]:
+        return [part for part in self.parts if part.chapter == chapter]
+
+    def shape(self) -> str:
+        lines = [f"{part.name}|{part.chapter}|{part.number}|{part.file}|"
+                 + ",".join(name for _, _, name in part.references()) for part in self.parts]
+        return fingerprint(lines)
+    # «/Questions the web answers»
+# «/The web of chunks»
+
+
+# «Languages by file name» book/preparation.md:745 @66629f1e
+LANGUAGES = {
+    ".py": "python", ".c": "c", ".h": "c", ".S": "gas", ".s": "gas",
+    ".ld": "text", ".toml": "toml", ".yml": "yaml", ".yaml": "yaml",
+    ".json": "json", ".sh": "bash", ".css": "css",
+}
+
+
+def language_of(path: str) -> str:
+    return LANGUAGES.get(PurePosixPath(path).suffix, "text")
+# «/Languages by file name»
+
+
+# «Load the whole book» book/preparation.md:779 @ce3785df
+def read_chapter(root: Path, path: str) -> str:
+    try:
+        data = (root / path).read_bytes()
+    except OSError as error:
+        raise LiterateError(path, None, f"cannot read it: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise LiterateError(path, line, "not valid UTF-8") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def load_web(root: Path, texts: dict[str, str] | None = None) -> Web:
+    """Read, parse and check every page of the book under ``root``."""
+    book = read_book(root)
+    web = Web(book)
+    for page in book.pages:
+        text = (texts or {}).get(page.path)
+        for part in parse_chapter(page.path, read_chapter(root, page.path) if text is None else text):
+            web.add(part)
+    return web.check()
+# «/Load the whole book»
+# «/src/lguest/literate/web.py»
