@@ -1,15 +1,17 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1422 @23b4e0e7
+# «src/lguest/host/core.py» book/host.md:1443 @76c0fb70
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
 
+import ctypes
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
 
+from unicorn.unicorn_py3.unicorn import uclib
 from unicorn import (UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_MODE_32,
                      Uc, UcError)
 from unicorn.x86_const import (UC_X86_INS_IN, UC_X86_INS_OUT, UC_X86_REG_CR2, UC_X86_REG_CS,
@@ -58,7 +60,23 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Clocks» book/host.md:1060 @fe41e502
+# «Register the trap hook» book/host.md:383 @ee2467ac
+TRAP_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
+
+
+def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
+    """Call ``callback(engine, vector, data)`` on every trap; keep the result alive."""
+    function = TRAP_HOOK(callback)
+    handle = ctypes.c_size_t()
+    status = uclib.uc_hook_add(uc._uch, ctypes.byref(handle), UC_HOOK_INTR,
+                               ctypes.cast(function, ctypes.c_void_p), None, 1, 0)
+    if status:
+        raise UcError(status)
+    return function
+# «/Register the trap hook»
+
+
+# «Clocks» book/host.md:1081 @fe41e502
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -96,7 +114,7 @@ class VirtualClock:
 # «/Clocks»
 
 
-# «The Host's state» book/host.md:94 @48a3fe48
+# «The Host's state» book/host.md:94 @da4b4dc2
 FRAME_INDEX = {name: index for index, name in enumerate(FRAME)}
 EIP, CS, EFLAGS, ESP, SS = (FRAME_INDEX[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 ASYNC_STATUS = LGUEST_DATA["async_status"]
@@ -139,12 +157,12 @@ class Host:
         self._wake = threading.Event()
         self._doorbell = threading.Event()  # rung when an interrupt is raised from another thread
         self._wakes_at = 0  # when the timer thread next looks in, clock nanoseconds
-        uc.hook_add(UC_HOOK_INTR, self._on_trap)
+        self._trap_hook = hook_traps(uc, self._on_trap)
         uc.hook_add(UC_HOOK_INSN, self._on_in, aux1=UC_X86_INS_IN)
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1401 @f9a84bbe
+    # «Killing and stopping» book/host.md:1422 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -243,39 +261,36 @@ class Host:
         regs[EFLAGS] = uc.reg_read(UC_X86_REG_EFLAGS)
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:328 @65b6a763
-    def _on_trap(self, uc: Uc, vector: int, _) -> None:
+    # «The trap hook» book/host.md:328 @c28f5a45
+    def _on_trap(self, _engine: int, vector: int, _data: int) -> None:
         try:
             if vector == HYPERCALL_VECTOR:
                 number, a1, a2, a3, a4 = self.cpu.hypercall()
                 handler = IN_HOOK.get(number)
-                if handler is not None and self._may_serve_in_hook(number):
+                data = self.lguest_data
+                # Not before LGUEST_INIT (but INIT itself), nor with calls queued in the ring.
+                if handler is not None and (number == HYPERCALLS["LGUEST_INIT"] if data is None else
+                                            self.memory.view[data + ASYNC_STATUS + self.next_async]
+                                            != ASYNC_READY):
                     self.exits += 1
                     if self.deterministic:
                         self.clock.advance(EXIT_COST_NS)
                     if self.trace is not None:
-                        self._trace("hypercall", vector, number, eip=uc.reg_read(UC_X86_REG_EIP))
+                        self._trace("hypercall", vector, number, eip=self.uc.reg_read(UC_X86_REG_EIP))
                     handler(self, a1, a2, a3, a4)
                     return
             self.trap = vector
             if vector != HYPERCALL_VECTOR:  # the fault's details, before anything can disturb them
                 self.cpu.load()
                 self.error_code = self.cpu["error_code"]
-                self.fault_address = uc.reg_read(UC_X86_REG_CR2) if vector == PAGE_FAULT else 0
+                self.fault_address = self.uc.reg_read(UC_X86_REG_CR2) if vector == PAGE_FAULT else 0
         except Killed as death:
             self.dead = death.reason
         except GuestMemoryError as error:
             self.dead = str(error)
         except Exception as error:  # never let a Host bug vanish inside Unicorn
             self.dead = f"host error in the trap hook: {error!r}"
-        uc.emu_stop()
-
-
-    def _may_serve_in_hook(self, number: int) -> bool:
-        """Not before LGUEST_INIT (except INIT itself), and not with calls queued in the ring."""
-        if self.lguest_data is None:
-            return number == HYPERCALLS["LGUEST_INIT"]
-        return self.memory.view[self.lguest_data + ASYNC_STATUS + self.next_async] != ASYNC_READY
+        self.uc.emu_stop()
 
 
     def _on_in(self, uc: Uc, port: int, size: int, _) -> int:
@@ -292,7 +307,7 @@ class Host:
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:396 @d2dc251a
+    # «Handle an exit» book/host.md:417 @d2dc251a
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
@@ -332,7 +347,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:987 @51733e4c
+    # «Time passes» book/host.md:1008 @51733e4c
     def _timer(self) -> None:
         """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
         while self.stop_request is None:

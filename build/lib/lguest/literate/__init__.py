@@ -1,9 +1,0 @@
-# Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/__init__.py» book/preparation.md:1352 @1bbc5077
-"""The literate engine: the book is the source, the package is tangled from it.
-
-``book`` reads chapters.yml, ``web`` finds and checks the chunks, ``tangle``
-writes the package, ``stitch`` carries edits back, and ``weave`` draws the
-chunks in the rendered book.
-"""
-# «/src/lguest/literate/__init__.py»
