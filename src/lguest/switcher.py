@@ -90,7 +90,7 @@ class Switcher:
 # «/The way in»
 
 
-# «The register file» book/switcher.md:328 @761c52cf
+# «The register file» book/switcher.md:328 @37cc74c9
 GPRS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 GPR_IDS = (UC_X86_REG_EAX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_EBX,
            UC_X86_REG_ESP, UC_X86_REG_EBP, UC_X86_REG_ESI, UC_X86_REG_EDI)
@@ -147,7 +147,7 @@ class RegisterFile:
         self.words = {name: ctypes.c_uint32.from_address(base + offset) for name, offset in LAYOUT.items()}
         self._read_batch = ctypes.CDLL(uclib._name).uc_reg_read_batch  # no argtypes: see below
         self._handle = uc._uch
-        count = len(HYPERCALL_REGISTERS)
+        self._count = count = len(HYPERCALL_REGISTERS)
         self._ids = (ctypes.c_int * count)(*HYPERCALL_REGISTERS)
         self._values = (ctypes.c_uint64 * count)()
         self._unpack = struct.Struct(f"<{count}Q").unpack_from
@@ -163,7 +163,7 @@ class RegisterFile:
 
     def hypercall(self) -> tuple[int, int, int, int, int]:
         """The call number and four arguments, in one trip into Unicorn."""
-        self._read_batch(self._handle, self._ids, self._pointers, len(HYPERCALL_REGISTERS))
+        self._read_batch(self._handle, self._ids, self._pointers, self._count)
         return self._unpack(self._values)
 # «/The register file»
 # «/src/lguest/switcher.py»

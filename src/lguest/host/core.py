@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1443 @76c0fb70
+# «src/lguest/host/core.py» book/host.md:1450 @76c0fb70
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Register the trap hook» book/host.md:383 @ee2467ac
+# «Register the trap hook» book/host.md:384 @ee2467ac
 TRAP_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 
 
@@ -76,7 +76,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:1081 @fe41e502
+# «Clocks» book/host.md:1088 @fe41e502
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -114,7 +114,7 @@ class VirtualClock:
 # «/Clocks»
 
 
-# «The Host's state» book/host.md:94 @da4b4dc2
+# «The Host's state» book/host.md:94 @9be4d90f
 FRAME_INDEX = {name: index for index, name in enumerate(FRAME)}
 EIP, CS, EFLAGS, ESP, SS = (FRAME_INDEX[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 ASYNC_STATUS = LGUEST_DATA["async_status"]
@@ -135,6 +135,7 @@ class Host:
         self.pages = ShadowPages(uc, memory, self.kill, shadow_pool_pages)
         self.interrupts = Interrupts(self)
         self.cpu = RegisterFile(uc)
+        self._read_hypercall, self._view = self.cpu.hypercall, memory.view  # for the fast path
         self.console = console if console is not None else sys.stdout.buffer
         self.console_input = console_input  # an EarlyConsole, or None for no input at all
         self.deterministic = deterministic
@@ -162,7 +163,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1422 @f9a84bbe
+    # «Killing and stopping» book/host.md:1429 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -181,7 +182,7 @@ class Host:
             raise Killed(f"stopped by the host: {self.stop_request}")
     # «/Killing and stopping»
 
-    # «Run the guest» book/host.md:167 @3d6ed2db
+    # «Run the guest» book/host.md:168 @3d6ed2db
     def run(self, *, entry: int, stack: int, boot: int, pgdir: int) -> Outcome:
         """Run the guest from ``entry`` until it shuts down or dies."""
         self.regs = [KERNEL_DS] * 4 + [0, boot, 0, 0, 0, 0, 0, 0] + [entry, KERNEL_CS, 0x202, stack, KERNEL_DS]
@@ -224,7 +225,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest» book/host.md:233 @5c799717
+    # «One trip into the Guest» book/host.md:234 @5c799717
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
@@ -261,16 +262,16 @@ class Host:
         regs[EFLAGS] = uc.reg_read(UC_X86_REG_EFLAGS)
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:328 @c28f5a45
+    # «The trap hook» book/host.md:329 @cde2db3a
     def _on_trap(self, _engine: int, vector: int, _data: int) -> None:
         try:
             if vector == HYPERCALL_VECTOR:
-                number, a1, a2, a3, a4 = self.cpu.hypercall()
+                number, a1, a2, a3, a4 = self._read_hypercall()
                 handler = IN_HOOK.get(number)
                 data = self.lguest_data
                 # Not before LGUEST_INIT (but INIT itself), nor with calls queued in the ring.
                 if handler is not None and (number == HYPERCALLS["LGUEST_INIT"] if data is None else
-                                            self.memory.view[data + ASYNC_STATUS + self.next_async]
+                                            self._view[data + ASYNC_STATUS + self.next_async]
                                             != ASYNC_READY):
                     self.exits += 1
                     if self.deterministic:
@@ -307,7 +308,7 @@ class Host:
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:417 @d2dc251a
+    # «Handle an exit» book/host.md:418 @d2dc251a
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
@@ -347,7 +348,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:1008 @51733e4c
+    # «Time passes» book/host.md:1015 @51733e4c
     def _timer(self) -> None:
         """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
         while self.stop_request is None:
