@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/mmio.py» book/drivers.md:707 @21256aae
+# «src/lguest/drivers/mmio.py» book/drivers.md:708 @21256aae
 """The virtio-mmio transport: registers, the status dance, and serving queues."""
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ class VirtioDevice:
         raise NotImplementedError
     # «/What a device type may change»
 
-    # «Reading a register» book/drivers.md:490 @db1cee84
+    # «Reading a register» book/drivers.md:490 @3741dbde
     def read(self, offset: int, size: int) -> int:
         with self.lock:
             if offset >= CONFIG:
@@ -133,7 +133,8 @@ class VirtioDevice:
             if offset == VENDOR_ID:
                 return VENDOR
             if offset == DEVICE_FEATURES:
-                return self.features >> 32 * self.device_sel & 0xFFFFFFFF if self.device_sel < 2 else 0
+                half = self.device_sel
+                return self.features >> 32 * half & 0xFFFFFFFF if half < 2 else 0
             if offset == QUEUE_NUM_MAX:
                 return queue.size_max if queue else 0
             if offset == QUEUE_READY:
@@ -150,7 +151,7 @@ class VirtioDevice:
         return self.queues[self.queue_sel] if self.queue_sel < len(self.queues) else None
     # «/Reading a register»
 
-    # «Writing a register» book/drivers.md:534 @6f742394
+    # «Writing a register» book/drivers.md:535 @6f742394
     def write(self, offset: int, size: int, value: int) -> None:
         with self.lock:
             if offset >= CONFIG:
@@ -206,7 +207,7 @@ class VirtioDevice:
         """Work to do once the lock is released: sending frames to other devices, say."""
     # «/Writing a register»
 
-    # «The status dance» book/drivers.md:622 @0f6cc600
+    # «The status dance» book/drivers.md:623 @0f6cc600
     def reset(self) -> None:
         self.status = 0
         self.driver_features = 0
@@ -252,7 +253,7 @@ class VirtioDevice:
         self.kill(f"{self.name} at {self.base:#x}, queue {queue.index}: {problem}")
     # «/The status dance»
 
-    # «Serving a queue» book/drivers.md:677 @333826c2
+    # «Serving a queue» book/drivers.md:678 @333826c2
     def usable(self, index: int) -> Virtqueue | None:
         """The queue ``index``, if the device is running and the queue is ready."""
         if index >= len(self.queues) or not self.queues[index].ready:

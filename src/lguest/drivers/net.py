@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/net.py» book/drivers.md:1111 @85c7eb58
+# «src/lguest/drivers/net.py» book/drivers.md:1112 @85c7eb58
 """virtio-net: Ethernet frames, to a switch in this process or to another over UDP."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ RECEIVED_HEADER = struct.pack("<BBHHHHH", 0, 0, 0, 0, 0, 0, 1)
 LARGEST_FRAME = 65536
 
 
-# «The network device» book/drivers.md:1141 @4e17fe7d
+# «The network device» book/drivers.md:1142 @4e17fe7d
 class Net(VirtioDevice):
     device_id = NET
     name = "virtio-net"
@@ -81,7 +81,7 @@ class Net(VirtioDevice):
 # «/The network device»
 
 
-# «The switch» book/drivers.md:1205 @b3ac4479
+# «The switch» book/drivers.md:1206 @b3ac4479
 class Port:
     """One socket on a Switch."""
 
@@ -127,7 +127,7 @@ class Switch:
 # «/The switch»
 
 
-# «The UDP cable» book/drivers.md:1255 @ef523940
+# «The UDP cable» book/drivers.md:1256 @ef523940
 class UdpCable:
     """Frames as UDP datagrams between two ports on 127.0.0.1."""
 
