@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/net.py» book/drivers.md:1112 @85c7eb58
+# «src/lguest/drivers/net.py» book/drivers.md:1112 @cc87a2b9
 """virtio-net: Ethernet frames, to a switch in this process or to another over UDP."""
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ F_MAC = 1 << 5
 HEADER_SIZE = 12  # flags, gso type, header length, gso size, checksum start and offset, buffers
 RECEIVED_HEADER = struct.pack("<BBHHHHH", 0, 0, 0, 0, 0, 0, 1)
 LARGEST_FRAME = 65536
+LISTEN_TICK = 0.1  # how often a cable's listener looks up to see if it should stop
 
 
-# «The network device» book/drivers.md:1142 @4e17fe7d
+# «The network device» book/drivers.md:1143 @4e17fe7d
 class Net(VirtioDevice):
     device_id = NET
     name = "virtio-net"
@@ -81,7 +82,7 @@ class Net(VirtioDevice):
 # «/The network device»
 
 
-# «The switch» book/drivers.md:1206 @b3ac4479
+# «The switch» book/drivers.md:1207 @b3ac4479
 class Port:
     """One socket on a Switch."""
 
@@ -127,7 +128,7 @@ class Switch:
 # «/The switch»
 
 
-# «The UDP cable» book/drivers.md:1256 @ef523940
+# «The UDP cable» book/drivers.md:1260 @d1512934
 class UdpCable:
     """Frames as UDP datagrams between two ports on 127.0.0.1."""
 
@@ -135,18 +136,26 @@ class UdpCable:
         self.remote = ("127.0.0.1", remote_port)
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.socket.bind(("127.0.0.1", local_port))
+        self.socket.settimeout(LISTEN_TICK)
         self.closed = False
+        self.listener: threading.Thread | None = None
 
     def connect(self, receive: Callable[[bytes], None]) -> None:
-        threading.Thread(target=self._listen, args=(receive,), name="lguest-net",
-                         daemon=True).start()
+        self.listener = threading.Thread(target=self._listen, args=(receive,),
+                                         name="lguest-net", daemon=True)
+        self.listener.start()
 
     def _listen(self, receive: Callable[[bytes], None]) -> None:
         while not self.closed:
             try:
                 frame = self.socket.recv(LARGEST_FRAME)
+            except socket.timeout:
+                continue
+            except OSError:
+                return  # the socket is closed
+            try:
                 receive(frame)
-            except Exception:  # the socket was closed, or the guest was killed
+            except Exception:  # the guest was killed while we delivered
                 return
 
     def send(self, frame: bytes) -> None:
@@ -157,6 +166,8 @@ class UdpCable:
 
     def close(self) -> None:
         self.closed = True
+        if self.listener is not None:
+            self.listener.join()
         self.socket.close()
 # «/The UDP cable»
 # «/src/lguest/drivers/net.py»
