@@ -76,7 +76,7 @@ def where_command(location: str) -> None:
     with reporting():
         click.echo(where(find_root(), location))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[2] book/launcher.md:999 @e0e5e47e
+# «Commands of the lguest tool»[2] book/launcher.md:1033 @19cee4da
 
 @main.command("run", context_settings={"ignore_unknown_options": True,
                                         "allow_interspersed_args": False})
@@ -86,11 +86,22 @@ def where_command(location: str) -> None:
               help="Count instructions instead of watching the clock, so runs repeat exactly.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Kill the guest if it is still running after this many seconds.")
+@click.option("--console", "console_kind", type=click.Choice(["early", "virtio"]),
+              default="early", show_default=True,
+              help="Which console reads standard input: the Host's early one, or virtio.")
+@click.option("--block", multiple=True, metavar="IMAGE[:ro]",
+              help="A virtio disk backed by IMAGE; ':ro' for read-only. Repeatable.")
+@click.option("--read-only-block", multiple=True, metavar="IMAGE",
+              help="A read-only virtio disk: IMAGE is never opened for writing. Repeatable.")
+@click.option("--net", multiple=True, metavar="udp:LOCAL:REMOTE",
+              help="A virtio network card wired over UDP on 127.0.0.1. Repeatable.")
+@click.option("--rng", is_flag=True, help="A virtio entropy device, fed by os.urandom.")
 @click.argument("mem_mb", metavar="MEM_MB", type=int)
 @click.argument("guest", metavar="[GUEST.elf]", required=False)
 @click.argument("guest_args", metavar="[GUEST_ARGS]...", nargs=-1, type=click.UNPROCESSED)
-def run_command(verbose: bool, deterministic: bool, timeout: float | None, mem_mb: int,
-                guest: str | None, guest_args: tuple[str, ...]) -> None:
+def run_command(verbose: bool, deterministic: bool, timeout: float | None, console_kind: str,
+                block: tuple[str, ...], read_only_block: tuple[str, ...], net: tuple[str, ...],
+                rng: bool, mem_mb: int, guest: str | None, guest_args: tuple[str, ...]) -> None:
     """Boot GUEST.elf (or the book's own kernel) with MEM_MB MiB of memory; GUEST_ARGS become
     its command line.
 
@@ -111,8 +122,10 @@ def run_command(verbose: bool, deterministic: bool, timeout: float | None, mem_m
         except KernelBuildError as error:
             click.echo(f"lguest: {error}", err=True)
             sys.exit(1)
+    disks = list(block) + [f"{image}:ro" for image in read_only_block]
     sys.exit(launch(mem_mb, guest, guest_args, verbose=verbose, deterministic=deterministic,
-                    timeout=timeout))
+                    timeout=timeout, virtio_console=console_kind == "virtio", block=disks,
+                    net=net, rng=rng))
 # «/Commands of the lguest tool»
 # «/The lguest command»
 # «/src/lguest/cli.py»

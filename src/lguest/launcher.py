@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/launcher.py» book/launcher.md:901 @dd3bd312
+# «src/lguest/launcher.py» book/launcher.md:928 @dd3bd312
 """The Launcher: make guest memory, load a kernel, write the boot page, run the Host."""
 
 from __future__ import annotations
@@ -245,20 +245,33 @@ OUTCOMES = {"poweroff": EXIT_POWEROFF, "restart": EXIT_RESTART, "killed": EXIT_K
 # «/How a run ends»
 
 
-# «Launch a guest» book/launcher.md:697 @74866c20
+# «Launch a guest» book/launcher.md:709 @ce8584cd
 def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool = False,
            deterministic: bool = False, console: BinaryIO | None = None,
            timeout: float | None = None, stderr: TextIO | None = None,
-           console_input: BinaryIO | None = None) -> int:
+           console_input: BinaryIO | None = None, virtio_console: bool = False,
+           block: Sequence[str] = (), net: Sequence[str] = (), rng: bool = False) -> int:
     """Boot ``elf_path`` with ``mem_mb`` MiB of memory, run it to the end; return the status."""
+    from .drivers import DeviceError, make_devices
+
     stderr = sys.stderr if stderr is None else stderr
+    console = sys.stdout.buffer if console is None else console
+    keyboard = sys.stdin.buffer if console_input is None else console_input
+    devices: list[Any] = []
     try:
         memory = make_memory(mem_mb)
         entry = load_kernel(memory, elf_path)
         pgdir = build_page_tables(memory)
-        write_boot_page(memory, pgdir, " ".join(args))
-    except LaunchError as error:
+        devices = make_devices(block=block, net=net, rng=rng,
+                               console=console if virtio_console else None,
+                               console_input=keyboard if virtio_console else None,
+                               deterministic=deterministic)
+        write_boot_page(memory, pgdir, " ".join(args),
+                        [device.boot_entry() for device in devices])
+    except (LaunchError, DeviceError) as error:
         print(f"lguest: {error}", file=stderr, flush=True)
+        for device in devices:
+            device.close()
         return EXIT_ERROR
     if verbose:
         print(f"lguest: {elf_path}: entry {entry:#x}, {mem_mb} MiB, "
@@ -266,22 +279,24 @@ def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: b
     from .host.core import Host
     from .host.hypercalls import EarlyConsole
 
-    console = sys.stdout.buffer if console is None else console
     host = Host(memory, console=console, deterministic=deterministic,
                 trace=ExitTracer(stderr) if verbose else None,
-                console_input=EarlyConsole(sys.stdin.buffer if console_input is None else console_input,
-                                           deterministic))
+                console_input=None if virtio_console else EarlyConsole(keyboard, deterministic))
     try:
         with watching(host, timeout):
+            for device in devices:
+                host.add_device(device)
             outcome = host.run(entry=entry, stack=abi.PAGE_OFFSET + abi.BOOT_PAGE,
                                boot=abi.BOOT_PAGE, pgdir=pgdir)
     finally:
+        for device in devices:
+            device.close()
         console.flush()
     return report(outcome, stderr, verbose)
 # «/Launch a guest»
 
 
-# «Report how the guest ended» book/launcher.md:739 @882ba5ff
+# «Report how the guest ended» book/launcher.md:766 @882ba5ff
 def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
     """The exit status for the Host's outcome, with the reason on stderr if the guest died."""
     reason = " ".join(str(outcome.reason).splitlines())
@@ -296,7 +311,7 @@ def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
 # «/Report how the guest ended»
 
 
-# «Watch the clock and the keyboard» book/launcher.md:781 @3c3a5853
+# «Watch the clock and the keyboard» book/launcher.md:808 @3c3a5853
 TICK = 0.05  # seconds between the watcher's looks at the clock
 
 
@@ -338,7 +353,7 @@ def watching(host: Any, timeout: float | None) -> Iterator[None]:
 # «/Watch the clock and the keyboard»
 
 
-# «Name the chunk behind each exit» book/launcher.md:848 @09b83141
+# «Name the chunk behind each exit» book/launcher.md:875 @09b83141
 PACKAGE = Path(__file__).resolve().parent
 
 

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1450 @76c0fb70
+# «src/lguest/host/core.py» book/host.md:1500 @76c0fb70
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Register the trap hook» book/host.md:384 @ee2467ac
+# «Register the trap hook» book/host.md:387 @ee2467ac
 TRAP_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 
 
@@ -76,7 +76,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:1088 @fe41e502
+# «Clocks» book/host.md:1138 @fe41e502
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -114,7 +114,7 @@ class VirtualClock:
 # «/Clocks»
 
 
-# «The Host's state» book/host.md:94 @9be4d90f
+# «The Host's state» book/host.md:94 @a827f39b
 FRAME_INDEX = {name: index for index, name in enumerate(FRAME)}
 EIP, CS, EFLAGS, ESP, SS = (FRAME_INDEX[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 ASYNC_STATUS = LGUEST_DATA["async_status"]
@@ -155,6 +155,7 @@ class Host:
         self.stop_request: str | None = None
         self.running = False
         self.exits = 0
+        self.devices: list = []  # virtio devices, from add_device
         self._wake = threading.Event()
         self._doorbell = threading.Event()  # rung when an interrupt is raised from another thread
         self._wakes_at = 0  # when the timer thread next looks in, clock nanoseconds
@@ -163,7 +164,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1429 @f9a84bbe
+    # «Killing and stopping» book/host.md:1479 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -182,7 +183,7 @@ class Host:
             raise Killed(f"stopped by the host: {self.stop_request}")
     # «/Killing and stopping»
 
-    # «Run the guest» book/host.md:168 @3d6ed2db
+    # «Run the guest» book/host.md:171 @3d6ed2db
     def run(self, *, entry: int, stack: int, boot: int, pgdir: int) -> Outcome:
         """Run the guest from ``entry`` until it shuts down or dies."""
         self.regs = [KERNEL_DS] * 4 + [0, boot, 0, 0, 0, 0, 0, 0] + [entry, KERNEL_CS, 0x202, stack, KERNEL_DS]
@@ -225,7 +226,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest» book/host.md:234 @5c799717
+    # «One trip into the Guest» book/host.md:237 @5c799717
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
@@ -262,7 +263,7 @@ class Host:
         regs[EFLAGS] = uc.reg_read(UC_X86_REG_EFLAGS)
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:329 @cde2db3a
+    # «The trap hook» book/host.md:332 @cde2db3a
     def _on_trap(self, _engine: int, vector: int, _data: int) -> None:
         try:
             if vector == HYPERCALL_VECTOR:
@@ -308,7 +309,7 @@ class Host:
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:418 @d2dc251a
+    # «Handle an exit» book/host.md:421 @d2dc251a
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
@@ -348,7 +349,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:1015 @51733e4c
+    # «Time passes» book/host.md:1065 @de2f7bc1
     def _timer(self) -> None:
         """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
         while self.stop_request is None:
@@ -378,7 +379,7 @@ class Host:
     def _sleep(self) -> None:
         """HALT: sleep until an interrupt can be delivered."""
         while self.interrupts.deliverable() is None:
-            if self.deadline is None and not (self.console_input and self.console_input.may_wake()):
+            if self.deadline is None and not self._may_wake():
                 self.kill("halted with no timer armed and nothing else to wake it")
             self.clock.sleep_until(self.deadline, self)
             self._check_stop()
@@ -399,5 +400,29 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_sec"], now // 1_000_000_000)
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
+
+    # «Plugging in devices» book/host.md:803 @6c2be742
+    def add_device(self, device) -> None:
+        """Map a virtio device's registers and lend it an interrupt line."""
+        self.devices.append(device)
+        device.attach(self.uc, self.memory, self.raise_interrupt, self.device_kill)
+
+
+    def device_kill(self, reason: str):
+        """Kill the guest from any thread: note why, stop the CPU, then raise."""
+        if self.dead is None:
+            self.dead = reason
+        self._doorbell.set()
+        if self.running:
+            self.uc.emu_stop()
+        raise Killed(reason)
+
+
+    def _may_wake(self) -> bool:
+        """Might something other than the timer still raise an interrupt?"""
+        if self.console_input is not None and self.console_input.may_wake():
+            return True
+        return any(device.may_wake() for device in self.devices)
+    # «/Plugging in devices»
 # «/The Host's state»
 # «/src/lguest/host/core.py»

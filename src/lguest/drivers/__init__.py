@@ -1,0 +1,65 @@
+# Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
+# «src/lguest/drivers/__init__.py» book/drivers.md:1320 @f3187fc8
+"""virtio devices for the guest: transport, virtqueues, and four device types."""
+
+from __future__ import annotations
+
+from typing import BinaryIO, Sequence
+
+from .block import Block
+from .console import Console
+from .mmio import FIRST_DEVICE_IRQ, MMIO_BASE, MMIO_SIZE, VirtioDevice
+from .net import Net, Switch, UdpCable
+from .rng import Rng
+
+MAX_DEVICES = 8  # the boot page's device table has room for eight
+
+
+class DeviceError(ValueError):
+    """A device the Launcher was asked for but cannot build: one line that says why."""
+
+
+def placement(slot: int) -> dict[str, int]:
+    return {"base": MMIO_BASE + slot * MMIO_SIZE, "irq": FIRST_DEVICE_IRQ + slot}
+
+
+def make_devices(*, block: Sequence[str] = (), net: Sequence[str] = (), rng: bool = False,
+                 console: BinaryIO | None = None, console_input: BinaryIO | None = None,
+                 deterministic: bool = False) -> list[VirtioDevice]:
+    """The devices a Launcher was asked for, each in its own window with its own line."""
+    wanted = (int(console is not None) + len(block) + len(net) + int(rng))
+    if wanted > MAX_DEVICES:
+        raise DeviceError(f"{wanted} devices asked for; the boot page has room for {MAX_DEVICES}")
+    devices: list[VirtioDevice] = []
+    if console is not None:
+        devices.append(Console(console, console_input, deterministic=deterministic,
+                               **placement(len(devices))))
+    for spec in block:
+        path, read_only = (spec[:-3], True) if spec.endswith(":ro") else (spec, False)
+        try:
+            devices.append(Block(path, read_only=read_only, **placement(len(devices))))
+        except OSError as error:
+            raise DeviceError(f"{path}: cannot open the disk image: {error.strerror}") from None
+    for spec in net:
+        devices.append(make_net(spec, len(devices)))
+    if rng:
+        devices.append(Rng(**placement(len(devices))))
+    return devices
+
+
+def make_net(spec: str, slot: int) -> Net:
+    words = spec.split(":")
+    if len(words) != 3 or words[0] != "udp" or not all(w.isdigit() for w in words[1:]):
+        raise DeviceError(f"--net={spec}: expected udp:LOCAL_PORT:REMOTE_PORT")
+    local, remote = int(words[1]), int(words[2])
+    try:
+        cable = UdpCable(local, remote)
+    except OSError as error:
+        raise DeviceError(f"--net={spec}: cannot use UDP port {local}: {error.strerror}") from None
+    mac = bytes([0x02, 0x4C, 0x47, local >> 8 & 0xFF, local & 0xFF, slot])
+    return Net(cable, mac, **placement(slot))
+
+
+__all__ = ["Block", "Console", "DeviceError", "Net", "Rng", "Switch", "UdpCable",
+           "VirtioDevice", "make_devices"]
+# «/src/lguest/drivers/__init__.py»

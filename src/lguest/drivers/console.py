@@ -1,0 +1,125 @@
+# Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
+# «src/lguest/drivers/console.py» book/drivers.md:947 @b8ed2a89
+"""virtio-console: text out to a stream, keys in from another."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import termios
+import threading
+from typing import BinaryIO
+
+from ..memory import GuestMemoryError
+from .mmio import CONSOLE, INTERRUPT_USED, VirtioDevice
+from .virtqueue import Chain, RingError, Virtqueue
+
+RECEIVE, TRANSMIT = 0, 1
+
+
+class Console(VirtioDevice):
+    device_id = CONSOLE
+    name = "virtio-console"
+    queue_sizes = (64, 64)
+
+    def __init__(self, output: BinaryIO, input: BinaryIO | None = None, *,
+                 deterministic: bool = False, **placement):
+        self.output, self.input, self.deterministic = output, input, deterministic
+        self.pending = bytearray()
+        self.ended = input is None
+        self.saved_terminal: list | None = None
+        super().__init__(**placement)
+
+    def config(self) -> bytes:
+        return bytes(12)  # columns, rows, ports, emergency write: none offered
+
+    def handle(self, queue: Virtqueue, chain: Chain) -> int:
+        for view in chain.readable:
+            self.output.write(view)
+        self.output.flush()
+        return 0
+
+    def service(self, queue: Virtqueue) -> None:
+        if queue.index == TRANSMIT:
+            super().service(queue)
+        else:
+            self.deliver()
+
+    # «Console input» book/drivers.md:1002 @c1206e31
+    def feed(self, data: bytes) -> None:
+        """Bytes typed for the guest: deliver what fits now, keep the rest."""
+        with self.lock:
+            self.pending += data
+            self.deliver()
+
+    def deliver(self) -> None:
+        queue = self.usable(RECEIVE)
+        if queue is None:
+            return  # the guest is not listening yet; the bytes wait
+        used = 0
+        try:
+            while self.pending and (chain := queue.pop()) is not None:
+                count = chain.write(0, bytes(self.pending[:chain.writable_size]))
+                del self.pending[:count]
+                queue.push(chain.head, count)
+                used += 1
+        except (RingError, GuestMemoryError) as error:
+            self.fail(queue, str(error))
+        if used and queue.wants_interrupt():
+            self.interrupt(INTERRUPT_USED)
+
+    def on_driver_ok(self) -> None:
+        self.deliver()
+
+    def start(self) -> None:
+        if self.input is None:
+            return
+        if self.deterministic:
+            self.pending += self.input.read()
+            self.ended = True
+            return
+        self.quiet_terminal()
+        threading.Thread(target=self._reader, name="lguest-console", daemon=True).start()
+
+    def _reader(self) -> None:
+        while not self.ended:
+            try:
+                data = os.read(self.input.fileno(), 4096)
+            except (OSError, ValueError, AttributeError):
+                data = self.input.read1(4096) if hasattr(self.input, "read1") else b""
+            if not data:
+                self.ended = True
+                return
+            try:
+                self.feed(data)
+            except Exception:  # the guest was killed while we delivered: stop reading
+                self.ended = True
+                return
+
+    def may_wake(self) -> bool:
+        return not self.ended
+
+    def quiet_terminal(self) -> None:
+        """No line editing and no echo on a terminal; keep signals."""
+        try:
+            fd = self.input.fileno()
+            if not os.isatty(fd):
+                return
+            self.saved_terminal = termios.tcgetattr(fd)
+        except (OSError, ValueError, AttributeError, termios.error):
+            return
+        quiet = termios.tcgetattr(fd)
+        quiet[3] &= ~(termios.ICANON | termios.ECHO)
+        termios.tcsetattr(fd, termios.TCSANOW, quiet)
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        self.ended = True
+        if self.saved_terminal is not None:
+            try:
+                termios.tcsetattr(self.input.fileno(), termios.TCSANOW, self.saved_terminal)
+            except (OSError, ValueError, termios.error):
+                pass
+            self.saved_terminal = None
+    # «/Console input»
+# «/src/lguest/drivers/console.py»

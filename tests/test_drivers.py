@@ -1,0 +1,467 @@
+"""The devices, checked against the virtio specification by a driver written in Python."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from lguest.drivers import Block, Console, Net, Rng, Switch, UdpCable, make_devices
+from lguest.drivers import mmio
+from lguest.drivers.block import F_FLUSH, F_RO, S_IOERR, S_OK, S_UNSUPP, T_FLUSH, T_GET_ID
+from lguest.drivers.block import T_IN, T_OUT
+from lguest.drivers.driver import GuestKilled, TestDriver, block_request
+from lguest.drivers.virtqueue import DESC_F_NEXT, DESC_F_WRITE, DESCRIPTOR, U16
+from lguest.launcher import read_boot_page, write_boot_page
+from lguest.memory import GuestMemory
+
+from conftest import ROOT
+
+MEMORY = 1 << 20
+
+
+def within(seconds, function, *args):
+    """Run ``function`` in a thread; fail if it has not finished in time (never hang)."""
+    result: dict = {}
+
+    def body():
+        try:
+            result["value"] = function(*args)
+        except BaseException as error:  # noqa: BLE001 - handed back to the test
+            result["error"] = error
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{function.__name__} still running after {seconds} s"
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+@pytest.fixture
+def image(tmp_path):
+    path = tmp_path / "disk.img"
+    path.write_bytes(bytes(range(256)) * 64)  # 16 KiB: 32 sectors
+    return path
+
+
+def driven(device):
+    driver = TestDriver(device, GuestMemory(MEMORY))
+    return driver, driver.setup()
+
+
+# The transport
+
+def test_registers_identify_a_version_2_device():
+    driver = TestDriver(Rng(), GuestMemory(MEMORY))
+    assert driver.get(mmio.MAGIC_VALUE) == 0x74726976
+    assert driver.get(mmio.VERSION_REG) == 2
+    assert driver.get(mmio.DEVICE_ID) == 4
+    assert driver.get(mmio.VENDOR_ID) == mmio.VENDOR
+
+
+def test_status_handshake_and_reset():
+    driver = TestDriver(Rng(), GuestMemory(MEMORY))
+    assert driver.negotiate()
+    driver.queue(0)
+    driver.go()
+    status = driver.get(mmio.STATUS)
+    assert status == mmio.ACKNOWLEDGE | mmio.DRIVER | mmio.FEATURES_OK | mmio.DRIVER_OK
+    driver.put(mmio.STATUS, 0)
+    assert driver.get(mmio.STATUS) == 0
+    driver.put(mmio.QUEUE_SEL, 0)
+    assert driver.get(mmio.QUEUE_READY) == 0
+
+
+def test_version_1_is_offered_and_required():
+    driver = TestDriver(Rng(), GuestMemory(MEMORY))
+    driver.put(mmio.DEVICE_FEATURES_SEL, 1)
+    assert driver.get(mmio.DEVICE_FEATURES) & 1  # bit 32
+    assert not driver.negotiate(accept=0)  # a legacy driver: FEATURES_OK does not stick
+    assert not driver.negotiate(accept=mmio.F_VERSION_1 | 1 << 20)  # a feature never offered
+    assert driver.negotiate(accept=mmio.F_VERSION_1)
+
+
+def test_driver_ok_without_features_ok_needs_reset():
+    driver = TestDriver(Rng(), GuestMemory(MEMORY))
+    driver.put(mmio.STATUS, mmio.ACKNOWLEDGE | mmio.DRIVER | mmio.DRIVER_OK)
+    assert driver.get(mmio.STATUS) & mmio.DEVICE_NEEDS_RESET
+    assert driver.get(mmio.INTERRUPT_STATUS) & mmio.INTERRUPT_CONFIG
+    assert driver.interrupts
+
+
+def test_queue_setup_registers():
+    driver = TestDriver(Rng(), GuestMemory(MEMORY))
+    driver.negotiate()
+    driver.put(mmio.QUEUE_SEL, 0)
+    assert driver.get(mmio.QUEUE_NUM_MAX) == 64
+    driver.put(mmio.QUEUE_SEL, 5)
+    assert driver.get(mmio.QUEUE_NUM_MAX) == 0  # no such queue
+    queue = driver.queue(0, 16)
+    assert driver.device.queues[0].size == 16 and driver.device.queues[0].ready
+    assert driver.device.queues[0].desc == queue.desc
+
+
+def test_bad_queue_layout_needs_reset():
+    driver = TestDriver(Rng(), GuestMemory(MEMORY))
+    driver.negotiate()
+    driver.put(mmio.QUEUE_SEL, 0)
+    driver.put(mmio.QUEUE_NUM, 12)  # not a power of two
+    driver.put(mmio.QUEUE_READY, 1)
+    assert not driver.get(mmio.QUEUE_READY)
+    assert driver.get(mmio.STATUS) & mmio.DEVICE_NEEDS_RESET
+    driver.put(mmio.STATUS, 0)
+    driver.negotiate()
+    driver.put(mmio.QUEUE_NUM, 16)
+    driver.put(mmio.QUEUE_DESC_LOW, MEMORY - 16)  # the table runs off the end
+    driver.put(mmio.QUEUE_READY, 1)
+    assert driver.get(mmio.STATUS) & mmio.DEVICE_NEEDS_RESET
+    assert "outside guest memory" in driver.device.problem
+
+
+def test_wrong_size_register_access_needs_reset():
+    driver = TestDriver(Rng(), GuestMemory(MEMORY))
+    assert driver.device.read(mmio.STATUS, 2) == 0
+    assert driver.get(mmio.STATUS) & mmio.DEVICE_NEEDS_RESET
+
+
+def test_config_generation_and_interrupt_ack(image):
+    driver, (queue,) = driven(Block(image))
+    assert driver.get(mmio.CONFIG_GENERATION) == 0
+    block_request(queue, T_FLUSH, 0)
+    assert driver.get(mmio.INTERRUPT_STATUS) == mmio.INTERRUPT_USED
+    driver.put(mmio.INTERRUPT_ACK, mmio.INTERRUPT_USED)
+    assert driver.get(mmio.INTERRUPT_STATUS) == 0
+    driver.device.close()
+
+
+def test_no_interrupt_when_the_driver_asks_for_quiet():
+    driver, (queue,) = driven(Rng())
+    U16.pack_into(driver.memory.view, queue.avail, 1)  # VIRTQ_AVAIL_F_NO_INTERRUPT
+    address, _ = driver.buffer(8)
+    queue.offer([(address, 8, True)])
+    assert queue.collect() and not driver.interrupts
+
+
+# Entropy
+
+def test_rng_returns_the_requested_bytes():
+    driver, (queue,) = driven(Rng())
+    address, _ = driver.buffer(100)
+    head = queue.offer([(address, 60, True), (address + 60, 40, True)])
+    assert queue.collect() == [(head, 100)]
+    assert driver.memory.read(address, 100) != bytes(100)
+    assert driver.interrupts == [mmio.FIRST_DEVICE_IRQ]
+
+
+# Block
+
+def test_block_config_and_features(image):
+    driver = TestDriver(Block(image), GuestMemory(MEMORY))
+    assert struct.unpack("<Q", bytes(driver.device.read(0x100 + i, 1) for i in range(8)))[0] == 32
+    driver.put(mmio.DEVICE_FEATURES_SEL, 0)
+    assert driver.get(mmio.DEVICE_FEATURES) & F_FLUSH
+    assert not driver.get(mmio.DEVICE_FEATURES) & F_RO
+    driver.device.close()
+
+
+def test_block_read_write_flush_get_id(image):
+    device = Block(image)
+    driver, (queue,) = driven(device)
+    assert block_request(queue, T_IN, 1, 512) == (S_OK, (bytes(range(256)) * 2))
+    assert block_request(queue, T_OUT, 2, b"x" * 1024)[0] == S_OK
+    assert block_request(queue, T_FLUSH, 0)[0] == S_OK
+    assert image.read_bytes()[1024:2048] == b"x" * 1024
+    assert block_request(queue, T_IN, 2, 1024) == (S_OK, b"x" * 1024)
+    status, name = block_request(queue, T_GET_ID, 0, 20)
+    assert status == S_OK and name.rstrip(b"\0") == b"disk.img"
+    assert block_request(queue, 99, 0)[0] == S_UNSUPP
+    device.close()
+
+
+def test_block_out_of_range_is_ioerr(image):
+    device = Block(image)
+    driver, (queue,) = driven(device)
+    assert block_request(queue, T_IN, 31, 1024)[0] == S_IOERR
+    assert block_request(queue, T_OUT, 32, b"y" * 512)[0] == S_IOERR
+    assert block_request(queue, T_IN, 1 << 40, 512)[0] == S_IOERR
+    assert block_request(queue, T_IN, 31, 512)[0] == S_OK
+    device.close()
+
+
+def test_block_header_split_across_descriptors(image):
+    device = Block(image)
+    driver, (queue,) = driven(device)
+    header, _ = driver.buffer(struct.pack("<IIQ", T_IN, 0, 3))
+    data, _ = driver.buffer(513)  # data and status in one buffer
+    queue.offer([(header, 4, False), (header + 4, 12, False), (data, 513, True)])
+    assert queue.collect()[0][1] == 513
+    assert driver.memory.read(data + 512, 1) == bytes([S_OK])
+    assert driver.memory.read(data, 512) == bytes(range(256)) * 2
+    device.close()
+
+
+def test_read_only_image_keeps_its_hash(image):
+    before = hashlib.sha256(image.read_bytes()).hexdigest()
+    os.chmod(image, 0o444)  # would make an O_RDWR open fail: we never try one
+    device = Block(image, read_only=True)
+    driver = TestDriver(device, GuestMemory(MEMORY))
+    driver.put(mmio.DEVICE_FEATURES_SEL, 0)
+    assert driver.get(mmio.DEVICE_FEATURES) & F_RO
+    (queue,) = driver.setup()
+    assert block_request(queue, T_OUT, 0, b"z" * 512)[0] == S_IOERR
+    assert block_request(queue, T_FLUSH, 0)[0] == S_OK
+    assert block_request(queue, T_IN, 0, 512)[0] == S_OK
+    device.close()
+    assert hashlib.sha256(image.read_bytes()).hexdigest() == before
+
+
+def test_flushed_writes_survive_sigkill(image):
+    script = f"""
+import os, signal
+from lguest.drivers import Block
+from lguest.drivers.block import T_FLUSH, T_OUT
+from lguest.drivers.driver import TestDriver, block_request
+from lguest.memory import GuestMemory
+driver = TestDriver(Block({str(image)!r}), GuestMemory(1 << 20))
+(queue,) = driver.setup()
+assert block_request(queue, T_OUT, 4, b"durable!" * 128)[0] == 0
+assert block_request(queue, T_FLUSH, 0)[0] == 0
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    result = subprocess.run([sys.executable, "-c", script], timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert result.returncode == -9
+    assert image.read_bytes()[2048:3072] == b"durable!" * 128
+
+
+# Console
+
+def test_console_output_and_input():
+    import io
+    output = io.BytesIO()
+    device = Console(output)
+    driver, (receive, transmit) = driven(device)
+    address, _ = driver.buffer(b"Hello from the guest\n")
+    transmit.offer([(address, 21, False)])
+    assert output.getvalue() == b"Hello from the guest\n"
+    device.feed(b"ls\n")  # nobody is listening yet: the bytes wait
+    room, _ = driver.buffer(2)
+    head = receive.offer([(room, 2, True)])
+    assert receive.collect() == [(head, 2)]
+    assert driver.memory.read(room, 2) == b"ls"
+    more, _ = driver.buffer(16)
+    head = receive.offer([(more, 16, True)])
+    assert receive.collect() == [(head, 1)] and driver.memory.read(more, 1) == b"\n"
+
+
+def test_console_deterministic_input_arrives_at_driver_ok():
+    import io
+    device = Console(io.BytesIO(), io.BytesIO(b"typed ahead"), deterministic=True)
+    driver = TestDriver(device, GuestMemory(MEMORY))
+    device.start()
+    driver.negotiate()
+    receive = driver.queue(0)
+    driver.queue(1)
+    room, _ = driver.buffer(32)
+    receive.offer([(room, 32, True)], kick=False)
+    driver.go()
+    assert receive.collect()[0][1] == 11 and not device.may_wake()
+
+
+# Network
+
+def frame(destination: bytes, source: bytes, payload: bytes) -> bytes:
+    return destination + source + b"\x88\xb5" + payload
+
+
+def test_two_net_devices_on_a_switch_exchange_frames():
+    switch = Switch()
+    macs = [b"\x02LGP\x00\x01", b"\x02LGP\x00\x02"]
+    devices = [Net(switch.port(), mac) for mac in macs]
+    drivers = [driven(device) for device in devices]
+    for device in devices:
+        device.start()
+    (da, (rxa, txa)), (db, (rxb, txb)) = drivers
+    assert bytes(da.device.read(0x100 + i, 1) for i in range(6)) == macs[0]
+    room, _ = db.buffer(2048)
+    head = rxb.offer([(room, 2048, True)])
+    sent = frame(b"\xff" * 6, macs[0], b"Hello, sibling")
+    data, _ = da.buffer(bytes(12) + sent)
+    txa.offer([(data, 12, False), (data + 12, len(sent), False)])
+    assert txa.collect()
+    assert rxb.collect() == [(head, 12 + len(sent))]
+    assert db.memory.read(room + 12, len(sent)) == sent
+    assert struct.unpack_from("<H", db.memory.read(room + 10, 2))[0] == 1  # num_buffers
+    reply = frame(macs[0], macs[1], b"Hello back")
+    data, _ = db.buffer(bytes(12) + reply)
+    txb.offer([(data, 12 + len(reply), False)])
+    assert devices[0].dropped == 1  # A had offered no receive buffers
+    assert devices[1].dropped == 0
+
+
+def test_udp_cable_between_two_devices():
+    cables = [UdpCable(0, 0), UdpCable(0, 0)]
+    ports = [cable.socket.getsockname()[1] for cable in cables]
+    cables[0].remote, cables[1].remote = ("127.0.0.1", ports[1]), ("127.0.0.1", ports[0])
+    devices = [Net(cable, bytes([2, 0, 0, 0, 0, n])) for n, cable in enumerate(cables)]
+    (da, (rxa, txa)), (db, (rxb, txb)) = [driven(device) for device in devices]
+    for device in devices:
+        device.start()
+    room, _ = db.buffer(2048)
+    rxb.offer([(room, 2048, True)])
+    sent = frame(bytes([2, 0, 0, 0, 0, 1]), bytes([2, 0, 0, 0, 0, 0]), b"over the wire")
+    data, _ = da.buffer(bytes(12) + sent)
+    txa.offer([(data, 12 + len(sent), False)])
+    deadline = time.monotonic() + 5
+    while not (used := rxb.collect()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert used and db.memory.read(room + 12, len(sent)) == sent
+    for device in devices:
+        device.close()
+
+
+# Malformed rings: each ends in NEEDS_RESET or a kill with a reason, never a hang
+
+def put_descriptor(driver, queue, slot, address, length, flags, following):
+    DESCRIPTOR.pack_into(driver.memory.view, queue.desc + 16 * slot, address, length, flags,
+                         following)
+
+
+def publish(driver, queue, head, count=1):
+    U16.pack_into(driver.memory.view, queue.avail + 4, head)
+    queue.avail_idx = (queue.avail_idx + count) & 0xFFFF
+    U16.pack_into(driver.memory.view, queue.avail + 2, queue.avail_idx)
+
+
+def killed(driver, queue) -> str:
+    with pytest.raises(GuestKilled) as death:
+        within(10, queue.kick)
+    reason = str(death.value)
+    assert "\n" not in reason and "queue 0" in reason
+    return reason
+
+
+@pytest.mark.parametrize("case, words", [
+    ("loop", "loops"),
+    ("endless", "loops"),
+    ("outside", "outside guest memory"),
+    ("too long", "past the end"),
+    ("index", "beyond the table"),
+    ("jump", "ran 200 entries ahead"),
+    ("indirect", "indirect"),
+])
+def test_malformed_rings_kill_with_a_reason(case, words):
+    driver, (queue,) = driven(Rng())
+    buffer, _ = driver.buffer(16)
+    if case == "loop":
+        put_descriptor(driver, queue, 0, buffer, 8, DESC_F_NEXT | DESC_F_WRITE, 1)
+        put_descriptor(driver, queue, 1, buffer, 8, DESC_F_NEXT | DESC_F_WRITE, 0)
+    elif case == "endless":
+        for slot in range(queue.size):
+            put_descriptor(driver, queue, slot, buffer, 1, DESC_F_NEXT | DESC_F_WRITE,
+                           (slot + 1) % queue.size)
+    elif case == "outside":
+        put_descriptor(driver, queue, 0, MEMORY + 4096, 8, DESC_F_WRITE, 0)
+    elif case == "too long":
+        put_descriptor(driver, queue, 0, buffer, MEMORY, DESC_F_WRITE, 0)
+    elif case == "index":
+        put_descriptor(driver, queue, 0, buffer, 8, DESC_F_NEXT | DESC_F_WRITE, 500)
+    elif case == "indirect":
+        put_descriptor(driver, queue, 0, buffer, 16, 4, 0)
+    else:
+        put_descriptor(driver, queue, 0, buffer, 8, DESC_F_WRITE, 0)
+    publish(driver, queue, 0, 200 if case == "jump" else 1)
+    assert words in killed(driver, queue)
+
+
+def test_block_request_too_short_kills():
+    driver, (queue,) = driven(Block(os.devnull))
+    status, _ = driver.buffer(1)
+    put_descriptor(driver, queue, 0, status, 1, DESC_F_WRITE, 0)
+    publish(driver, queue, 0)
+    assert "header" in killed(driver, queue)
+
+
+def test_notify_before_ready_needs_reset():
+    driver = TestDriver(Rng(), GuestMemory(MEMORY))
+    driver.negotiate()
+    within(10, driver.put, mmio.QUEUE_NOTIFY, 0)
+    assert driver.get(mmio.STATUS) & mmio.DEVICE_NEEDS_RESET
+    assert "not ready" in driver.device.problem
+    driver.put(mmio.STATUS, 0)  # and a reset recovers
+    assert driver.get(mmio.STATUS) == 0
+    assert driver.setup()
+
+
+def test_notify_of_a_queue_that_does_not_exist_needs_reset():
+    driver, _ = driven(Rng())
+    within(10, driver.put, mmio.QUEUE_NOTIFY, 7)
+    assert driver.get(mmio.STATUS) & mmio.DEVICE_NEEDS_RESET
+
+
+def test_queue_cannot_move_once_ready():
+    driver, (queue,) = driven(Rng())
+    driver.put(mmio.QUEUE_DESC_LOW, MEMORY - 8)
+    assert driver.device.queues[0].desc == queue.desc
+
+
+# The Launcher's side
+
+def test_make_devices_places_each_device(image, tmp_path):
+    import io
+    devices = make_devices(block=[str(image), f"{image}:ro"], rng=True, console=io.BytesIO())
+    assert [d.boot_entry() for d in devices] == [
+        (3, 0xD0000000, 0x1000, 2), (2, 0xD0001000, 0x1000, 3),
+        (2, 0xD0002000, 0x1000, 4), (4, 0xD0003000, 0x1000, 5)]
+    assert devices[2].read_only
+    memory = GuestMemory(4 << 20)
+    write_boot_page(memory, 0, "", [d.boot_entry() for d in devices])
+    assert read_boot_page(memory)["devices"][1] == {
+        "type": 2, "mmio_base": 0xD0001000, "mmio_size": 0x1000, "irq": 3}
+    for device in devices:
+        device.close()
+
+
+def test_launch_reports_a_missing_disk_image(tmp_path, guest):
+    from conftest import run_guest
+
+    result = run_guest(guest("echo"), flags=[f"--block={tmp_path / 'nope.img'}"])
+    assert result.returncode == 1
+    assert result.stderr == f"lguest: {tmp_path / 'nope.img'}: cannot open the disk image: " \
+                            "No such file or directory\n"
+
+
+def test_devices_leave_the_early_console_alone(image, guest):
+    from conftest import run_guest
+
+    elf = guest("echo")
+    plain = run_guest(elf, input="hello\n")
+    with_devices = run_guest(elf, input="hello\n",
+                             flags=[f"--block={image}", f"--read-only-block={image}", "--rng"])
+    assert plain.returncode == 0
+    assert (with_devices.returncode, with_devices.stdout) == (plain.returncode, plain.stdout)
+
+
+def test_host_maps_devices_and_kills_from_a_device():
+    from unicorn.x86_const import UC_X86_REG_EAX
+    from lguest.host.core import Host, Killed
+
+    memory = GuestMemory(4 << 20)
+    host = Host(memory)
+    device = Rng(base=0xD0001000, irq=3)
+    host.add_device(device)
+    code = bytes.fromhex("a1081000d0")  # mov eax, [0xd0001008]: the DeviceID register
+    memory.write(0x2000, code)
+    host.uc.emu_start(0x2000, 0x2000 + len(code))
+    assert host.uc.reg_read(UC_X86_REG_EAX) == 4
+    with pytest.raises(Killed):
+        device.kill("virtio-rng: a test")
+    assert host.dead == "virtio-rng: a test" and host._may_wake() is False
