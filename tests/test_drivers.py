@@ -465,3 +465,11 @@ def test_host_maps_devices_and_kills_from_a_device():
     with pytest.raises(Killed):
         device.kill("virtio-rng: a test")
     assert host.dead == "virtio-rng: a test" and host._may_wake() is False
+
+
+def test_a_guest_maps_device_registers_but_nothing_else_beyond_its_memory(guest):
+    from conftest import assert_killed, run_guest
+
+    result = run_guest(guest("mmio"), flags=["--rng"])
+    reason = assert_killed(result, "device at d0000000: magic 74726976 version 2 id 4\n")
+    assert reason.startswith("bad page table entry 0xe0000003 for 0x50400000")

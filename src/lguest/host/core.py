@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1500 @76c0fb70
+# «src/lguest/host/core.py» book/host.md:1514 @76c0fb70
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:1138 @fe41e502
+# «Clocks» book/host.md:1147 @fe41e502
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -164,7 +164,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1479 @f9a84bbe
+    # «Killing and stopping» book/host.md:1493 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -349,7 +349,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:1065 @de2f7bc1
+    # «Time passes» book/host.md:1074 @de2f7bc1
     def _timer(self) -> None:
         """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
         while self.stop_request is None:
@@ -401,11 +401,13 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
 
-    # «Plugging in devices» book/host.md:803 @6c2be742
+    # «Plugging in devices» book/host.md:810 @9514e55d
     def add_device(self, device) -> None:
         """Map a virtio device's registers and lend it an interrupt line."""
         self.devices.append(device)
         device.attach(self.uc, self.memory, self.raise_interrupt, self.device_kill)
+        _, base, size, _ = device.boot_entry()
+        self.pages.windows.append((base, size))
 
 
     def device_kill(self, reason: str):
