@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_literate.py
 	$(BIN)/python bench/bench_host.py
 	$(BIN)/python bench/bench_guest.py
+	$(BIN)/python bench/bench_drivers.py
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis
