@@ -58,9 +58,10 @@ def test_random_prints_hex_from_the_host(kernel):
 
 
 def test_blk_write_then_read_reaches_the_image(kernel, image):
-    boot, info, write, read = shell(kernel, "blk info\nblk write 3 hello\nblk read 3\n",
-                                    f"--block={image}")
-    assert info == "blk: 32 sectors (16 KiB), read-write, flush\n"
+    boot, info, write, read, again = shell(
+        kernel, "blk info\nblk write 3 hello\nblk read 3\nblk info\n", f"--block={image}")
+    assert info == "blk: 32 sectors (16 KiB), read-write, flush; 0 interrupts so far\n"
+    assert again == "blk: 32 sectors (16 KiB), read-write, flush; 3 interrupts so far\n"
     assert write == "blk write: sector 3: 5 bytes and 507 zeros, flushed\n"
     lines = read.splitlines()
     assert lines[0] == "0000  68 65 6c 6c 6f" + " 00" * 11 + "  |hello...........|"
@@ -89,7 +90,7 @@ def test_a_read_only_disk_refuses_writes(kernel, image):
     boot, info, write, read = shell(kernel, "blk info\nblk write 0 scribble\nblk read 0\n",
                                     f"--read-only-block={image}")
     assert "32 sectors, read-only" in boot
-    assert info == "blk: 32 sectors (16 KiB), read-only, flush\n"
+    assert info == "blk: 32 sectors (16 KiB), read-only, flush; 0 interrupts so far\n"
     assert write == "blk write: the disk is read-only\n"
     assert "scribble" not in read
     assert hashlib.sha256(image.read_bytes()).hexdigest() == before

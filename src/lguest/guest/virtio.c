@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/virtio.c» book/drivers.md:2381 @2bb317df */
+/* «src/lguest/guest/virtio.c» book/drivers.md:2383 @2bb317df */
 /* virtio.c: the Guest's virtio-mmio drivers: discovery, a split virtqueue, rng and block. */
 #include "kernel.h"
 
@@ -404,7 +404,7 @@ static int blk_ok(const char *what, u32 sector, int status)
 }
 /* «/Block requests» */
 
-/* «The block driver» book/drivers.md:2292 @e2d55d08 */
+/* «The block driver» book/drivers.md:2294 @fa608e09 */
 static void blk_read(struct virtio_dev *d, u32 sector)
 {
 	static volatile u8 data[SECTOR_SIZE];
@@ -462,9 +462,9 @@ void cmd_blk(int argc, char **argv)
 	if (!d)
 		printf("blk: no block device; boot with --block=IMAGE\n");
 	else if (argc == 2 && !strcmp(argv[1], "info"))
-		printf("blk: %u sectors (%u KiB), %s%s\n", d->sectors, d->sectors / 2,
-		       HAS(d->features, BLK_F_RO) ? "read-only" : "read-write",
-		       HAS(d->features, BLK_F_FLUSH) ? ", flush" : "");
+		printf("blk: %u sectors (%u KiB), %s%s; %u interrupts so far\n", d->sectors,
+		       d->sectors / 2, HAS(d->features, BLK_F_RO) ? "read-only" : "read-write",
+		       HAS(d->features, BLK_F_FLUSH) ? ", flush" : "", d->interrupts);
 	else if (ok && argc == 3 && !strcmp(argv[1], "read"))
 		blk_read(d, sector);
 	else if (ok && argc >= 4 && !strcmp(argv[1], "write"))
