@@ -37,6 +37,8 @@ HELP = """\
   peek ADDRESS       read a word of memory (try 0xdead0000)
   cli                disable interrupts the bare-metal way
   crash              fault inside the fault handler
+  random N           N random bytes from the Host, in hex
+  blk SUBCOMMAND     the disk: info, read SECTOR, write SECTOR TEXT
   reboot             restart the machine
   poweroff           turn the machine off
 """

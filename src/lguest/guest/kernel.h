@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/kernel.h» book/guest.md:609 @a54823ef */
+/* «src/lguest/guest/kernel.h» book/guest.md:612 @02e18eac */
 /* kernel.h: what every file of the Guest's kernel shares. */
 #ifndef KERNEL_H
 #define KERNEL_H
@@ -7,7 +7,7 @@
 #include <stdarg.h>
 #include "lguest.h"
 
-/* «The kernel's types and structures» book/guest.md:500 @2cb6db14 */
+/* «The kernel's types and structures» book/guest.md:503 @2cb6db14 */
 typedef unsigned char u8;
 typedef unsigned int u32;
 
@@ -62,7 +62,7 @@ struct context {
 };
 /* «/The kernel's types and structures» */
 
-/* «Hypercalls and the virtual interrupt flag» book/guest.md:564 @125af072 */
+/* «Hypercalls and the virtual interrupt flag» book/guest.md:567 @125af072 */
 extern struct lguest_data lguest_data;
 
 static inline u32 hcall(u32 call, u32 a1, u32 a2, u32 a3, u32 a4)
@@ -106,7 +106,8 @@ static inline void irq_restore(u32 flags)
 
 /* boot.c */
 extern const struct boot_page *boot;
-extern u32 mem_size, kernel_pages, pages_allocated;
+extern u32 mem_size, kernel_pages, pages_allocated, kernel_pgdir;
+u32 alloc_page(void);
 void async_hcall(u32 call, u32 a1, u32 a2, u32 a3);
 
 /* traps.c */
@@ -134,6 +135,15 @@ void panic(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)))
 
 /* shell.c */
 void shell(void) __attribute__((noreturn));
+u32 parse_number(const char *s, int *ok);
+
+/* virtio.c, which the Drivers chapter writes */
+/* «What the drivers offer the rest of the kernel» book/drivers.md:2370 @2365b0fb */
+void virtio_init(void);
+int device_interrupt(u32 line);
+void cmd_random(int argc, char **argv);
+void cmd_blk(int argc, char **argv);
+/* «/What the drivers offer the rest of the kernel» */
 
 #endif
 /* «/src/lguest/guest/kernel.h» */

@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/lguest.h» book/guest.md:424 @c0cdf223 */
+/* «src/lguest/guest/lguest.h» book/guest.md:424 @c6e16431 */
 /* lguest.h: the contract between Host and Guest, in numbers (lguest.abi, for C and assembler).
  * Only plain "#define NAME NUMBER" lines: a test checks each one against lguest/abi.py. */
 #ifndef LGUEST_H
@@ -20,6 +20,9 @@
 #define BOOT_MEM_SIZE_OFF 8
 #define BOOT_CMDLINE_OFF 20
 #define BOOT_CMDLINE_LEN_OFF 24
+#define BOOT_DEVICE_COUNT_OFF 28
+#define BOOT_DEVICES 32
+#define BOOT_MAX_DEVICES 8
 
 #define HYPERCALL_VECTOR 0x1F
 #define LHCALL_FLUSH_ASYNC 0

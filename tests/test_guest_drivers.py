@@ -1,0 +1,123 @@
+"""The Drivers chapter, the Guest's side: the kernel's own virtio drivers, driven from its shell.
+
+The kernel is booted the way a user boots it, ``python -m lguest run`` with devices on the command
+line and the shell's script on stdin, and the image file is checked from the outside afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import run_guest
+from lguest.guest import build_kernel
+from lguest.launcher import EXIT_POWEROFF, launch
+
+PROMPT = "lguest$ "
+SECTORS = 32
+
+
+@pytest.fixture(scope="session")
+def kernel(tmp_path_factory) -> Path:
+    return build_kernel(tmp_path_factory.mktemp("kernel"))
+
+
+@pytest.fixture
+def image(tmp_path) -> Path:
+    path = tmp_path / "disk.img"
+    path.write_bytes(bytes(range(256)) * 2 * SECTORS)  # 16 KiB: 32 sectors
+    return path
+
+
+def shell(kernel: Path, script: str, *flags: str) -> list[str]:
+    """Boot with ``flags``, run ``script``; the boot lines, then each command's output."""
+    result = run_guest(kernel, mem=32, input=script, flags=flags)
+    assert (result.returncode, result.stderr) == (EXIT_POWEROFF, ""), result.stdout
+    boot, *answers, last = result.stdout.split(PROMPT)
+    assert last == "\n"
+    return [boot, *answers]
+
+
+def test_boot_lists_the_devices_it_drives(kernel, image):
+    boot, = shell(kernel, "", "--rng", f"--block={image}")
+    assert boot.splitlines()[1:] == ["virtio: block at 0xd0000000, line 2: 32 sectors, read-write",
+                                     "virtio: rng at 0xd0001000, line 3"]
+
+
+def test_random_prints_hex_from_the_host(kernel):
+    boot, first, second, one, usage, too_many = shell(
+        kernel, "random 16\nrandom 16\nrandom 1\nrandom\nrandom 65\n", "--rng")
+    assert re.fullmatch(r"[0-9a-f]{32}\n", first) and re.fullmatch(r"[0-9a-f]{32}\n", second)
+    assert first != second
+    assert re.fullmatch(r"[0-9a-f]{2}\n", one)
+    assert usage == too_many == "usage: random N (1 to 64 bytes)\n"
+
+
+def test_blk_write_then_read_reaches_the_image(kernel, image):
+    boot, info, write, read, again = shell(
+        kernel, "blk info\nblk write 3 hello\nblk read 3\nblk info\n", f"--block={image}")
+    assert info == "blk: 32 sectors (16 KiB), read-write, flush; 0 interrupts so far\n"
+    assert again == "blk: 32 sectors (16 KiB), read-write, flush; 3 interrupts so far\n"
+    assert write == "blk write: sector 3: 5 bytes and 507 zeros, flushed\n"
+    lines = read.splitlines()
+    assert lines[0] == "0000  68 65 6c 6c 6f" + " 00" * 11 + "  |hello...........|"
+    assert len(lines) == 4
+    sector = image.read_bytes()[3 * 512:4 * 512]
+    assert sector == b"hello".ljust(512, b"\0")
+    assert image.read_bytes()[:3 * 512] == (bytes(range(256)) * 6)  # its neighbours untouched
+
+
+def test_blk_read_shows_what_the_image_holds(kernel, image):
+    boot, read = shell(kernel, "blk read 1\n", f"--block={image}")
+    first = read.splitlines()[0]
+    assert first == "0000  " + " ".join(f"{b:02x}" for b in range(16)) + "  |................|"
+
+
+def test_a_read_beyond_the_disk_is_an_io_error_and_the_shell_carries_on(kernel, image):
+    boot, beyond, usage, still = shell(kernel, f"blk read {SECTORS}\nblk read\necho still here\n",
+                                       f"--block={image}")
+    assert beyond == f"blk read: sector {SECTORS}: I/O error\n"
+    assert usage == "usage: blk info | blk read SECTOR | blk write SECTOR TEXT\n"
+    assert still == "still here\n"
+
+
+def test_a_read_only_disk_refuses_writes(kernel, image):
+    before = hashlib.sha256(image.read_bytes()).hexdigest()
+    boot, info, write, read = shell(kernel, "blk info\nblk write 0 scribble\nblk read 0\n",
+                                    f"--read-only-block={image}")
+    assert "32 sectors, read-only" in boot
+    assert info == "blk: 32 sectors (16 KiB), read-only, flush; 0 interrupts so far\n"
+    assert write == "blk write: the disk is read-only\n"
+    assert "scribble" not in read
+    assert hashlib.sha256(image.read_bytes()).hexdigest() == before
+
+
+def test_without_devices_the_commands_say_so(kernel):
+    boot, random, info, read = shell(kernel, "random 16\nblk info\nblk read 0\n")
+    assert "virtio" not in boot
+    assert random == "random: no entropy device; boot with --rng\n"
+    assert info == read == "blk: no block device; boot with --block=IMAGE\n"
+
+
+def test_devices_without_a_driver_are_acknowledged_and_left_alone(kernel, tmp_path):
+    result = run_guest(kernel, mem=32, input="", flags=("--net=udp:0:9", "--rng"))
+    assert result.returncode == EXIT_POWEROFF, result.stderr
+    assert result.stdout.splitlines()[1:3] == ["virtio: net at 0xd0000000, line 2: no driver",
+                                               "virtio: rng at 0xd0001000, line 3"]
+
+
+def test_deterministic_session_in_process(kernel, image):
+    def session() -> tuple[int, str]:
+        console = io.BytesIO()
+        status = launch(32, kernel, [], console=console, deterministic=True, block=[str(image)],
+                        console_input=io.BytesIO(b"blk write 2 same\nblk read 2\nticks\n"))
+        return status, console.getvalue().decode()
+
+    first, second = session(), session()
+    assert first[0] == EXIT_POWEROFF
+    assert first == second
+    assert "|same............|" in first[1]
