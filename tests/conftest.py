@@ -247,3 +247,22 @@ def run_host(elf: Path, stop_after: float | None = None, deterministic: bool = F
                             check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.splitlines()[-1])
+
+
+def header_defines(path: Path) -> dict[str, int]:
+    """The numeric #defines of a C header, by name."""
+    import re
+
+    return {name: int(value, 0) for name, value in
+            re.findall(r"^#define\s+(\w+)\s+(0x[0-9A-Fa-f]+|\d+)\s*$", path.read_text(), re.MULTILINE)}
+
+
+def abi_numbers() -> dict[str, int]:
+    """Every number of lguest.abi, under the names a C header gives them."""
+    from lguest import abi
+
+    numbers = {name: value for name, value in vars(abi).items() if name.isupper() and type(value) is int}
+    numbers |= {f"LHCALL_{name}": number for name, number in abi.HYPERCALLS.items()}
+    numbers |= {f"LGUEST_DATA_{field.upper()}": offset for field, offset in abi.LGUEST_DATA.items()}
+    numbers |= {f"BOOT_{field.upper()}_OFF": 4 * index for index, field in enumerate(abi.BOOT_FIELDS)}
+    return numbers

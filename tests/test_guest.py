@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from conftest import ROOT, ConsoleCapture, load_guest, run_guest
+from conftest import ROOT, ConsoleCapture, abi_numbers, header_defines, load_guest, run_guest
 from lguest import abi
 from lguest.guest import HEADERS, SOURCES, SOURCE_DIR, build_kernel, fingerprint
 from lguest.launcher import EXIT_POWEROFF, EXIT_RESTART, launch
@@ -60,20 +60,11 @@ def outputs(stdout: str) -> list[str]:
 
 # --- The header and the build ------------------------------------------------------------------
 
-def header_defines() -> dict[str, int]:
-    text = (SOURCE_DIR / "lguest.h").read_text()
-    return {name: int(value, 0) for name, value in
-            re.findall(r"^#define\s+(\w+)\s+(0x[0-9A-Fa-f]+|\d+)\s*$", text, re.MULTILINE)}
-
 
 def test_header_agrees_with_abi():
     """Every #define in the kernel's lguest.h is a number of lguest.abi, with the same value."""
-    expected = {name: value for name, value in vars(abi).items()
-                if name.isupper() and type(value) is int}
-    expected |= {f"LHCALL_{name}": number for name, number in abi.HYPERCALLS.items()}
-    expected |= {f"LGUEST_DATA_{field.upper()}": offset for field, offset in abi.LGUEST_DATA.items()}
-    expected |= {f"BOOT_{field.upper()}_OFF": 4 * index for index, field in enumerate(abi.BOOT_FIELDS)}
-    defines = header_defines()
+    expected = abi_numbers()
+    defines = header_defines(SOURCE_DIR / "lguest.h")
     text = (SOURCE_DIR / "lguest.h").read_text()
     assert len(defines) == len(re.findall(r"^#define\s+\w+\s+\S", text, re.MULTILINE))
     assert len(defines) > 40

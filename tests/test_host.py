@@ -9,7 +9,7 @@ import re
 import time
 
 import pytest
-from conftest import GUESTS, assert_killed, guest_names, run_guest, run_host
+from conftest import GUESTS, abi_numbers, assert_killed, guest_names, header_defines, run_guest, run_host
 from elftools.elf.elffile import ELFFile
 
 from lguest import abi
@@ -34,21 +34,12 @@ SWITCHER_CASES = ("switcher_write", "switcher_map")  # in test_switcher.py
 
 # --- The guests themselves -------------------------------------------------------------
 
-def header_defines() -> dict[str, int]:
-    text = (GUESTS / "lguest.h").read_text()
-    return {name: int(value, 0) for name, value in
-            re.findall(r"^#define\s+(\w+)\s+(0x[0-9A-Fa-f]+|\d+)\s*$", text, re.MULTILINE)}
-
 
 def test_abi_header_agrees_with_abi_py():
     """tests/guests/lguest.h carries abi.py's numbers, under the same names, or
     LHCALL_<call>, LGUEST_DATA_<FIELD> and BOOT_<FIELD>_OFF; it invents none."""
-    expected = {name: value for name, value in vars(abi).items()
-                if name.isupper() and type(value) is int}
-    expected |= {f"LHCALL_{name}": number for name, number in abi.HYPERCALLS.items()}
-    expected |= {f"LGUEST_DATA_{field.upper()}": offset for field, offset in abi.LGUEST_DATA.items()}
-    expected |= {f"BOOT_{field.upper()}_OFF": 4 * index for index, field in enumerate(abi.BOOT_FIELDS)}
-    defines = header_defines()
+    expected = abi_numbers()
+    defines = header_defines(GUESTS / "lguest.h")
     assert len(defines) > 60
     assert sorted(set(defines) - set(expected)) == []
     assert {name: value for name, value in defines.items() if value != expected[name]} == {}
