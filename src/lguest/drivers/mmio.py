@@ -1,10 +1,11 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/mmio.py» book/drivers.md:708 @21256aae
+# «src/lguest/drivers/mmio.py» book/drivers.md:710 @c9a1cd2b
 """The virtio-mmio transport: registers, the status dance, and serving queues."""
 
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from typing import Callable
 
 from unicorn import Uc
@@ -47,8 +48,8 @@ F_VERSION_1 = 1 << 32
 # «/The transport's numbers»
 
 
-# «A virtio device» book/drivers.md:396 @dcf6cb92
-class VirtioDevice:
+# «A virtio device» book/drivers.md:396 @54a162a9
+class VirtioDevice(ABC):
     """A virtio-mmio device: registers, queues and feature bits; subclasses do the work."""
 
     device_id = 0
@@ -87,7 +88,7 @@ class VirtioDevice:
         """This device's row in the boot page's device table."""
         return (self.device_id, self.base, MMIO_SIZE, self.irq)
 
-    # «What a device type may change» book/drivers.md:453 @fe1f4cc7
+    # «What a device type may change» book/drivers.md:454 @56468279
     def device_features(self) -> int:
         return 0
 
@@ -110,11 +111,12 @@ class VirtioDevice:
     def on_driver_ok(self) -> None:
         """The driver is ready: the device may start using its queues."""
 
+    @abstractmethod
     def handle(self, queue: Virtqueue, chain: Chain) -> int:
-        raise NotImplementedError
+        """Serve one chain; return how many bytes were written into it."""
     # «/What a device type may change»
 
-    # «Reading a register» book/drivers.md:490 @3741dbde
+    # «Reading a register» book/drivers.md:492 @3741dbde
     def read(self, offset: int, size: int) -> int:
         with self.lock:
             if offset >= CONFIG:
@@ -151,7 +153,7 @@ class VirtioDevice:
         return self.queues[self.queue_sel] if self.queue_sel < len(self.queues) else None
     # «/Reading a register»
 
-    # «Writing a register» book/drivers.md:535 @6f742394
+    # «Writing a register» book/drivers.md:537 @6f742394
     def write(self, offset: int, size: int, value: int) -> None:
         with self.lock:
             if offset >= CONFIG:
@@ -207,7 +209,7 @@ class VirtioDevice:
         """Work to do once the lock is released: sending frames to other devices, say."""
     # «/Writing a register»
 
-    # «The status dance» book/drivers.md:623 @0f6cc600
+    # «The status dance» book/drivers.md:625 @0f6cc600
     def reset(self) -> None:
         self.status = 0
         self.driver_features = 0
@@ -253,7 +255,7 @@ class VirtioDevice:
         self.kill(f"{self.name} at {self.base:#x}, queue {queue.index}: {problem}")
     # «/The status dance»
 
-    # «Serving a queue» book/drivers.md:678 @333826c2
+    # «Serving a queue» book/drivers.md:680 @333826c2
     def usable(self, index: int) -> Virtqueue | None:
         """The queue ``index``, if the device is running and the queue is ready."""
         if index >= len(self.queues) or not self.queues[index].ready:

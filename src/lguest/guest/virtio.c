@@ -1,9 +1,9 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/virtio.c» book/drivers.md:2383 @2bb317df */
+/* «src/lguest/guest/virtio.c» book/drivers.md:2386 @2bb317df */
 /* virtio.c: the Guest's virtio-mmio drivers: discovery, a split virtqueue, rng and block. */
 #include "kernel.h"
 
-/* «The virtio numbers, in C» book/drivers.md:1688 @5f6f0bbc */
+/* «The virtio numbers, in C» book/drivers.md:1691 @5f6f0bbc */
 typedef unsigned short u16;
 typedef unsigned long long u64;
 
@@ -41,7 +41,7 @@ enum {
 #define HAS(features, bit) ((features) >> (bit) & 1)
 /* «/The virtio numbers, in C» */
 
-/* «The split virtqueue, in C» book/drivers.md:1738 @974b3d21 */
+/* «The split virtqueue, in C» book/drivers.md:1741 @974b3d21 */
 #define QUEUE_SIZE 8
 #define DESC_F_NEXT 1
 #define DESC_F_WRITE 2
@@ -74,7 +74,7 @@ _Static_assert(__builtin_offsetof(struct vring, used) % 4 == 0, "the used ring i
 _Static_assert(sizeof(struct vring) <= PAGE_SIZE, "a queue fits in a page");
 /* «/The split virtqueue, in C» */
 
-/* «A driver's view of a device» book/drivers.md:1779 @55125f59 */
+/* «A driver's view of a device» book/drivers.md:1782 @55125f59 */
 struct virtio_dev {
 	u32 type, phys, irq;		/* from the boot page */
 	volatile u32 *regs;		/* the registers, mapped */
@@ -95,7 +95,7 @@ static const char *device_name(u32 type)
 }
 /* «/A driver's view of a device» */
 
-/* «Map a device's registers» book/drivers.md:1822 @5de907d1 */
+/* «Map a device's registers» book/drivers.md:1825 @5de907d1 */
 #define DEVICE_WINDOWS (SWITCHER_ADDR - 0x400000)	/* a page per device, below the Switcher */
 
 static volatile u32 *map_window(u32 slot, u32 phys)
@@ -115,7 +115,7 @@ static volatile u32 *map_window(u32 slot, u32 phys)
 }
 /* «/Map a device's registers» */
 
-/* «A device's interrupt» book/drivers.md:1880 @9bff4ce2 */
+/* «A device's interrupt» book/drivers.md:1883 @9bff4ce2 */
 extern void *const device_stubs[BOOT_MAX_DEVICES];
 
 static void install_gate(u32 irq)
@@ -141,7 +141,7 @@ int device_interrupt(u32 line)
 }
 /* «/A device's interrupt» */
 
-/* «The status dance, from the driver's side» book/drivers.md:1923 @dbc6d307 */
+/* «The status dance, from the driver's side» book/drivers.md:1926 @dbc6d307 */
 static int give_up(struct virtio_dev *d, const char *why)
 {
 	d->regs[STATUS] = d->regs[STATUS] | FAILED;
@@ -174,7 +174,7 @@ static int negotiate(struct virtio_dev *d, u64 wanted)
 }
 /* «/The status dance, from the driver's side» */
 
-/* «Set up a virtqueue» book/drivers.md:1967 @7e1a16a3 */
+/* «Set up a virtqueue» book/drivers.md:1970 @7e1a16a3 */
 static int setup_queue(struct virtio_dev *d)
 {
 	u32 max, page;
@@ -202,7 +202,7 @@ static int setup_queue(struct virtio_dev *d)
 }
 /* «/Set up a virtqueue» */
 
-/* «Read a disk's capacity» book/drivers.md:2004 @8e8c24db */
+/* «Read a disk's capacity» book/drivers.md:2007 @8e8c24db */
 static u32 read_capacity(struct virtio_dev *d)
 {
 	u32 generation, low, high;
@@ -215,7 +215,7 @@ static u32 read_capacity(struct virtio_dev *d)
 }
 /* «/Read a disk's capacity» */
 
-/* «Find the devices» book/drivers.md:2034 @8bd73e79 */
+/* «Find the devices» book/drivers.md:2037 @8bd73e79 */
 static u64 wanted_features(u32 type)
 {
 	if (type == VIRTIO_ID_BLOCK)
@@ -275,7 +275,7 @@ void virtio_init(void)
 }
 /* «/Find the devices» */
 
-/* «Send a chain and wait for it» book/drivers.md:2127 @f11e5262 */
+/* «Send a chain and wait for it» book/drivers.md:2130 @f11e5262 */
 struct buffer {
 	volatile void *data;
 	u32 len, device_writes;
@@ -326,7 +326,7 @@ static struct virtio_dev *find_device(u32 type)
 }
 /* «/Send a chain and wait for it» */
 
-/* «The entropy driver» book/drivers.md:2188 @6ceea3a8 */
+/* «The entropy driver» book/drivers.md:2191 @6ceea3a8 */
 void cmd_random(int argc, char **argv)
 {
 	struct virtio_dev *d = find_device(VIRTIO_ID_RNG);
@@ -361,7 +361,7 @@ void cmd_random(int argc, char **argv)
 }
 /* «/The entropy driver» */
 
-/* «Block requests» book/drivers.md:2234 @de9b40bb */
+/* «Block requests» book/drivers.md:2237 @de9b40bb */
 #define SECTOR_SIZE 512
 #define BLK_T_IN 0
 #define BLK_T_OUT 1
@@ -404,7 +404,7 @@ static int blk_ok(const char *what, u32 sector, int status)
 }
 /* «/Block requests» */
 
-/* «The block driver» book/drivers.md:2294 @fa608e09 */
+/* «The block driver» book/drivers.md:2297 @fa608e09 */
 static void blk_read(struct virtio_dev *d, u32 sector)
 {
 	static volatile u8 data[SECTOR_SIZE];
