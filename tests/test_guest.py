@@ -39,6 +39,8 @@ HELP = """\
   crash              fault inside the fault handler
   random N           N random bytes from the Host, in hex
   blk SUBCOMMAND     the disk: info, read SECTOR, write SECTOR TEXT
+  ping [MAC]         ping a guest on the wire, or all of them
+  net                the network card: address, frames counted
   reboot             restart the machine
   poweroff           turn the machine off
 """

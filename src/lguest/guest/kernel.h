@@ -138,11 +138,13 @@ void shell(void) __attribute__((noreturn));
 u32 parse_number(const char *s, int *ok);
 
 /* virtio.c, which the Drivers chapter writes */
-/* «What the drivers offer the rest of the kernel» book/drivers.md:2373 @2365b0fb */
+/* «What the drivers offer the rest of the kernel» book/drivers.md:2748 @e8f1ae4e */
 void virtio_init(void);
 int device_interrupt(u32 line);
 void cmd_random(int argc, char **argv);
 void cmd_blk(int argc, char **argv);
+void cmd_ping(int argc, char **argv);
+void cmd_net(int argc, char **argv);
 /* «/What the drivers offer the rest of the kernel» */
 
 #endif

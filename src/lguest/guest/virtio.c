@@ -1,9 +1,9 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/virtio.c» book/drivers.md:2386 @2bb317df */
-/* virtio.c: the Guest's virtio-mmio drivers: discovery, a split virtqueue, rng and block. */
+/* «src/lguest/guest/virtio.c» book/drivers.md:2765 @3b4460f2 */
+/* virtio.c: the Guest's virtio-mmio drivers: discovery, a split virtqueue, rng, block, net. */
 #include "kernel.h"
 
-/* «The virtio numbers, in C» book/drivers.md:1691 @5f6f0bbc */
+/* «The virtio numbers, in C» book/drivers.md:1691 @8bea3a61 */
 typedef unsigned short u16;
 typedef unsigned long long u64;
 
@@ -38,10 +38,11 @@ enum {
 #define F_VERSION_1 32		/* feature bits: numbers within the 64-bit set */
 #define BLK_F_RO 5
 #define BLK_F_FLUSH 9
+#define NET_F_MAC 5
 #define HAS(features, bit) ((features) >> (bit) & 1)
 /* «/The virtio numbers, in C» */
 
-/* «The split virtqueue, in C» book/drivers.md:1741 @974b3d21 */
+/* «The split virtqueue, in C» book/drivers.md:1742 @974b3d21 */
 #define QUEUE_SIZE 8
 #define DESC_F_NEXT 1
 #define DESC_F_WRITE 2
@@ -74,7 +75,7 @@ _Static_assert(__builtin_offsetof(struct vring, used) % 4 == 0, "the used ring i
 _Static_assert(sizeof(struct vring) <= PAGE_SIZE, "a queue fits in a page");
 /* «/The split virtqueue, in C» */
 
-/* «A driver's view of a device» book/drivers.md:1782 @55125f59 */
+/* «A driver's view of a device» book/drivers.md:1784 @55125f59 */
 struct virtio_dev {
 	u32 type, phys, irq;		/* from the boot page */
 	volatile u32 *regs;		/* the registers, mapped */
@@ -95,7 +96,7 @@ static const char *device_name(u32 type)
 }
 /* «/A driver's view of a device» */
 
-/* «Map a device's registers» book/drivers.md:1825 @5de907d1 */
+/* «Map a device's registers» book/drivers.md:1827 @5de907d1 */
 #define DEVICE_WINDOWS (SWITCHER_ADDR - 0x400000)	/* a page per device, below the Switcher */
 
 static volatile u32 *map_window(u32 slot, u32 phys)
@@ -115,8 +116,9 @@ static volatile u32 *map_window(u32 slot, u32 phys)
 }
 /* «/Map a device's registers» */
 
-/* «A device's interrupt» book/drivers.md:1883 @9bff4ce2 */
+/* «A device's interrupt» book/drivers.md:1885 @e54ea846 */
 extern void *const device_stubs[BOOT_MAX_DEVICES];
+static void net_receive(void);	/* the network driver's, below */
 
 static void install_gate(u32 irq)
 {
@@ -135,13 +137,15 @@ int device_interrupt(u32 line)
 		why = devices[i].regs[INTERRUPT_STATUS];
 		devices[i].regs[INTERRUPT_ACK] = why;
 		devices[i].interrupts++;
+		if (devices[i].type == VIRTIO_ID_NET && devices[i].ready)
+			net_receive();
 		return 1;
 	}
 	return 0;
 }
 /* «/A device's interrupt» */
 
-/* «The status dance, from the driver's side» book/drivers.md:1926 @dbc6d307 */
+/* «The status dance, from the driver's side» book/drivers.md:1931 @dbc6d307 */
 static int give_up(struct virtio_dev *d, const char *why)
 {
 	d->regs[STATUS] = d->regs[STATUS] | FAILED;
@@ -174,21 +178,21 @@ static int negotiate(struct virtio_dev *d, u64 wanted)
 }
 /* «/The status dance, from the driver's side» */
 
-/* «Set up a virtqueue» book/drivers.md:1970 @7e1a16a3 */
-static int setup_queue(struct virtio_dev *d)
+/* «Set up a virtqueue» book/drivers.md:1976 @fd5b4fdb */
+static volatile struct vring *setup_queue(struct virtio_dev *d, u32 index, u16 *size)
 {
 	u32 max, page;
 
-	d->regs[QUEUE_SEL] = 0;
+	d->regs[QUEUE_SEL] = index;
 	max = d->regs[QUEUE_NUM_MAX];
-	if (d->regs[QUEUE_READY] || !max)
-		return give_up(d, "has no usable queue 0");
-	for (d->size = QUEUE_SIZE; d->size > max; d->size /= 2)
+	if (d->regs[QUEUE_READY] || !max) {
+		give_up(d, index ? "has no usable queue 1" : "has no usable queue 0");
+		return 0;
+	}
+	for (*size = QUEUE_SIZE; *size > max; *size /= 2)
 		;
 	page = alloc_page();
-	d->ring = __va(page);
-	d->last_used = 0;
-	d->regs[QUEUE_NUM] = d->size;
+	d->regs[QUEUE_NUM] = *size;
 	d->regs[QUEUE_DESC_LOW] = page + __builtin_offsetof(struct vring, desc);
 	d->regs[QUEUE_DESC_HIGH] = 0;
 	d->regs[QUEUE_DRIVER_LOW] = page + __builtin_offsetof(struct vring, avail);
@@ -196,13 +200,15 @@ static int setup_queue(struct virtio_dev *d)
 	d->regs[QUEUE_DEVICE_LOW] = page + __builtin_offsetof(struct vring, used);
 	d->regs[QUEUE_DEVICE_HIGH] = 0;
 	d->regs[QUEUE_READY] = 1;
-	if (!d->regs[QUEUE_READY])
-		return give_up(d, "refused our queue");
-	return 1;
+	if (!d->regs[QUEUE_READY]) {
+		give_up(d, "refused our queue");
+		return 0;
+	}
+	return __va(page);
 }
 /* «/Set up a virtqueue» */
 
-/* «Read a disk's capacity» book/drivers.md:2007 @8e8c24db */
+/* «Read a disk's capacity» book/drivers.md:2015 @8e8c24db */
 static u32 read_capacity(struct virtio_dev *d)
 {
 	u32 generation, low, high;
@@ -215,33 +221,193 @@ static u32 read_capacity(struct virtio_dev *d)
 }
 /* «/Read a disk's capacity» */
 
-/* «Find the devices» book/drivers.md:2037 @8bd73e79 */
+/* «The network card, as the driver keeps it» book/drivers.md:2413 @4f643126 */
+#define NET_RX 0
+#define NET_TX 1
+#define NET_HEADER 12	/* flags, gso type, header length, gso size, csum start, offset, buffers */
+#define ETH_ALEN 6
+#define ETH_HLEN 14
+#define ETH_ZLEN 60	/* the shortest frame Ethernet allows, without its checksum */
+#define FRAME_MAX 1514
+
+struct net_queue {
+	volatile struct vring *ring;
+	u16 size, last_used;
+};
+
+static struct {
+	struct virtio_dev *dev;
+	struct net_queue rx, tx;
+	u8 mac[ETH_ALEN];
+	u32 sent, received, dropped, answered;
+	/* «What a ping waits for» book/drivers.md:2611 @8764d592 */
+	u32 seq;			/* the last ping we sent */
+	volatile u32 ponged, rtt_us;	/* its pong arrived; and how long it took */
+	volatile u8 ponger[ETH_ALEN];
+	/* «/What a ping waits for» */
+} net;
+
+static volatile u8 rx_buffers[QUEUE_SIZE][NET_HEADER + FRAME_MAX];
+static volatile u8 tx_buffers[QUEUE_SIZE][NET_HEADER + FRAME_MAX];
+
+static const char *net_mac_text(void)
+{
+	static char text[3 * ETH_ALEN];
+	u32 i;
+	for (i = 0; i < ETH_ALEN; i++) {
+		text[3 * i] = "0123456789abcdef"[net.mac[i] >> 4];
+		text[3 * i + 1] = "0123456789abcdef"[net.mac[i] & 15];
+		text[3 * i + 2] = i + 1 < ETH_ALEN ? ':' : '\0';
+	}
+	return text;
+}
+/* «/The network card, as the driver keeps it» */
+
+/* «Bring up the network card» book/drivers.md:2465 @71e48183 */
+#define AVAIL_F_NO_INTERRUPT 1
+
+static int net_queues(struct virtio_dev *d)
+{
+	u32 generation, i;
+	volatile u8 *config = (volatile u8 *)(d->regs + CONFIG);
+
+	if (net.dev)
+		return give_up(d, "is a second network card; one is plenty");
+	if (!(net.rx.ring = setup_queue(d, NET_RX, &net.rx.size))
+	    || !(net.tx.ring = setup_queue(d, NET_TX, &net.tx.size)))
+		return 0;
+	net.tx.ring->avail.flags = AVAIL_F_NO_INTERRUPT;
+	do {
+		generation = d->regs[CONFIG_GENERATION];
+		for (i = 0; i < ETH_ALEN; i++)
+			net.mac[i] = HAS(d->features, NET_F_MAC) ? config[i] : i == 0 ? 2 : i == 5;
+	} while (generation != d->regs[CONFIG_GENERATION]);
+	return 1;
+}
+
+static void give_back(u16 id)
+{
+	volatile struct vring *ring = net.rx.ring;
+	u16 avail = ring->avail.idx;
+
+	ring->desc[id].addr = __pa(rx_buffers[id]);
+	ring->desc[id].len = sizeof(rx_buffers[id]);
+	ring->desc[id].flags = DESC_F_WRITE;
+	ring->avail.ring[avail % net.rx.size] = id;
+	barrier();
+	ring->avail.idx = (u16)(avail + 1);
+}
+
+static void net_start(struct virtio_dev *d)
+{
+	u16 id;
+	net.dev = d;
+	for (id = 0; id < net.rx.size; id++)
+		give_back(id);
+	barrier();
+	d->regs[QUEUE_NOTIFY] = NET_RX;
+}
+/* «/Bring up the network card» */
+
+/* «Receive frames» book/drivers.md:2521 @0baa390f */
+static void net_frame(volatile u8 *frame, u32 len);
+
+static void net_receive(void)
+{
+	volatile struct vring *ring = net.rx.ring;
+	u32 len;
+	u16 id, got = 0;
+
+	while (ring->used.idx != net.rx.last_used) {
+		barrier();
+		id = (u16)ring->used.ring[net.rx.last_used % net.rx.size].id;
+		len = ring->used.ring[net.rx.last_used % net.rx.size].len;
+		net.rx.last_used++;
+		if (id >= net.rx.size) {
+			net.dropped++;
+			continue;
+		}
+		if (len >= NET_HEADER + ETH_HLEN && len <= sizeof(rx_buffers[id])) {
+			net.received++;
+			net_frame(rx_buffers[id] + NET_HEADER, len - NET_HEADER);
+		} else {
+			net.dropped++;
+		}
+		give_back(id);
+		got++;
+	}
+	barrier();
+	if (got)
+		net.dev->regs[QUEUE_NOTIFY] = NET_RX;
+}
+/* «/Receive frames» */
+
+/* «Send a frame» book/drivers.md:2562 @afa634c7 */
+static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
+{
+	volatile struct vring *ring = net.tx.ring;
+	u16 avail = ring->avail.idx, id = avail % net.tx.size;
+	u8 *frame = (u8 *)tx_buffers[id];
+	u32 total = ETH_HLEN + len < ETH_ZLEN ? ETH_ZLEN : ETH_HLEN + len;
+
+	if ((u16)(avail - ring->used.idx) >= net.tx.size || total > FRAME_MAX) {
+		net.dropped++;
+		return 0;
+	}
+	memset(frame, 0, NET_HEADER + total);
+	frame += NET_HEADER;
+	memcpy(frame, to, ETH_ALEN);
+	memcpy(frame + ETH_ALEN, net.mac, ETH_ALEN);
+	frame[12] = (u8)(type >> 8), frame[13] = (u8)type;
+	memcpy(frame + ETH_HLEN, payload, len);
+	ring->desc[id].addr = __pa(tx_buffers[id]);
+	ring->desc[id].len = NET_HEADER + total;
+	ring->desc[id].flags = 0;
+	ring->avail.ring[id] = id;
+	barrier();
+	ring->avail.idx = (u16)(avail + 1);
+	barrier();
+	net.dev->regs[QUEUE_NOTIFY] = NET_TX;
+	net.sent++;
+	return 1;
+}
+/* «/Send a frame» */
+
+/* «Find the devices» book/drivers.md:2048 @fb59819e */
 static u64 wanted_features(u32 type)
 {
 	if (type == VIRTIO_ID_BLOCK)
 		return 1ull << BLK_F_RO | 1ull << BLK_F_FLUSH;
+	if (type == VIRTIO_ID_NET)
+		return 1ull << NET_F_MAC;
 	return 0;
 }
 
 static void probe(struct virtio_dev *d)
 {
-	if (d->type != VIRTIO_ID_RNG && d->type != VIRTIO_ID_BLOCK) {
+	if (d->type != VIRTIO_ID_RNG && d->type != VIRTIO_ID_BLOCK && d->type != VIRTIO_ID_NET) {
 		d->regs[STATUS] = 0;
 		d->regs[STATUS] = ACKNOWLEDGE;
 		printf("virtio: %s at 0x%x, line %u: no driver\n", device_name(d->type), d->phys,
 		       d->irq);
 		return;
 	}
-	if (!negotiate(d, wanted_features(d->type)) || !setup_queue(d))
+	if (!negotiate(d, wanted_features(d->type)))
+		return;
+	if (d->type == VIRTIO_ID_NET ? !net_queues(d) : !(d->ring = setup_queue(d, 0, &d->size)))
 		return;
 	if (d->type == VIRTIO_ID_BLOCK)
 		d->sectors = read_capacity(d);
 	d->regs[STATUS] = ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK;
 	d->ready = !(d->regs[STATUS] & DEVICE_NEEDS_RESET);
+	if (d->ready && d->type == VIRTIO_ID_NET)
+		net_start(d);
 	printf("virtio: %s at 0x%x, line %u", device_name(d->type), d->phys, d->irq);
 	if (d->type == VIRTIO_ID_BLOCK)
 		printf(": %u sectors, %s", d->sectors,
 		       HAS(d->features, BLK_F_RO) ? "read-only" : "read-write");
+	if (d->type == VIRTIO_ID_NET)
+		printf(": %s", net_mac_text());
 	printf("%s\n", d->ready ? "" : ", but it needs a reset");
 }
 
@@ -275,7 +441,7 @@ void virtio_init(void)
 }
 /* «/Find the devices» */
 
-/* «Send a chain and wait for it» book/drivers.md:2130 @f11e5262 */
+/* «Send a chain and wait for it» book/drivers.md:2149 @f11e5262 */
 struct buffer {
 	volatile void *data;
 	u32 len, device_writes;
@@ -326,7 +492,7 @@ static struct virtio_dev *find_device(u32 type)
 }
 /* «/Send a chain and wait for it» */
 
-/* «The entropy driver» book/drivers.md:2191 @6ceea3a8 */
+/* «The entropy driver» book/drivers.md:2210 @6ceea3a8 */
 void cmd_random(int argc, char **argv)
 {
 	struct virtio_dev *d = find_device(VIRTIO_ID_RNG);
@@ -361,7 +527,7 @@ void cmd_random(int argc, char **argv)
 }
 /* «/The entropy driver» */
 
-/* «Block requests» book/drivers.md:2237 @de9b40bb */
+/* «Block requests» book/drivers.md:2256 @de9b40bb */
 #define SECTOR_SIZE 512
 #define BLK_T_IN 0
 #define BLK_T_OUT 1
@@ -404,7 +570,7 @@ static int blk_ok(const char *what, u32 sector, int status)
 }
 /* «/Block requests» */
 
-/* «The block driver» book/drivers.md:2297 @fa608e09 */
+/* «The block driver» book/drivers.md:2316 @fa608e09 */
 static void blk_read(struct virtio_dev *d, u32 sector)
 {
 	static volatile u8 data[SECTOR_SIZE];
@@ -473,4 +639,119 @@ void cmd_blk(int argc, char **argv)
 		printf("usage: blk info | blk read SECTOR | blk write SECTOR TEXT\n");
 }
 /* «/The block driver» */
+
+/* «Ping and pong» book/drivers.md:2617 @ca629019 */
+#define ETHERTYPE_PING 0x88B5	/* IEEE 802 "local experimental" */
+#define PING 1
+#define PONG 2
+
+struct ping {
+	u32 kind, seq, sec, nsec;
+};
+
+static const u8 broadcast[ETH_ALEN] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+static int same_mac(volatile const u8 *a, const u8 *b)
+{
+	u32 i;
+	for (i = 0; i < ETH_ALEN; i++)
+		if (a[i] != b[i])
+			return 0;
+	return 1;
+}
+
+/* Called from the interrupt handler, interrupts off, for every frame that arrives. */
+static void net_frame(volatile u8 *frame, u32 len)
+{
+	struct ping p;
+	u32 sec = lguest_data.time_sec, nsec = lguest_data.time_nsec;
+
+	if (len < ETH_HLEN + sizeof(p) || frame[12] != ETHERTYPE_PING >> 8
+	    || frame[13] != (ETHERTYPE_PING & 0xFF))
+		return;
+	if (!same_mac(frame, net.mac) && !same_mac(frame, broadcast))
+		return;
+	memcpy(&p, (const void *)(frame + ETH_HLEN), sizeof(p));
+	if (p.kind == PING) {
+		u8 to[ETH_ALEN];
+		memcpy(to, (const void *)(frame + ETH_ALEN), ETH_ALEN);
+		p.kind = PONG;
+		net.answered += net_send(to, ETHERTYPE_PING, &p, sizeof(p));
+	} else if (p.kind == PONG && p.seq == net.seq && !net.ponged) {
+		net.rtt_us = (sec - p.sec) * 1000000 + nsec / 1000 - p.nsec / 1000;
+		memcpy((void *)net.ponger, (const void *)(frame + ETH_ALEN), ETH_ALEN);
+		net.ponged = 1;
+	}
+}
+/* «/Ping and pong» */
+/* «Ping and pong»[2] book/drivers.md:2671 @25ccc5f1 */
+static int parse_mac(const char *text, u8 *mac)
+{
+	u32 i, j, digit;
+	for (i = 0; i < ETH_ALEN; i++) {
+		mac[i] = 0;
+		for (j = 0; j < 2; j++, text++) {
+			digit = *text >= '0' && *text <= '9' ? (u32)(*text - '0')
+				: (*text | 0x20) >= 'a' && (*text | 0x20) <= 'f'
+				? (u32)((*text | 0x20) - 'a' + 10) : 16;
+			if (digit > 15)
+				return 0;
+			mac[i] = (u8)(mac[i] << 4 | digit);
+		}
+		if (*text != (i + 1 < ETH_ALEN ? ':' : '\0'))
+			return 0;
+		text++;
+	}
+	return 1;
+}
+
+void cmd_ping(int argc, char **argv)
+{
+	struct ping p = { PING, 0, 0, 0 };
+	u8 to[ETH_ALEN];
+	u32 flags, deadline;
+	int sent;
+
+	if (!net.dev) {
+		printf("ping: no network card; boot with --net=udp:LOCAL:REMOTE\n");
+		return;
+	}
+	if (argc > 2 || (argc == 2 && !parse_mac(argv[1], to))) {
+		printf("usage: ping [MAC], as in ping 02:4c:47:13:88:00\n");
+		return;
+	}
+	if (argc == 1)
+		memcpy(to, broadcast, ETH_ALEN);
+	hcall(LHCALL_HALT, 0, 0, 0, 0);	/* wake on an interrupt: the Host's clock is fresh */
+	flags = irq_save();
+	p.seq = ++net.seq;
+	p.sec = lguest_data.time_sec, p.nsec = lguest_data.time_nsec;
+	net.ponged = 0;
+	sent = net_send(to, ETHERTYPE_PING, &p, sizeof(p));
+	irq_restore(flags);
+	if (!sent) {
+		printf("ping: the transmit queue is full\n");
+		return;
+	}
+	deadline = jiffies + HZ;
+	while (!net.ponged && (int)(deadline - jiffies) > 0)
+		hcall(LHCALL_HALT, 0, 0, 0, 0);
+	if (!net.ponged) {
+		printf("ping %u: no answer within a second\n", p.seq);
+		return;
+	}
+	memcpy(to, (const void *)net.ponger, ETH_ALEN);
+	printf("pong %u from %02x:%02x:%02x:%02x:%02x:%02x: %u us\n", p.seq, to[0], to[1], to[2],
+	       to[3], to[4], to[5], net.rtt_us);
+}
+
+void cmd_net(int argc, char **argv)
+{
+	if (!net.dev)
+		printf("net: no network card; boot with --net=udp:LOCAL:REMOTE\n");
+	else
+		printf("net: %s, %u frames sent, %u received, %u dropped; %u pings answered\n",
+		       net_mac_text(), net.sent, net.received, net.dropped, net.answered);
+}
+/* «/Ping and pong» */
 /* «/src/lguest/guest/virtio.c» */

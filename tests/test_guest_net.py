@@ -1,0 +1,112 @@
+"""The Drivers chapter, the Guest's side: the kernel's virtio-net driver and its ping.
+
+Two guests in two ``python -m lguest run`` processes share a UDP cable on 127.0.0.1; one pings,
+the other answers from its interrupt handler while its shell sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_guest
+from lguest.guest import build_kernel
+from lguest.launcher import EXIT_POWEROFF
+
+PROMPT = "lguest$ "
+PONG = re.compile(r"pong (\d+) from (02:4c:47:[0-9a-f:]{8}): (\d+) us\n")
+
+
+@pytest.fixture(scope="session")
+def kernel(tmp_path_factory) -> Path:
+    return build_kernel(tmp_path_factory.mktemp("kernel"))
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def guest(kernel: Path, local: int, remote: int, script: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    process = subprocess.Popen([sys.executable, "-m", "lguest", "run", f"--net=udp:{local}:{remote}",
+                                "32", str(kernel)], cwd=ROOT, env=env, text=True,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdin.write(script)
+    process.stdin.close()
+    process.stdin = None  # the script is all it gets; communicate() must not flush it again
+    return process
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str, str]:
+    try:
+        out, err = process.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        pytest.fail(f"a guest did not power off:\n{out}\n{err}")
+    return process.returncode, out, err
+
+
+def mac_of(boot: str) -> str:
+    return re.search(r"virtio: net at 0xd0000000, line 2: ([0-9a-f:]{17})\n", boot).group(1)
+
+
+def test_two_guests_ping_and_pong_over_a_udp_cable(kernel):
+    a, b = free_ports(2)
+    answerer = guest(kernel, b, a, "sleep 6\nnet\n")
+    try:
+        pinger = guest(kernel, a, b, "sleep 2\nping\nping\nnet\n")
+        status, out, err = finish(pinger)
+    finally:
+        answerer_status, answerer_out, answerer_err = finish(answerer)
+    assert (status, err) == (EXIT_POWEROFF, ""), out
+    assert (answerer_status, answerer_err) == (EXIT_POWEROFF, ""), answerer_out
+    boot, slept, first, second, counters, last = out.split(PROMPT)
+    other_boot, other_slept, other_counters, other_last = answerer_out.split(PROMPT)
+    pongs = [PONG.fullmatch(answer) for answer in (first, second)]
+    assert any(pongs), (first, second)  # the answerer may still have been booting for the first
+    for number, pong in enumerate(pongs, 1):
+        if pong:
+            assert int(pong.group(1)) == number
+            assert pong.group(2) == mac_of(other_boot)
+            assert 0 < int(pong.group(3)) < 1_000_000
+    answered = sum(1 for pong in pongs if pong)
+    assert counters == f"net: {mac_of(boot)}, 2 frames sent, {answered} received, 0 dropped; " \
+                       "0 pings answered\n"
+    assert other_counters.endswith(f"; {answered} pings answered\n")
+    assert mac_of(boot) != mac_of(other_boot)
+
+
+def test_a_ping_nobody_answers_times_out(kernel):
+    a, b = free_ports(2)
+    result = run_guest(kernel, mem=32, input="ping\nping 02:4c:47:00:00:01\nnet\n",
+                       flags=(f"--net=udp:{a}:{b}",))
+    assert (result.returncode, result.stderr) == (EXIT_POWEROFF, ""), result.stdout
+    boot, first, second, counters, last = result.stdout.split(PROMPT)
+    assert first == "ping 1: no answer within a second\n"
+    assert second == "ping 2: no answer within a second\n"
+    assert counters.startswith(f"net: {mac_of(boot)}, 2 frames sent, 0 received, 0 dropped")
+
+
+def test_ping_usage_and_no_card(kernel):
+    a, b = free_ports(2)
+    result = run_guest(kernel, mem=32, input="ping nonsense\nping 02:4c:47:00:00\n",
+                       flags=(f"--net=udp:{a}:{b}",))
+    boot, bad, short, last = result.stdout.split(PROMPT)
+    assert bad == short == "usage: ping [MAC], as in ping 02:4c:47:13:88:00\n"
+    result = run_guest(kernel, mem=32, input="ping\nnet\n")
+    boot, ping, net, last = result.stdout.split(PROMPT)
+    assert ping == "ping: no network card; boot with --net=udp:LOCAL:REMOTE\n"
+    assert net == "net: no network card; boot with --net=udp:LOCAL:REMOTE\n"
