@@ -81,7 +81,8 @@ def test_a_read_beyond_the_disk_is_an_io_error_and_the_shell_carries_on(kernel, 
     boot, beyond, usage, still = shell(kernel, f"blk read {SECTORS}\nblk read\necho still here\n",
                                        f"--block={image}")
     assert beyond == f"blk read: sector {SECTORS}: I/O error\n"
-    assert usage == "usage: blk info | blk read SECTOR | blk write SECTOR TEXT\n"
+    assert usage == ("usage: blk info | blk read SECTOR | blk write SECTOR TEXT"
+                     " | blk bench read|write SECTORS\n")
     assert still == "still here\n"
 
 
@@ -121,3 +122,26 @@ def test_deterministic_session_in_process(kernel, image):
     assert first[0] == EXIT_POWEROFF
     assert first == second
     assert "|same............|" in first[1]
+
+
+def test_blk_bench_writes_then_reads_sequentially(kernel, tmp_path):
+    image = tmp_path / "bench.img"
+    image.write_bytes(bytes(200 * 512))  # 200 sectors: one full 128-sector request and a part
+    boot, write, read = shell(kernel, "blk bench write 200\nblk bench read 200\n",
+                              f"--block={image}")
+    assert re.fullmatch(r"blk bench: 200 sectors written in \d+ us\n", write), write
+    assert re.fullmatch(r"blk bench: 200 sectors read in \d+ us\n", read), read
+    data = image.read_bytes()
+    assert data[:128 * 512] == bytes(range(256)) * 256 and data[128 * 512:] == data[:72 * 512]
+
+
+def test_blk_bench_64_sectors(kernel, tmp_path):
+    image = tmp_path / "bench.img"
+    image.write_bytes(bytes(64 * 512))
+    boot, write, read, usage, too_many = shell(
+        kernel, "blk bench write 64\nblk bench read 64\nblk bench copy 64\nblk bench read 65\n",
+        f"--block={image}")
+    assert re.fullmatch(r"blk bench: 64 sectors written in \d+ us\n", write), write
+    assert re.fullmatch(r"blk bench: 64 sectors read in \d+ us\n", read), read
+    assert usage == "usage: blk bench read|write SECTORS\n"
+    assert too_many == "blk bench: the disk has only 64 sectors\n"

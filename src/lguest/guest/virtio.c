@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/virtio.c» book/drivers.md:2765 @3b4460f2 */
+/* «src/lguest/guest/virtio.c» book/drivers.md:2851 @3b4460f2 */
 /* virtio.c: the Guest's virtio-mmio drivers: discovery, a split virtqueue, rng, block, net. */
 #include "kernel.h"
 
@@ -221,7 +221,7 @@ static u32 read_capacity(struct virtio_dev *d)
 }
 /* «/Read a disk's capacity» */
 
-/* «The network card, as the driver keeps it» book/drivers.md:2413 @4f643126 */
+/* «The network card, as the driver keeps it» book/drivers.md:2499 @4f643126 */
 #define NET_RX 0
 #define NET_TX 1
 #define NET_HEADER 12	/* flags, gso type, header length, gso size, csum start, offset, buffers */
@@ -240,7 +240,7 @@ static struct {
 	struct net_queue rx, tx;
 	u8 mac[ETH_ALEN];
 	u32 sent, received, dropped, answered;
-	/* «What a ping waits for» book/drivers.md:2611 @8764d592 */
+	/* «What a ping waits for» book/drivers.md:2697 @8764d592 */
 	u32 seq;			/* the last ping we sent */
 	volatile u32 ponged, rtt_us;	/* its pong arrived; and how long it took */
 	volatile u8 ponger[ETH_ALEN];
@@ -263,7 +263,7 @@ static const char *net_mac_text(void)
 }
 /* «/The network card, as the driver keeps it» */
 
-/* «Bring up the network card» book/drivers.md:2465 @71e48183 */
+/* «Bring up the network card» book/drivers.md:2551 @71e48183 */
 #define AVAIL_F_NO_INTERRUPT 1
 
 static int net_queues(struct virtio_dev *d)
@@ -309,7 +309,7 @@ static void net_start(struct virtio_dev *d)
 }
 /* «/Bring up the network card» */
 
-/* «Receive frames» book/drivers.md:2521 @0baa390f */
+/* «Receive frames» book/drivers.md:2607 @0baa390f */
 static void net_frame(volatile u8 *frame, u32 len);
 
 static void net_receive(void)
@@ -342,7 +342,7 @@ static void net_receive(void)
 }
 /* «/Receive frames» */
 
-/* «Send a frame» book/drivers.md:2562 @afa634c7 */
+/* «Send a frame» book/drivers.md:2648 @afa634c7 */
 static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 {
 	volatile struct vring *ring = net.tx.ring;
@@ -527,7 +527,7 @@ void cmd_random(int argc, char **argv)
 }
 /* «/The entropy driver» */
 
-/* «Block requests» book/drivers.md:2256 @de9b40bb */
+/* «Block requests» book/drivers.md:2259 @18a6c1b5 */
 #define SECTOR_SIZE 512
 #define BLK_T_IN 0
 #define BLK_T_OUT 1
@@ -542,13 +542,13 @@ struct blk_header {
 };
 
 /* One request: the status byte the device wrote, or -1 if it will not talk to us. */
-static int blk_request(struct virtio_dev *d, u32 type, u32 sector, volatile u8 *data)
+static int blk_request(struct virtio_dev *d, u32 type, u32 sector, volatile u8 *data, u32 len)
 {
 	volatile struct blk_header header = { type, 0, sector };
 	volatile u8 status = 0xFF;
 	struct buffer chain[3] = {
 		{ &header, sizeof(header), 0 },
-		{ data, SECTOR_SIZE, type == BLK_T_IN },
+		{ data, len, type == BLK_T_IN },
 		{ &status, 1, 1 },
 	};
 	if (type == BLK_T_FLUSH)
@@ -570,14 +570,14 @@ static int blk_ok(const char *what, u32 sector, int status)
 }
 /* «/Block requests» */
 
-/* «The block driver» book/drivers.md:2316 @fa608e09 */
+/* «The block driver» book/drivers.md:2320 @8dbc23b1 */
 static void blk_read(struct virtio_dev *d, u32 sector)
 {
 	static volatile u8 data[SECTOR_SIZE];
 	char text[17];
 	u32 row, i;
 
-	if (!blk_ok("read", sector, blk_request(d, BLK_T_IN, sector, data)))
+	if (!blk_ok("read", sector, blk_request(d, BLK_T_IN, sector, data, SECTOR_SIZE)))
 		return;
 	for (row = 0; row < 64; row += 16) {
 		printf("%04x ", row);
@@ -610,14 +610,64 @@ static void blk_write(struct virtio_dev *d, u32 sector, int words, char **word)
 		memcpy((void *)(data + len), word[i], n);
 		len += n;
 	}
-	if (!blk_ok("write", sector, blk_request(d, BLK_T_OUT, sector, data)))
+	if (!blk_ok("write", sector, blk_request(d, BLK_T_OUT, sector, data, SECTOR_SIZE)))
 		return;
 	if (HAS(d->features, BLK_F_FLUSH)
-	    && !blk_ok("flush", sector, blk_request(d, BLK_T_FLUSH, 0, 0)))
+	    && !blk_ok("flush", sector, blk_request(d, BLK_T_FLUSH, 0, 0, 0)))
 		return;
 	printf("blk write: sector %u: %u bytes and %u zeros%s\n", sector, len, SECTOR_SIZE - len,
 	       HAS(d->features, BLK_F_FLUSH) ? ", flushed" : "");
 }
+
+/* «Time the disk» book/drivers.md:2422 @f9ae39f7 */
+#define BENCH_SECTORS 128	/* the largest request we make: 64 KiB */
+
+static u32 host_time_us(u32 *sec)
+{
+	u32 flags = irq_save(), nsec;
+	*sec = lguest_data.time_sec;
+	nsec = lguest_data.time_nsec;
+	irq_restore(flags);
+	return nsec / 1000;
+}
+
+static void blk_bench(struct virtio_dev *d, const char *how, const char *count)
+{
+	static volatile u8 data[BENCH_SECTORS * SECTOR_SIZE] __attribute__((aligned(4096)));
+	int ok = 1, write = !strcmp(how, "write");
+	u32 sectors = parse_number(count, &ok), done = 0, n, i, sec0, us0, sec1, us1;
+	u32 type = write ? BLK_T_OUT : BLK_T_IN;
+
+	if (!ok || sectors == 0 || (!write && strcmp(how, "read"))) {
+		printf("usage: blk bench read|write SECTORS\n");
+		return;
+	}
+	if (sectors > d->sectors) {
+		printf("blk bench: the disk has only %u sectors\n", d->sectors);
+		return;
+	}
+	if (write && HAS(d->features, BLK_F_RO)) {
+		printf("blk bench: the disk is read-only\n");
+		return;
+	}
+	for (i = 0; write && i < sizeof(data); i++)
+		data[i] = (u8)i;
+	hcall(LHCALL_HALT, 0, 0, 0, 0);	/* wake on an interrupt: the Host's clock is fresh */
+	us0 = host_time_us(&sec0);
+	while (done < sectors) {
+		n = sectors - done < BENCH_SECTORS ? sectors - done : BENCH_SECTORS;
+		if (!blk_ok(how, done, blk_request(d, type, done, data, n * SECTOR_SIZE)))
+			return;
+		done += n;
+	}
+	if (write && HAS(d->features, BLK_F_FLUSH)
+	    && !blk_ok("flush", done, blk_request(d, BLK_T_FLUSH, 0, 0, 0)))
+		return;
+	us1 = host_time_us(&sec1);
+	printf("blk bench: %u sectors %s in %u us\n", done, write ? "written" : "read",
+	       (sec1 - sec0) * 1000000 + us1 - us0);
+}
+/* «/Time the disk» */
 
 void cmd_blk(int argc, char **argv)
 {
@@ -635,12 +685,15 @@ void cmd_blk(int argc, char **argv)
 		blk_read(d, sector);
 	else if (ok && argc >= 4 && !strcmp(argv[1], "write"))
 		blk_write(d, sector, argc - 3, argv + 3);
+	else if (argc == 4 && !strcmp(argv[1], "bench"))
+		blk_bench(d, argv[2], argv[3]);
 	else
-		printf("usage: blk info | blk read SECTOR | blk write SECTOR TEXT\n");
+		printf("usage: blk info | blk read SECTOR | blk write SECTOR TEXT"
+		       " | blk bench read|write SECTORS\n");
 }
 /* «/The block driver» */
 
-/* «Ping and pong» book/drivers.md:2617 @ca629019 */
+/* «Ping and pong» book/drivers.md:2703 @ca629019 */
 #define ETHERTYPE_PING 0x88B5	/* IEEE 802 "local experimental" */
 #define PING 1
 #define PONG 2
@@ -684,7 +737,7 @@ static void net_frame(volatile u8 *frame, u32 len)
 	}
 }
 /* «/Ping and pong» */
-/* «Ping and pong»[2] book/drivers.md:2671 @25ccc5f1 */
+/* «Ping and pong»[2] book/drivers.md:2757 @25ccc5f1 */
 static int parse_mac(const char *text, u8 *mac)
 {
 	u32 i, j, digit;
