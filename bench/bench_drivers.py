@@ -27,14 +27,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from lguest import abi
 from lguest.drivers import Block, Net, Switch, make_devices
 from lguest.drivers.block import T_IN, T_OUT
 from lguest.drivers.driver import TestDriver, block_request
 from lguest.guest import build_kernel
 from lguest.host.core import Host
 from lguest.host.hypercalls import EarlyConsole
-from lguest.launcher import build_page_tables, load_kernel, make_memory, write_boot_page
+from lguest.launcher import boot, build_page_tables, load_kernel, make_memory, write_boot_page
 from lguest.memory import GuestMemory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,14 +126,7 @@ def guest_run(kernel: Path, path: str, sectors: int) -> dict:
     console = PromptExits()
     host = Host(memory, console=console, console_input=EarlyConsole(io.BytesIO(script), False))
     console.host = host
-    try:
-        for device in devices:
-            host.add_device(device)
-        outcome = host.run(entry=entry, stack=abi.PAGE_OFFSET + abi.BOOT_PAGE,
-                           boot=abi.BOOT_PAGE, pgdir=pgdir)
-    finally:
-        for device in devices:
-            device.close()
+    outcome = boot(host, devices, entry, pgdir)
     assert outcome.kind == "poweroff", (outcome, console.data)
     text = console.data.decode()
     figures = {}

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/launcher.py» book/launcher.md:928 @dd3bd312
+# «src/lguest/launcher.py» book/launcher.md:939 @dd3bd312
 """The Launcher: make guest memory, load a kernel, write the boot page, run the Host."""
 
 from __future__ import annotations
@@ -245,7 +245,7 @@ OUTCOMES = {"poweroff": EXIT_POWEROFF, "restart": EXIT_RESTART, "killed": EXIT_K
 # «/How a run ends»
 
 
-# «Launch a guest» book/launcher.md:709 @ce8584cd
+# «Launch a guest» book/launcher.md:709 @ddbf124b
 def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool = False,
            deterministic: bool = False, console: BinaryIO | None = None,
            timeout: float | None = None, stderr: TextIO | None = None,
@@ -284,19 +284,26 @@ def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: b
                 console_input=None if virtio_console else EarlyConsole(keyboard, deterministic))
     try:
         with watching(host, timeout):
-            for device in devices:
-                host.add_device(device)
-            outcome = host.run(entry=entry, stack=abi.PAGE_OFFSET + abi.BOOT_PAGE,
-                               boot=abi.BOOT_PAGE, pgdir=pgdir)
+            outcome = boot(host, devices, entry, pgdir)
+    finally:
+        console.flush()
+    return report(outcome, stderr, verbose)
+
+
+def boot(host: Any, devices: Sequence[Any], entry: int, pgdir: int) -> Any:
+    """Plug the devices into the Host, run the guest from ``entry``, and unplug them."""
+    try:
+        for device in devices:
+            host.add_device(device)
+        return host.run(entry=entry, stack=abi.PAGE_OFFSET + abi.BOOT_PAGE,
+                        boot=abi.BOOT_PAGE, pgdir=pgdir)
     finally:
         for device in devices:
             device.close()
-        console.flush()
-    return report(outcome, stderr, verbose)
 # «/Launch a guest»
 
 
-# «Report how the guest ended» book/launcher.md:766 @882ba5ff
+# «Report how the guest ended» book/launcher.md:777 @882ba5ff
 def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
     """The exit status for the Host's outcome, with the reason on stderr if the guest died."""
     reason = " ".join(str(outcome.reason).splitlines())
@@ -311,7 +318,7 @@ def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
 # «/Report how the guest ended»
 
 
-# «Watch the clock and the keyboard» book/launcher.md:808 @3c3a5853
+# «Watch the clock and the keyboard» book/launcher.md:819 @3c3a5853
 TICK = 0.05  # seconds between the watcher's looks at the clock
 
 
@@ -353,7 +360,7 @@ def watching(host: Any, timeout: float | None) -> Iterator[None]:
 # «/Watch the clock and the keyboard»
 
 
-# «Name the chunk behind each exit» book/launcher.md:875 @09b83141
+# «Name the chunk behind each exit» book/launcher.md:886 @09b83141
 PACKAGE = Path(__file__).resolve().parent
 
 
