@@ -276,6 +276,62 @@ def test_console_deterministic_input_arrives_at_driver_ok():
     assert receive.collect()[0][1] == 11 and not device.may_wake()
 
 
+def test_console_end_of_input_is_one_zero_length_read_after_the_bytes():
+    import io
+    device = Console(io.BytesIO(), io.BytesIO(b"last words"), deterministic=True)
+    driver = TestDriver(device, GuestMemory(MEMORY))
+    device.start()
+    driver.negotiate()
+    receive, _ = driver.queue(0), driver.queue(1)
+    rooms = [driver.buffer(4)[0] for _ in range(5)]
+    for room in rooms:
+        receive.offer([(room, 4, True)], kick=False)
+    driver.go()
+    assert [written for _, written in receive.collect()] == [4, 4, 2, 0]  # and one still posted
+    assert driver.memory.read(rooms[2], 2) == b"ds"
+    device.feed(b"too late")  # nothing after the end is ever delivered as an end again
+    assert [written for _, written in receive.collect()] == [4]
+    driver.put(0x070, 0)  # a reset: the next driver hears of the end again
+    driver.negotiate()
+    receive, _ = driver.queue(0), driver.queue(1)
+    room, _ = driver.buffer(16)
+    receive.offer([(room, 16, True)], kick=False)
+    driver.go()
+    assert [written for _, written in receive.collect()] == [4]  # the rest of "too late"
+    receive.offer([(room, 16, True)])
+    assert [written for _, written in receive.collect()] == [0]
+
+
+def test_console_without_input_ends_at_once_and_with_input_waits():
+    import io
+    silent = Console(io.BytesIO())
+    driver, (receive, _) = driven(silent)
+    room, _ = driver.buffer(8)
+    head = receive.offer([(room, 8, True)])
+    assert receive.collect() == [(head, 0)] and not silent.may_wake()
+    reading, writer = os.pipe()
+    with os.fdopen(reading, "rb", buffering=0) as keyboard:
+        device = Console(io.BytesIO(), keyboard)
+        driver, (receive, _) = driven(device)
+        device.start()
+        room, _ = driver.buffer(8)
+        head = receive.offer([(room, 8, True)])
+        assert receive.collect() == [] and device.may_wake()  # nobody has typed yet
+        os.write(writer, b"hi")
+        os.close(writer)
+        deadline = time.monotonic() + 5
+        done = []
+        while len(done) < 1 and time.monotonic() < deadline:
+            done += receive.collect()
+            time.sleep(0.01)
+        assert done == [(head, 2)] and driver.memory.read(room, 2) == b"hi"
+        again = receive.offer([(room, 8, True)])
+        while device.may_wake() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert receive.collect() == [(again, 0)] and not device.may_wake()
+        device.close()
+
+
 # Network
 
 def frame(destination: bytes, source: bytes, payload: bytes) -> bytes:

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/console.py» book/drivers.md:950 @b8ed2a89
+# «src/lguest/drivers/console.py» book/drivers.md:961 @78e776be
 """virtio-console: text out to a stream, keys in from another."""
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ class Console(VirtioDevice):
                  deterministic: bool = False, **placement):
         self.output, self.input, self.deterministic = output, input, deterministic
         self.pending = bytearray()
-        self.ended = input is None
+        self.ended = input is None  # no more bytes will come
+        self.told_end = False  # and the guest has had its zero-length read
         self.saved_terminal: list | None = None
         super().__init__(**placement)
 
@@ -45,11 +46,17 @@ class Console(VirtioDevice):
         else:
             self.deliver()
 
-    # «Console input» book/drivers.md:1005 @c1206e31
+    # «Console input» book/drivers.md:1019 @49f345a8
     def feed(self, data: bytes) -> None:
         """Bytes typed for the guest: deliver what fits now, keep the rest."""
         with self.lock:
             self.pending += data
+            self.deliver()
+
+    def end(self) -> None:
+        """No more bytes will come: tell the guest, once the ones before have been delivered."""
+        with self.lock:
+            self.ended = True
             self.deliver()
 
     def deliver(self) -> None:
@@ -63,6 +70,11 @@ class Console(VirtioDevice):
                 del self.pending[:count]
                 queue.push(chain.head, count)
                 used += 1
+            if self.ended and not self.pending and not self.told_end:
+                if (chain := queue.pop()) is not None:
+                    queue.push(chain.head, 0)  # a zero-length read: the end of the input
+                    self.told_end = True
+                    used += 1
         except (RingError, GuestMemoryError) as error:
             self.fail(queue, str(error))
         if used and queue.wants_interrupt():
@@ -70,6 +82,9 @@ class Console(VirtioDevice):
 
     def on_driver_ok(self) -> None:
         self.deliver()
+
+    def on_reset(self) -> None:
+        self.told_end = False  # a driver that starts again must hear of the end again
 
     def start(self) -> None:
         if self.input is None:
@@ -87,10 +102,10 @@ class Console(VirtioDevice):
                 data = os.read(self.input.fileno(), 4096)
             except (OSError, ValueError, AttributeError):
                 data = self.input.read1(4096) if hasattr(self.input, "read1") else b""
-            if not data:
-                self.ended = True
-                return
             try:
+                if not data:
+                    self.end()
+                    return
                 self.feed(data)
             except Exception:  # the guest was killed while we delivered: stop reading
                 self.ended = True
@@ -110,6 +125,7 @@ class Console(VirtioDevice):
             return
         quiet = termios.tcgetattr(fd)
         quiet[3] &= ~(termios.ICANON | termios.ECHO)
+        quiet[6][termios.VMIN], quiet[6][termios.VTIME] = 1, 0  # every key, as soon as it comes
         termios.tcsetattr(fd, termios.TCSANOW, quiet)
         atexit.register(self.close)
 

@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/kernel.h» book/guest.md:612 @02e18eac */
+/* «src/lguest/guest/kernel.h» book/guest.md:612 @79ba616a */
 /* kernel.h: what every file of the Guest's kernel shares. */
 #ifndef KERNEL_H
 #define KERNEL_H
@@ -127,6 +127,13 @@ void *memset(void *p, int c, u32 n);
 void *memcpy(void *to, const void *from, u32 n);
 u32 strlen(const char *s);
 int strcmp(const char *a, const char *b);
+struct console {
+	const char *name;
+	void (*write)(const char *s, u32 len);
+	int (*read)(char *buf, u32 room);	/* bytes read, 0 for none yet, -1 at the end */
+	int echo;				/* keys arrive raw: the shell must echo them */
+};
+extern const struct console early_console, *console;
 void console_write(const char *s, u32 len);
 void printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 u32 vformat(char *buf, u32 size, const char *fmt, va_list ap);
@@ -138,7 +145,7 @@ void shell(void) __attribute__((noreturn));
 u32 parse_number(const char *s, int *ok);
 
 /* virtio.c, which the Drivers chapter writes */
-/* «What the drivers offer the rest of the kernel» book/drivers.md:2834 @e8f1ae4e */
+/* «What the drivers offer the rest of the kernel» book/drivers.md:3078 @e8f1ae4e */
 void virtio_init(void);
 int device_interrupt(u32 line);
 void cmd_random(int argc, char **argv);

@@ -1,9 +1,9 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/lib.c» book/guest.md:1409 @7b8a1d5b */
+/* «src/lguest/guest/lib.c» book/guest.md:1441 @e332fcc0 */
 /* lib.c: the few C library functions the kernel needs, console output, shutdown and panic. */
 #include "kernel.h"
 
-/* «Strings and memory» book/guest.md:1244 @af98b6e8 */
+/* «Strings and memory» book/guest.md:1251 @af98b6e8 */
 void *memset(void *p, int c, u32 n)
 {
 	u8 *b = p;
@@ -37,7 +37,24 @@ int strcmp(const char *a, const char *b)
 }
 /* «/Strings and memory» */
 
-/* «Formatted output» book/guest.md:1287 @8fb676e4 */
+/* «The console» book/guest.md:1303 @cb9560a3 */
+static void early_write(const char *s, u32 len)
+{
+	if (len)
+		hcall(LHCALL_CONSOLE_WRITE, __pa(s), len, 0, 0);
+}
+
+static int early_read(char *buf, u32 room)
+{
+	u32 n = hcall(LHCALL_CONSOLE_READ, __pa(buf), room, 0, 0);
+	return n == CONSOLE_EOF ? -1 : (int)n;
+}
+
+const struct console early_console = { "early", early_write, early_read, 0 };
+const struct console *console = &early_console;
+/* «/The console» */
+
+/* «Formatted output» book/guest.md:1320 @92131f56 */
 struct out {
 	char *buf;
 	u32 size, len;
@@ -114,8 +131,7 @@ u32 vformat(char *buf, u32 size, const char *fmt, va_list ap)
 
 void console_write(const char *s, u32 len)
 {
-	if (len)
-		hcall(LHCALL_CONSOLE_WRITE, __pa(s), len, 0, 0);
+	console->write(s, len);
 }
 
 void printf(const char *fmt, ...)
@@ -128,7 +144,7 @@ void printf(const char *fmt, ...)
 }
 /* «/Formatted output» */
 
-/* «Shutdown and panic» book/guest.md:1388 @4ba041d0 */
+/* «Shutdown and panic» book/guest.md:1420 @4ba041d0 */
 void shutdown(u32 how, const char *message)
 {
 	for (;;)

@@ -1,47 +1,61 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/shell.c» book/guest.md:1738 @77c7a597 */
-/* shell.c: a small shell on the early console. */
+/* «src/lguest/guest/shell.c» book/guest.md:1795 @b3f89a7a */
+/* shell.c: a small shell on the console. */
 #include "kernel.h"
 
 #define BOOT_CMDLINE_MAX_SHOWN 255
 
-/* «Read a character» book/guest.md:1435 @64c0a0f8 */
+/* «Read a character» book/guest.md:1471 @c8a98ef9 */
 static char input[64];
 static u32 input_len, input_pos;
 
 static int read_char(void)
 {
 	while (input_pos == input_len) {
-		u32 n = hcall(LHCALL_CONSOLE_READ, __pa(input), sizeof(input), 0, 0);
-		if (n == CONSOLE_EOF)
+		int n = console->read(input, sizeof(input));
+		if (n < 0)
 			return -1;
 		if (n == 0)
 			hcall(LHCALL_HALT, 0, 0, 0, 0);
-		input_len = n;
+		input_len = (u32)n;
 		input_pos = 0;
 	}
 	return (u8)input[input_pos++];
 }
 /* «/Read a character» */
 
-/* «Read a line» book/guest.md:1462 @5353159b */
+/* «Read a line» book/guest.md:1505 @121f0a11 */
 #define LINE_MAX 128
+#define CTRL_D 4
+
+static void echo(const char *s, u32 len)
+{
+	if (console->echo)
+		console_write(s, len);
+}
 
 static int read_line(char *line)
 {
 	u32 len = 0;
 	int c;
+	char key;
 	for (;;) {
 		c = read_char();
-		if (c < 0 && !len)
+		if ((c < 0 || c == CTRL_D) && !len)
 			return -1;
-		if (c < 0 || c == '\n' || c == '\r')
+		if (c < 0 || c == '\n' || c == '\r') {
+			echo("\n", 1);
 			break;
+		}
 		if (c == '\b' || c == 0x7f) {
-			if (len)
+			if (len) {
 				len--;
-		} else if (len + 1 < LINE_MAX) {
-			line[len++] = (char)c;
+				echo("\b \b", 3);
+			}
+		} else if (c != CTRL_D && len + 1 < LINE_MAX) {
+			key = (char)c;
+			line[len++] = key;
+			echo(&key, 1);
 		}
 	}
 	line[len] = '\0';
@@ -49,7 +63,7 @@ static int read_line(char *line)
 }
 /* «/Read a line» */
 
-/* «Split a line into words» book/guest.md:1490 @9e28e1bb */
+/* «Split a line into words» book/guest.md:1547 @9e28e1bb */
 #define MAX_ARGS 16
 
 static int split(char *line, char **argv)
@@ -69,7 +83,7 @@ static int split(char *line, char **argv)
 }
 /* «/Split a line into words» */
 
-/* «Parse a number» book/guest.md:1515 @20b0e9a4 */
+/* «Parse a number» book/guest.md:1572 @20b0e9a4 */
 u32 parse_number(const char *s, int *ok)
 {
 	u32 value = 0, base = 10, digit;
@@ -93,7 +107,7 @@ u32 parse_number(const char *s, int *ok)
 }
 /* «/Parse a number» */
 
-/* «The commands» book/guest.md:1550 @e38f5efa */
+/* «The commands» book/guest.md:1607 @e38f5efa */
 static void cmd_help(int argc, char **argv);
 
 static void cmd_echo(int argc, char **argv)
@@ -157,7 +171,7 @@ static void cmd_reboot(int argc, char **argv)
 }
 /* «/The commands» */
 
-/* «Commands that break things» book/guest.md:1622 @e2339db8 */
+/* «Commands that break things» book/guest.md:1679 @e2339db8 */
 static void cmd_peek(int argc, char **argv)
 {
 	int ok = argc == 2;
@@ -186,7 +200,7 @@ static void cmd_crash(int argc, char **argv)
 }
 /* «/Commands that break things» */
 
-/* «The command table» book/guest.md:1655 @1ce047ad */
+/* «The command table» book/guest.md:1712 @1ce047ad */
 struct command {
 	const char *name, *args, *help;
 	void (*run)(int argc, char **argv);
@@ -203,7 +217,7 @@ static const struct command commands[] = {
 	{ "peek", "ADDRESS", "read a word of memory (try 0xdead0000)", cmd_peek },
 	{ "cli", "", "disable interrupts the bare-metal way", cmd_cli },
 	{ "crash", "", "fault inside the fault handler", cmd_crash },
-	/* «The drivers' commands» book/drivers.md:2843 @e6cee645 */
+	/* «The drivers' commands» book/drivers.md:3087 @e6cee645 */
 	{ "random", "N", "N random bytes from the Host, in hex", cmd_random },
 	{ "blk", "SUBCOMMAND", "the disk: info, read SECTOR, write SECTOR TEXT, bench", cmd_blk },
 	{ "ping", "[MAC]", "ping a guest on the wire, or all of them", cmd_ping },
@@ -228,7 +242,7 @@ static void cmd_help(int argc, char **argv)
 }
 /* «/The command table» */
 
-/* «The shell's loop» book/guest.md:1704 @3c578076 */
+/* «The shell's loop» book/guest.md:1761 @3c578076 */
 void shell(void)
 {
 	static struct context saved;

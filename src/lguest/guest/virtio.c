@@ -1,9 +1,9 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/virtio.c» book/drivers.md:2851 @3b4460f2 */
-/* virtio.c: the Guest's virtio-mmio drivers: discovery, a split virtqueue, rng, block, net. */
+/* «src/lguest/guest/virtio.c» book/drivers.md:3095 @18d43daf */
+/* virtio.c: the Guest's virtio-mmio drivers: discovery, a split virtqueue, rng, block, net, console. */
 #include "kernel.h"
 
-/* «The virtio numbers, in C» book/drivers.md:1691 @8bea3a61 */
+/* «The virtio numbers, in C» book/drivers.md:1720 @8bea3a61 */
 typedef unsigned short u16;
 typedef unsigned long long u64;
 
@@ -42,7 +42,7 @@ enum {
 #define HAS(features, bit) ((features) >> (bit) & 1)
 /* «/The virtio numbers, in C» */
 
-/* «The split virtqueue, in C» book/drivers.md:1742 @974b3d21 */
+/* «The split virtqueue, in C» book/drivers.md:1771 @974b3d21 */
 #define QUEUE_SIZE 8
 #define DESC_F_NEXT 1
 #define DESC_F_WRITE 2
@@ -75,7 +75,7 @@ _Static_assert(__builtin_offsetof(struct vring, used) % 4 == 0, "the used ring i
 _Static_assert(sizeof(struct vring) <= PAGE_SIZE, "a queue fits in a page");
 /* «/The split virtqueue, in C» */
 
-/* «A driver's view of a device» book/drivers.md:1784 @55125f59 */
+/* «A driver's view of a device» book/drivers.md:1813 @55125f59 */
 struct virtio_dev {
 	u32 type, phys, irq;		/* from the boot page */
 	volatile u32 *regs;		/* the registers, mapped */
@@ -96,7 +96,7 @@ static const char *device_name(u32 type)
 }
 /* «/A driver's view of a device» */
 
-/* «Map a device's registers» book/drivers.md:1827 @5de907d1 */
+/* «Map a device's registers» book/drivers.md:1856 @5de907d1 */
 #define DEVICE_WINDOWS (SWITCHER_ADDR - 0x400000)	/* a page per device, below the Switcher */
 
 static volatile u32 *map_window(u32 slot, u32 phys)
@@ -116,7 +116,7 @@ static volatile u32 *map_window(u32 slot, u32 phys)
 }
 /* «/Map a device's registers» */
 
-/* «A device's interrupt» book/drivers.md:1885 @e54ea846 */
+/* «A device's interrupt» book/drivers.md:1914 @e54ea846 */
 extern void *const device_stubs[BOOT_MAX_DEVICES];
 static void net_receive(void);	/* the network driver's, below */
 
@@ -145,7 +145,7 @@ int device_interrupt(u32 line)
 }
 /* «/A device's interrupt» */
 
-/* «The status dance, from the driver's side» book/drivers.md:1931 @dbc6d307 */
+/* «The status dance, from the driver's side» book/drivers.md:1960 @dbc6d307 */
 static int give_up(struct virtio_dev *d, const char *why)
 {
 	d->regs[STATUS] = d->regs[STATUS] | FAILED;
@@ -178,7 +178,7 @@ static int negotiate(struct virtio_dev *d, u64 wanted)
 }
 /* «/The status dance, from the driver's side» */
 
-/* «Set up a virtqueue» book/drivers.md:1976 @fd5b4fdb */
+/* «Set up a virtqueue» book/drivers.md:2005 @fd5b4fdb */
 static volatile struct vring *setup_queue(struct virtio_dev *d, u32 index, u16 *size)
 {
 	u32 max, page;
@@ -208,7 +208,7 @@ static volatile struct vring *setup_queue(struct virtio_dev *d, u32 index, u16 *
 }
 /* «/Set up a virtqueue» */
 
-/* «Read a disk's capacity» book/drivers.md:2015 @8e8c24db */
+/* «Read a disk's capacity» book/drivers.md:2044 @8e8c24db */
 static u32 read_capacity(struct virtio_dev *d)
 {
 	u32 generation, low, high;
@@ -221,7 +221,7 @@ static u32 read_capacity(struct virtio_dev *d)
 }
 /* «/Read a disk's capacity» */
 
-/* «The network card, as the driver keeps it» book/drivers.md:2499 @4f643126 */
+/* «The network card, as the driver keeps it» book/drivers.md:2537 @2d927eef */
 #define NET_RX 0
 #define NET_TX 1
 #define NET_HEADER 12	/* flags, gso type, header length, gso size, csum start, offset, buffers */
@@ -230,17 +230,17 @@ static u32 read_capacity(struct virtio_dev *d)
 #define ETH_ZLEN 60	/* the shortest frame Ethernet allows, without its checksum */
 #define FRAME_MAX 1514
 
-struct net_queue {
+struct queue {
 	volatile struct vring *ring;
 	u16 size, last_used;
 };
 
 static struct {
 	struct virtio_dev *dev;
-	struct net_queue rx, tx;
+	struct queue rx, tx;
 	u8 mac[ETH_ALEN];
 	u32 sent, received, dropped, answered;
-	/* «What a ping waits for» book/drivers.md:2697 @8764d592 */
+	/* «What a ping waits for» book/drivers.md:2735 @8764d592 */
 	u32 seq;			/* the last ping we sent */
 	volatile u32 ponged, rtt_us;	/* its pong arrived; and how long it took */
 	volatile u8 ponger[ETH_ALEN];
@@ -263,7 +263,7 @@ static const char *net_mac_text(void)
 }
 /* «/The network card, as the driver keeps it» */
 
-/* «Bring up the network card» book/drivers.md:2551 @71e48183 */
+/* «Bring up the network card» book/drivers.md:2589 @71e48183 */
 #define AVAIL_F_NO_INTERRUPT 1
 
 static int net_queues(struct virtio_dev *d)
@@ -309,7 +309,7 @@ static void net_start(struct virtio_dev *d)
 }
 /* «/Bring up the network card» */
 
-/* «Receive frames» book/drivers.md:2607 @0baa390f */
+/* «Receive frames» book/drivers.md:2645 @0baa390f */
 static void net_frame(volatile u8 *frame, u32 len);
 
 static void net_receive(void)
@@ -342,7 +342,7 @@ static void net_receive(void)
 }
 /* «/Receive frames» */
 
-/* «Send a frame» book/drivers.md:2648 @afa634c7 */
+/* «Send a frame» book/drivers.md:2686 @afa634c7 */
 static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 {
 	volatile struct vring *ring = net.tx.ring;
@@ -373,7 +373,145 @@ static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 }
 /* «/Send a frame» */
 
-/* «Find the devices» book/drivers.md:2048 @fb59819e */
+/* «The console's driver» book/drivers.md:2913 @94ca91e7 */
+#define CONSOLE_RX 0
+#define CONSOLE_TX 1
+#define CONSOLE_RX_BUFFER 64
+#define CONSOLE_TX_BUFFER 256	/* a whole printf */
+
+static struct {
+	struct virtio_dev *dev;
+	struct queue rx, tx;
+	u32 taken;		/* bytes already read from the oldest used receive buffer */
+	int ended;		/* the device sent the end of the input */
+} vcon;
+
+static volatile char con_rx[QUEUE_SIZE][CONSOLE_RX_BUFFER];
+static volatile char con_tx[QUEUE_SIZE][CONSOLE_TX_BUFFER];
+static const struct console virtio_console;
+
+static int console_queues(struct virtio_dev *d)
+{
+	if (!(vcon.rx.ring = setup_queue(d, CONSOLE_RX, &vcon.rx.size))
+	    || !(vcon.tx.ring = setup_queue(d, CONSOLE_TX, &vcon.tx.size)))
+		return 0;
+	vcon.tx.ring->avail.flags = AVAIL_F_NO_INTERRUPT;
+	return 1;
+}
+
+static void post_rx(u16 id)
+{
+	volatile struct vring *ring = vcon.rx.ring;
+	u16 avail = ring->avail.idx;
+
+	ring->desc[id].addr = __pa(con_rx[id]);
+	ring->desc[id].len = CONSOLE_RX_BUFFER;
+	ring->desc[id].flags = DESC_F_WRITE;
+	ring->avail.ring[avail % vcon.rx.size] = id;
+	barrier();
+	ring->avail.idx = (u16)(avail + 1);
+}
+
+static void console_start(struct virtio_dev *d)
+{
+	u16 id;
+	vcon.dev = d;
+	for (id = 0; id < vcon.rx.size; id++)
+		post_rx(id);
+	barrier();
+	d->regs[QUEUE_NOTIFY] = CONSOLE_RX;
+	console = &virtio_console;
+}
+
+/* The device has given up on us: back to the Host's early console, for good. */
+static int console_lost(void)
+{
+	if (!(vcon.dev->regs[STATUS] & DEVICE_NEEDS_RESET))
+		return 0;
+	vcon.dev->ready = 0;
+	console = &early_console;
+	return 1;
+}
+/* «/The console's driver» */
+/* «The console's driver»[2] book/drivers.md:2980 @9e7a3c3c */
+static void vcon_write(const char *s, u32 len)
+{
+	volatile struct vring *ring = vcon.tx.ring;
+	u32 flags = irq_save(), n;
+	u16 avail, id;
+
+	while (len) {
+		avail = ring->avail.idx;
+		if ((u16)(avail - ring->used.idx) >= vcon.tx.size) {	/* every buffer is out */
+			if (!flags || console_lost()) {
+				early_console.write(s, len);
+				break;
+			}
+			irq_restore(flags);
+			hcall(LHCALL_HALT, 0, 0, 0, 0);
+			flags = irq_save();
+			continue;
+		}
+		id = avail % vcon.tx.size;
+		n = len < CONSOLE_TX_BUFFER ? len : CONSOLE_TX_BUFFER;
+		memcpy((void *)con_tx[id], s, n);
+		ring->desc[id].addr = __pa(con_tx[id]);
+		ring->desc[id].len = n;
+		ring->desc[id].flags = 0;
+		ring->avail.ring[id] = id;
+		barrier();
+		ring->avail.idx = (u16)(avail + 1);
+		barrier();
+		vcon.dev->regs[QUEUE_NOTIFY] = CONSOLE_TX;
+		s += n, len -= n;
+	}
+	irq_restore(flags);
+}
+/* «/The console's driver» */
+/* «The console's driver»[3] book/drivers.md:3029 @382ccd92 */
+static int vcon_read(char *buf, u32 room)
+{
+	volatile struct vring *ring = vcon.rx.ring;
+	u32 flags = irq_save(), got = 0, len, n;
+	u16 id, given = 0;
+
+	while (got < room && !vcon.ended && ring->used.idx != vcon.rx.last_used) {
+		barrier();
+		id = (u16)ring->used.ring[vcon.rx.last_used % vcon.rx.size].id;
+		len = ring->used.ring[vcon.rx.last_used % vcon.rx.size].len;
+		if (id >= vcon.rx.size) {
+			vcon.rx.last_used++;
+			continue;
+		}
+		if (len == 0) {
+			vcon.ended = 1;	/* a zero-length read: the end of the input */
+			break;
+		}
+		len = len < CONSOLE_RX_BUFFER ? len : CONSOLE_RX_BUFFER;
+		n = len - vcon.taken < room - got ? len - vcon.taken : room - got;
+		memcpy(buf + got, (const void *)(con_rx[id] + vcon.taken), n);
+		got += n;
+		vcon.taken += n;
+		if (vcon.taken == len) {
+			vcon.taken = 0;
+			vcon.rx.last_used++;
+			post_rx(id);
+			given++;
+		}
+	}
+	barrier();
+	if (given)
+		vcon.dev->regs[QUEUE_NOTIFY] = CONSOLE_RX;
+	irq_restore(flags);
+	if (!got && console_lost())
+		return early_console.read(buf, room);
+	return got ? (int)got : vcon.ended ? -1 : 0;
+}
+
+static const struct console virtio_console = { "virtio", vcon_write, vcon_read, 1 };
+/* «/The console's driver» */
+
+/* «Find the devices» book/drivers.md:2080 @9f439f1a */
 static u64 wanted_features(u32 type)
 {
 	if (type == VIRTIO_ID_BLOCK)
@@ -385,7 +523,8 @@ static u64 wanted_features(u32 type)
 
 static void probe(struct virtio_dev *d)
 {
-	if (d->type != VIRTIO_ID_RNG && d->type != VIRTIO_ID_BLOCK && d->type != VIRTIO_ID_NET) {
+	if (d->type != VIRTIO_ID_RNG && d->type != VIRTIO_ID_BLOCK && d->type != VIRTIO_ID_NET
+	    && d->type != VIRTIO_ID_CONSOLE) {
 		d->regs[STATUS] = 0;
 		d->regs[STATUS] = ACKNOWLEDGE;
 		printf("virtio: %s at 0x%x, line %u: no driver\n", device_name(d->type), d->phys,
@@ -394,7 +533,9 @@ static void probe(struct virtio_dev *d)
 	}
 	if (!negotiate(d, wanted_features(d->type)))
 		return;
-	if (d->type == VIRTIO_ID_NET ? !net_queues(d) : !(d->ring = setup_queue(d, 0, &d->size)))
+	if (d->type == VIRTIO_ID_NET ? !net_queues(d)
+	    : d->type == VIRTIO_ID_CONSOLE ? !console_queues(d)
+	    : !(d->ring = setup_queue(d, 0, &d->size)))
 		return;
 	if (d->type == VIRTIO_ID_BLOCK)
 		d->sectors = read_capacity(d);
@@ -402,6 +543,8 @@ static void probe(struct virtio_dev *d)
 	d->ready = !(d->regs[STATUS] & DEVICE_NEEDS_RESET);
 	if (d->ready && d->type == VIRTIO_ID_NET)
 		net_start(d);
+	if (d->ready && d->type == VIRTIO_ID_CONSOLE)
+		console_start(d);
 	printf("virtio: %s at 0x%x, line %u", device_name(d->type), d->phys, d->irq);
 	if (d->type == VIRTIO_ID_BLOCK)
 		printf(": %u sectors, %s", d->sectors,
@@ -441,7 +584,7 @@ void virtio_init(void)
 }
 /* «/Find the devices» */
 
-/* «Send a chain and wait for it» book/drivers.md:2149 @f11e5262 */
+/* «Send a chain and wait for it» book/drivers.md:2186 @f11e5262 */
 struct buffer {
 	volatile void *data;
 	u32 len, device_writes;
@@ -492,7 +635,7 @@ static struct virtio_dev *find_device(u32 type)
 }
 /* «/Send a chain and wait for it» */
 
-/* «The entropy driver» book/drivers.md:2210 @6ceea3a8 */
+/* «The entropy driver» book/drivers.md:2247 @6ceea3a8 */
 void cmd_random(int argc, char **argv)
 {
 	struct virtio_dev *d = find_device(VIRTIO_ID_RNG);
@@ -527,7 +670,7 @@ void cmd_random(int argc, char **argv)
 }
 /* «/The entropy driver» */
 
-/* «Block requests» book/drivers.md:2259 @18a6c1b5 */
+/* «Block requests» book/drivers.md:2296 @18a6c1b5 */
 #define SECTOR_SIZE 512
 #define BLK_T_IN 0
 #define BLK_T_OUT 1
@@ -570,7 +713,7 @@ static int blk_ok(const char *what, u32 sector, int status)
 }
 /* «/Block requests» */
 
-/* «The block driver» book/drivers.md:2320 @8dbc23b1 */
+/* «The block driver» book/drivers.md:2357 @8dbc23b1 */
 static void blk_read(struct virtio_dev *d, u32 sector)
 {
 	static volatile u8 data[SECTOR_SIZE];
@@ -619,7 +762,7 @@ static void blk_write(struct virtio_dev *d, u32 sector, int words, char **word)
 	       HAS(d->features, BLK_F_FLUSH) ? ", flushed" : "");
 }
 
-/* «Time the disk» book/drivers.md:2422 @f9ae39f7 */
+/* «Time the disk» book/drivers.md:2459 @f9ae39f7 */
 #define BENCH_SECTORS 128	/* the largest request we make: 64 KiB */
 
 static u32 host_time_us(u32 *sec)
@@ -693,7 +836,7 @@ void cmd_blk(int argc, char **argv)
 }
 /* «/The block driver» */
 
-/* «Ping and pong» book/drivers.md:2703 @ca629019 */
+/* «Ping and pong» book/drivers.md:2741 @ca629019 */
 #define ETHERTYPE_PING 0x88B5	/* IEEE 802 "local experimental" */
 #define PING 1
 #define PONG 2
@@ -737,7 +880,7 @@ static void net_frame(volatile u8 *frame, u32 len)
 	}
 }
 /* «/Ping and pong» */
-/* «Ping and pong»[2] book/drivers.md:2757 @25ccc5f1 */
+/* «Ping and pong»[2] book/drivers.md:2795 @25ccc5f1 */
 static int parse_mac(const char *text, u8 *mac)
 {
 	u32 i, j, digit;
