@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 IMAGE_MB = 32
 CHUNK = 64 * 1024
 FRAMES = 20_000
-GUEST_MB = 8  # the in-guest benchmark's disk: 16384 sectors, 128 requests of 64 KiB
-GUEST_REQUEST = 64 * 1024  # BENCH_SECTORS in the guest's virtio.c
+GUEST_MB = 64  # the in-guest benchmark's disk: 131072 sectors, 64 requests of 1 MiB
+GUEST_REQUEST = 1 << 20  # BENCH_SECTORS in the guest's virtio.c
 PROMPT = b"lguest$ "
 
 

@@ -126,13 +126,13 @@ def test_deterministic_session_in_process(kernel, image):
 
 def test_blk_bench_writes_then_reads_sequentially(kernel, tmp_path):
     image = tmp_path / "bench.img"
-    image.write_bytes(bytes(200 * 512))  # 200 sectors: one full 128-sector request and a part
-    boot, write, read = shell(kernel, "blk bench write 200\nblk bench read 200\n",
+    image.write_bytes(bytes(2100 * 512))  # one full 2048-sector request and a part
+    boot, write, read = shell(kernel, "blk bench write 2100\nblk bench read 2100\n",
                               f"--block={image}")
-    assert re.fullmatch(r"blk bench: 200 sectors written in \d+ us\n", write), write
-    assert re.fullmatch(r"blk bench: 200 sectors read in \d+ us\n", read), read
+    assert re.fullmatch(r"blk bench: 2100 sectors written in \d+ us\n", write), write
+    assert re.fullmatch(r"blk bench: 2100 sectors read in \d+ us\n", read), read
     data = image.read_bytes()
-    assert data[:128 * 512] == bytes(range(256)) * 256 and data[128 * 512:] == data[:72 * 512]
+    assert data[:2048 * 512] == bytes(range(256)) * 4096 and data[2048 * 512:] == data[:52 * 512]
 
 
 def test_blk_bench_64_sectors(kernel, tmp_path):

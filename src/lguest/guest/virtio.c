@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/virtio.c» book/drivers.md:3095 @18d43daf */
+/* «src/lguest/guest/virtio.c» book/drivers.md:3107 @18d43daf */
 /* virtio.c: the Guest's virtio-mmio drivers: discovery, a split virtqueue, rng, block, net, console. */
 #include "kernel.h"
 
@@ -221,7 +221,7 @@ static u32 read_capacity(struct virtio_dev *d)
 }
 /* «/Read a disk's capacity» */
 
-/* «The network card, as the driver keeps it» book/drivers.md:2537 @2d927eef */
+/* «The network card, as the driver keeps it» book/drivers.md:2549 @2d927eef */
 #define NET_RX 0
 #define NET_TX 1
 #define NET_HEADER 12	/* flags, gso type, header length, gso size, csum start, offset, buffers */
@@ -240,7 +240,7 @@ static struct {
 	struct queue rx, tx;
 	u8 mac[ETH_ALEN];
 	u32 sent, received, dropped, answered;
-	/* «What a ping waits for» book/drivers.md:2735 @8764d592 */
+	/* «What a ping waits for» book/drivers.md:2747 @8764d592 */
 	u32 seq;			/* the last ping we sent */
 	volatile u32 ponged, rtt_us;	/* its pong arrived; and how long it took */
 	volatile u8 ponger[ETH_ALEN];
@@ -263,7 +263,7 @@ static const char *net_mac_text(void)
 }
 /* «/The network card, as the driver keeps it» */
 
-/* «Bring up the network card» book/drivers.md:2589 @71e48183 */
+/* «Bring up the network card» book/drivers.md:2601 @71e48183 */
 #define AVAIL_F_NO_INTERRUPT 1
 
 static int net_queues(struct virtio_dev *d)
@@ -309,7 +309,7 @@ static void net_start(struct virtio_dev *d)
 }
 /* «/Bring up the network card» */
 
-/* «Receive frames» book/drivers.md:2645 @0baa390f */
+/* «Receive frames» book/drivers.md:2657 @0baa390f */
 static void net_frame(volatile u8 *frame, u32 len);
 
 static void net_receive(void)
@@ -342,7 +342,7 @@ static void net_receive(void)
 }
 /* «/Receive frames» */
 
-/* «Send a frame» book/drivers.md:2686 @afa634c7 */
+/* «Send a frame» book/drivers.md:2698 @afa634c7 */
 static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 {
 	volatile struct vring *ring = net.tx.ring;
@@ -373,7 +373,7 @@ static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 }
 /* «/Send a frame» */
 
-/* «The console's driver» book/drivers.md:2913 @94ca91e7 */
+/* «The console's driver» book/drivers.md:2925 @94ca91e7 */
 #define CONSOLE_RX 0
 #define CONSOLE_TX 1
 #define CONSOLE_RX_BUFFER 64
@@ -433,7 +433,7 @@ static int console_lost(void)
 	return 1;
 }
 /* «/The console's driver» */
-/* «The console's driver»[2] book/drivers.md:2980 @9e7a3c3c */
+/* «The console's driver»[2] book/drivers.md:2992 @9e7a3c3c */
 static void vcon_write(const char *s, u32 len)
 {
 	volatile struct vring *ring = vcon.tx.ring;
@@ -468,7 +468,7 @@ static void vcon_write(const char *s, u32 len)
 	irq_restore(flags);
 }
 /* «/The console's driver» */
-/* «The console's driver»[3] book/drivers.md:3029 @382ccd92 */
+/* «The console's driver»[3] book/drivers.md:3041 @382ccd92 */
 static int vcon_read(char *buf, u32 room)
 {
 	volatile struct vring *ring = vcon.rx.ring;
@@ -762,8 +762,8 @@ static void blk_write(struct virtio_dev *d, u32 sector, int words, char **word)
 	       HAS(d->features, BLK_F_FLUSH) ? ", flushed" : "");
 }
 
-/* «Time the disk» book/drivers.md:2459 @f9ae39f7 */
-#define BENCH_SECTORS 128	/* the largest request we make: 64 KiB */
+/* «Time the disk» book/drivers.md:2471 @bae73b31 */
+#define BENCH_SECTORS 2048	/* the largest request we make: 1 MiB */
 
 static u32 host_time_us(u32 *sec)
 {
@@ -836,7 +836,7 @@ void cmd_blk(int argc, char **argv)
 }
 /* «/The block driver» */
 
-/* «Ping and pong» book/drivers.md:2741 @ca629019 */
+/* «Ping and pong» book/drivers.md:2753 @ca629019 */
 #define ETHERTYPE_PING 0x88B5	/* IEEE 802 "local experimental" */
 #define PING 1
 #define PONG 2
@@ -880,7 +880,7 @@ static void net_frame(volatile u8 *frame, u32 len)
 	}
 }
 /* «/Ping and pong» */
-/* «Ping and pong»[2] book/drivers.md:2795 @25ccc5f1 */
+/* «Ping and pong»[2] book/drivers.md:2807 @25ccc5f1 */
 static int parse_mac(const char *text, u8 *mac)
 {
 	u32 i, j, digit;
