@@ -110,3 +110,63 @@ def test_ping_usage_and_no_card(kernel):
     boot, ping, net, last = result.stdout.split(PROMPT)
     assert ping == "ping: no network card; boot with --net=udp:LOCAL:REMOTE\n"
     assert net == "net: no network card; boot with --net=udp:LOCAL:REMOTE\n"
+
+
+# Two guests in one Launcher, on its own switch
+
+def crowd(kernel: Path, script: str, *flags: str) -> subprocess.CompletedProcess:
+    return run_guest(kernel, mem=32, input=script, timeout=120,
+                     flags=("--guests=2", "--net=switch", *flags))
+
+
+def lines_of(output: str, name: str) -> str:
+    """What one guest said, its name taken off every line."""
+    prefix = f"{name}| "
+    return "".join(line[len(prefix):] for line in output.splitlines(keepends=True)
+                   if line.startswith(prefix))
+
+
+def test_two_guests_in_one_launcher_ping_each_other(kernel):
+    result = crowd(kernel, "sleep 1\nping\nping 02:4c:47:00:01:00\nnet\n")
+    assert (result.returncode, result.stderr) == (EXIT_POWEROFF, ""), result.stdout
+    assert all(line.startswith(("g0| ", "g1| ")) for line in result.stdout.splitlines())
+    first = lines_of(result.stdout, "g0")
+    assert "virtio: net at 0xd0000000, line 2: 02:4c:47:00:00:00\n" in first
+    pongs = PONG.findall(first)
+    assert [(seq, mac) for seq, mac, _ in pongs] == [("1", "02:4c:47:00:01:00"),
+                                                     ("2", "02:4c:47:00:01:00")], first
+    assert all(0 < int(us) < 1_000_000 for _, _, us in pongs)
+    assert "net: 02:4c:47:00:00:00, 2 frames sent, 2 received, 0 dropped; 0 pings answered\n" \
+        in first
+    second = lines_of(result.stdout, "g1")
+    assert "lguest.py guest kernel: 32 MiB" in second and PROMPT in second  # it waits, silent
+
+
+def test_each_companion_reads_its_own_script(kernel, tmp_path):
+    script = tmp_path / "second.txt"
+    script.write_text("echo from the file\nsleep 30\n")
+    result = crowd(kernel, "sleep 1\necho from stdin\n", f"--input={script}",
+                   "--console=virtio")
+    assert (result.returncode, result.stderr) == (EXIT_POWEROFF, ""), result.stdout
+    assert "lguest$ echo from stdin\nfrom stdin\n" in lines_of(result.stdout, "g0")
+    assert "lguest$ echo from the file\nfrom the file\n" in lines_of(result.stdout, "g1")
+    # guest 1 was still asleep when guest 0 ended, and was stopped without a word on stderr
+
+
+@pytest.mark.parametrize("flags, error", [
+    (("--deterministic",), "lguest: --deterministic cannot be kept by guests that run side by "
+                           "side\n"),
+    (("--block=disk.img",), "lguest: two guests cannot share a writable disk; use IMAGE:ro\n"),
+    (("--net=udp:5000:5001",), "lguest: two guests cannot share a UDP cable; use --net=switch\n"),
+])
+def test_options_a_crowd_cannot_share_are_refused(kernel, flags, error):
+    result = run_guest(kernel, mem=32, flags=("--guests=2", *flags))
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", error)
+
+
+def test_too_many_scripts_are_refused(kernel, tmp_path):
+    script = tmp_path / "s.txt"
+    script.write_text("\n")
+    result = run_guest(kernel, mem=32, flags=("--guests=2", f"--input={script}",
+                                              f"--input={script}"))
+    assert (result.returncode, result.stderr) == (1, "lguest: 2 --input scripts for 1 companions\n")

@@ -76,7 +76,7 @@ def where_command(location: str) -> None:
     with reporting():
         click.echo(where(find_root(), location))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[2] book/launcher.md:1044 @19cee4da
+# «Commands of the lguest tool»[2] book/launcher.md:1262 @f8e8b8e3
 
 @main.command("run", context_settings={"ignore_unknown_options": True,
                                         "allow_interspersed_args": False})
@@ -93,15 +93,22 @@ def where_command(location: str) -> None:
               help="A virtio disk backed by IMAGE; ':ro' for read-only. Repeatable.")
 @click.option("--read-only-block", multiple=True, metavar="IMAGE",
               help="A read-only virtio disk: IMAGE is never opened for writing. Repeatable.")
-@click.option("--net", multiple=True, metavar="udp:LOCAL:REMOTE",
-              help="A virtio network card wired over UDP on 127.0.0.1. Repeatable.")
+@click.option("--net", multiple=True, metavar="udp:LOCAL:REMOTE|switch",
+              help="A virtio network card wired over UDP on 127.0.0.1, or to the Launcher's "
+                   "own switch. Repeatable.")
 @click.option("--rng", is_flag=True, help="A virtio entropy device, fed by os.urandom.")
+@click.option("--guests", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Run this many guests, each with the same options; guest 0 has stdin.")
+@click.option("--input", "input_files", multiple=True, metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False),
+              help="A script for the next guest after guest 0 (with --guests). Repeatable.")
 @click.argument("mem_mb", metavar="MEM_MB", type=int)
 @click.argument("guest", metavar="[GUEST.elf]", required=False)
 @click.argument("guest_args", metavar="[GUEST_ARGS]...", nargs=-1, type=click.UNPROCESSED)
 def run_command(verbose: bool, deterministic: bool, timeout: float | None, console_kind: str,
                 block: tuple[str, ...], read_only_block: tuple[str, ...], net: tuple[str, ...],
-                rng: bool, mem_mb: int, guest: str | None, guest_args: tuple[str, ...]) -> None:
+                rng: bool, guests: int, input_files: tuple[str, ...], mem_mb: int,
+                guest: str | None, guest_args: tuple[str, ...]) -> None:
     """Boot GUEST.elf (or the book's own kernel) with MEM_MB MiB of memory; GUEST_ARGS become
     its command line.
 
@@ -113,6 +120,8 @@ def run_command(verbose: bool, deterministic: bool, timeout: float | None, conso
       3  the guest asked to be restarted
       4  the Host killed the guest (the reason is on stderr)
     """
+    from contextlib import ExitStack
+
     from .launcher import launch
 
     if guest is None:
@@ -123,9 +132,12 @@ def run_command(verbose: bool, deterministic: bool, timeout: float | None, conso
             click.echo(f"lguest: {error}", err=True)
             sys.exit(1)
     disks = list(block) + [f"{image}:ro" for image in read_only_block]
-    sys.exit(launch(mem_mb, guest, guest_args, verbose=verbose, deterministic=deterministic,
-                    timeout=timeout, virtio_console=console_kind == "virtio", block=disks,
-                    net=net, rng=rng))
+    with ExitStack() as files:
+        inputs = [files.enter_context(open(path, "rb")) for path in input_files]
+        status = launch(mem_mb, guest, guest_args, verbose=verbose, deterministic=deterministic,
+                        timeout=timeout, virtio_console=console_kind == "virtio", block=disks,
+                        net=net, rng=rng, guests=guests, inputs=inputs)
+    sys.exit(status)
 # «/Commands of the lguest tool»
 # «/The lguest command»
 # «/src/lguest/cli.py»

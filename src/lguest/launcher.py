@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/launcher.py» book/launcher.md:939 @dd3bd312
+# «src/lguest/launcher.py» book/launcher.md:1146 @7734df6e
 """The Launcher: make guest memory, load a kernel, write the boot page, run the Host."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import _thread
 import functools
 import inspect
 import io
+import os
 import signal
 import struct
 import sys
@@ -245,33 +246,31 @@ OUTCOMES = {"poweroff": EXIT_POWEROFF, "restart": EXIT_RESTART, "killed": EXIT_K
 # «/How a run ends»
 
 
-# «Launch a guest» book/launcher.md:709 @ddbf124b
+# «Launch a guest» book/launcher.md:709 @05a84f89
 def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool = False,
            deterministic: bool = False, console: BinaryIO | None = None,
            timeout: float | None = None, stderr: TextIO | None = None,
            console_input: BinaryIO | None = None, virtio_console: bool = False,
-           block: Sequence[str] = (), net: Sequence[str] = (), rng: bool = False) -> int:
+           block: Sequence[str] = (), net: Sequence[str] = (), rng: bool = False,
+           guests: int = 1, inputs: Sequence[BinaryIO] = ()) -> int:
     """Boot ``elf_path`` with ``mem_mb`` MiB of memory, run it to the end; return the status."""
-    from .drivers import DeviceError, make_devices
+    from .drivers import DeviceError
 
     stderr = sys.stderr if stderr is None else stderr
     console = sys.stdout.buffer if console is None else console
     keyboard = sys.stdin.buffer if console_input is None else console_input
-    devices: list[Any] = []
+    if guests != 1 or inputs:
+        return launch_guests(guests, mem_mb, elf_path, args, verbose=verbose,
+                             deterministic=deterministic, console=console, timeout=timeout,
+                             stderr=stderr, keyboard=keyboard, inputs=inputs,
+                             virtio_console=virtio_console, block=block, net=net, rng=rng)
     try:
-        memory = make_memory(mem_mb)
-        entry = load_kernel(memory, elf_path)
-        pgdir = build_page_tables(memory)
-        devices = make_devices(block=block, net=net, rng=rng,
-                               console=console if virtio_console else None,
-                               console_input=keyboard if virtio_console else None,
-                               deterministic=deterministic)
-        write_boot_page(memory, pgdir, " ".join(args),
-                        [device.boot_entry() for device in devices])
+        memory, entry, pgdir, devices = make_machine(
+            mem_mb, elf_path, args, block=block, net=net, rng=rng,
+            console=console if virtio_console else None,
+            console_input=keyboard if virtio_console else None, deterministic=deterministic)
     except (LaunchError, DeviceError) as error:
         print(f"lguest: {error}", file=stderr, flush=True)
-        for device in devices:
-            device.close()
         return EXIT_ERROR
     if verbose:
         print(f"lguest: {elf_path}: entry {entry:#x}, {mem_mb} MiB, "
@@ -290,6 +289,26 @@ def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: b
     return report(outcome, stderr, verbose)
 
 
+def make_machine(mem_mb: int, elf_path: str | Path, args: Sequence[str],
+                 **device_options: Any) -> tuple[GuestMemory, int, int, list[Any]]:
+    """Memory, kernel, page tables, devices and boot page: the machine, all but its Host."""
+    from .drivers import make_devices
+
+    devices: list[Any] = []
+    try:
+        memory = make_memory(mem_mb)
+        entry = load_kernel(memory, elf_path)
+        pgdir = build_page_tables(memory)
+        devices = make_devices(**device_options)
+        write_boot_page(memory, pgdir, " ".join(args),
+                        [device.boot_entry() for device in devices])
+    except BaseException:
+        for device in devices:
+            device.close()
+        raise
+    return memory, entry, pgdir, devices
+
+
 def boot(host: Any, devices: Sequence[Any], entry: int, pgdir: int) -> Any:
     """Plug the devices into the Host, run the guest from ``entry``, and unplug them."""
     try:
@@ -303,7 +322,7 @@ def boot(host: Any, devices: Sequence[Any], entry: int, pgdir: int) -> Any:
 # «/Launch a guest»
 
 
-# «Report how the guest ended» book/launcher.md:777 @882ba5ff
+# «Report how the guest ended» book/launcher.md:798 @882ba5ff
 def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
     """The exit status for the Host's outcome, with the reason on stderr if the guest died."""
     reason = " ".join(str(outcome.reason).splitlines())
@@ -318,7 +337,7 @@ def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
 # «/Report how the guest ended»
 
 
-# «Watch the clock and the keyboard» book/launcher.md:819 @3c3a5853
+# «Watch the clock and the keyboard» book/launcher.md:840 @3c3a5853
 TICK = 0.05  # seconds between the watcher's looks at the clock
 
 
@@ -360,22 +379,22 @@ def watching(host: Any, timeout: float | None) -> Iterator[None]:
 # «/Watch the clock and the keyboard»
 
 
-# «Name the chunk behind each exit» book/launcher.md:886 @09b83141
+# «Name the chunk behind each exit» book/launcher.md:907 @0f542edf
 PACKAGE = Path(__file__).resolve().parent
 
 
 class ExitTracer:
     """For --verbose: a line on stderr for each exit, naming the chunk that handles it."""
 
-    def __init__(self, stream: TextIO):
-        self.stream = stream
+    def __init__(self, stream: TextIO, prefix: str = ""):
+        self.stream, self.prefix = stream, prefix
         self.origins: dict[Path, dict[int, tuple[str, int, str]] | None] = {}
 
     def __call__(self, event: Any) -> None:
         words = ["exit", str(event.kind)]
         if getattr(event, "name", None):
             words.append(str(event.name))
-        line = f"{' '.join(words)} at {event.eip:#x}"
+        line = f"{self.prefix}{' '.join(words)} at {event.eip:#x}"
         where = self.chunk_of(getattr(event, "handler", None))
         print(f"{line}: {where}" if where else line, file=self.stream, flush=True)
 
@@ -402,4 +421,150 @@ class ExitTracer:
             return None
         return origin
 # «/Name the chunk behind each exit»
+
+
+# «Several guests, one screen» book/launcher.md:990 @02ef15fd
+class SharedScreen:
+    """One output stream that several guests' consoles write to, a line at a time."""
+
+    def __init__(self, stream: BinaryIO):
+        self.stream = stream
+        self.lock = threading.Lock()
+        self.speaking: GuestScreen | None = None  # whose line is unfinished
+
+
+class GuestScreen(io.RawIOBase):
+    """A guest's console on a SharedScreen: every line starts with the guest's name."""
+
+    def __init__(self, screen: SharedScreen, name: str):
+        self.screen, self.prefix = screen, f"{name}| ".encode()
+        self.unfinished = b""  # this guest's line so far
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        screen, data = self.screen, bytes(data)
+        with screen.lock:
+            interrupted = None
+            for line in data.splitlines(keepends=True):
+                if screen.speaking is not None and screen.speaking is not self:
+                    interrupted = screen.speaking
+                    screen.stream.write(b"\n")  # break the other's line off
+                    screen.speaking = None
+                if screen.speaking is None:
+                    screen.stream.write(self.prefix + self.unfinished)
+                screen.stream.write(line)
+                finished = line.endswith(b"\n")
+                self.unfinished = b"" if finished else self.unfinished + line
+                screen.speaking = None if finished else self
+            if interrupted is not None and screen.speaking is None:
+                screen.stream.write(interrupted.prefix + interrupted.unfinished)  # show it again
+                screen.speaking = interrupted
+            screen.stream.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        with self.screen.lock:
+            self.screen.stream.flush()
+# «/Several guests, one screen»
+
+
+# «Launch several guests» book/launcher.md:1042 @fa16a523
+MAX_GUESTS = 16
+COMPANION_STOP = "guest g0 has ended"
+
+
+class Crowd:
+    """Several Hosts, stopped together by the watcher."""
+
+    def __init__(self, hosts: Sequence[Any]):
+        self.hosts = hosts
+
+    def stop(self, reason: str) -> None:
+        for host in self.hosts:
+            host.stop(reason)
+
+
+def launch_guests(count: int, mem_mb: int, elf_path: str | Path, args: Sequence[str], *,
+                  verbose: bool, deterministic: bool, console: BinaryIO, timeout: float | None,
+                  stderr: TextIO, keyboard: BinaryIO, inputs: Sequence[BinaryIO],
+                  virtio_console: bool, block: Sequence[str], net: Sequence[str],
+                  rng: bool) -> int:
+    """Boot ``count`` guests on one switch; run until guest 0 ends; return its status."""
+    from .drivers import DeviceError, Switch
+    from .host.core import Host
+    from .host.hypercalls import EarlyConsole
+
+    problem = (f"--guests must be between 1 and {MAX_GUESTS}" if not 0 < count <= MAX_GUESTS
+               else f"{len(inputs)} --input scripts for {count - 1} companions"
+               if len(inputs) > count - 1
+               else "--deterministic cannot be kept by guests that run side by side"
+               if deterministic
+               else "two guests cannot share a writable disk; use IMAGE:ro"
+               if any(not spec.endswith(":ro") for spec in block)
+               else "two guests cannot share a UDP cable; use --net=switch"
+               if any(spec != "switch" for spec in net) else None)
+    if problem is not None:
+        print(f"lguest: {problem}", file=stderr, flush=True)
+        return EXIT_ERROR
+    screen, switch = SharedScreen(console), Switch()
+    silences: list[int] = []
+    machines: list[tuple[Any, ...]] = []
+    try:
+        for number in range(count):
+            name = f"g{number}"
+            if number == 0:
+                typed = keyboard
+            elif number - 1 < len(inputs):
+                typed = inputs[number - 1]
+            else:
+                reading, writing = os.pipe()
+                silences.append(writing)
+                typed = os.fdopen(reading, "rb", buffering=0)
+            output = GuestScreen(screen, name)
+            memory, entry, pgdir, devices = make_machine(
+                mem_mb, elf_path, args, block=block, net=net, rng=rng, switch=switch,
+                guest=number, console=output if virtio_console else None,
+                console_input=typed if virtio_console else None)
+            host = Host(memory, console=output,
+                        trace=ExitTracer(stderr, f"{name}: ") if verbose else None,
+                        console_input=None if virtio_console else EarlyConsole(typed))
+            machines.append((name, host, devices, entry, pgdir))
+    except (LaunchError, DeviceError) as error:
+        for *_, devices, _, _ in machines:
+            for device in devices:
+                device.close()
+        for writing in silences:
+            os.close(writing)
+        print(f"lguest: {error}", file=stderr, flush=True)
+        return EXIT_ERROR
+    crowd = Crowd([host for _, host, *_ in machines])
+    outcomes: list[Any] = [None] * count
+
+    def run(number: int) -> None:
+        _, host, devices, entry, pgdir = machines[number]
+        outcomes[number] = boot(host, devices, entry, pgdir)
+
+    companions = [threading.Thread(target=run, args=(number,), name=f"lguest-g{number}")
+                  for number in range(1, count)]
+    try:
+        with watching(crowd, timeout):
+            for thread in companions:
+                thread.start()
+            run(0)
+            crowd.stop(COMPANION_STOP)
+            for thread in companions:
+                thread.join()
+    finally:
+        for writing in silences:
+            os.close(writing)
+        console.flush()
+    for number in range(1, count):
+        outcome = outcomes[number]
+        if outcome.kind == "killed" and COMPANION_STOP not in str(outcome.reason):
+            print(f"lguest: g{number}: guest killed: {' '.join(str(outcome.reason).split())}",
+                  file=stderr, flush=True)
+    return report(outcomes[0], stderr, verbose)
+# «/Launch several guests»
 # «/src/lguest/launcher.py»

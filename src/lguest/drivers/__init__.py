@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/__init__.py» book/drivers.md:1352 @f3187fc8
+# «src/lguest/drivers/__init__.py» book/drivers.md:1357 @224ab3e0
 """virtio devices for the guest: transport, virtqueues, and four device types."""
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def placement(slot: int) -> dict[str, int]:
 
 def make_devices(*, block: Sequence[str] = (), net: Sequence[str] = (), rng: bool = False,
                  console: BinaryIO | None = None, console_input: BinaryIO | None = None,
-                 deterministic: bool = False) -> list[VirtioDevice]:
+                 deterministic: bool = False, switch: Switch | None = None,
+                 guest: int = 0) -> list[VirtioDevice]:
     """The devices a Launcher was asked for, each in its own window with its own line."""
     wanted = (int(console is not None) + len(block) + len(net) + int(rng))
     if wanted > MAX_DEVICES:
@@ -41,7 +42,12 @@ def make_devices(*, block: Sequence[str] = (), net: Sequence[str] = (), rng: boo
         except OSError as error:
             raise DeviceError(f"{path}: cannot open the disk image: {error.strerror}") from None
     for spec in net:
-        devices.append(make_net(spec, len(devices)))
+        if spec == "switch":
+            switch = switch if switch is not None else Switch()
+            mac = bytes([0x02, 0x4C, 0x47, 0, guest & 0xFF, len(devices)])
+            devices.append(Net(switch.port(), mac, **placement(len(devices))))
+        else:
+            devices.append(make_net(spec, len(devices)))
     if rng:
         devices.append(Rng(**placement(len(devices))))
     return devices
@@ -50,7 +56,7 @@ def make_devices(*, block: Sequence[str] = (), net: Sequence[str] = (), rng: boo
 def make_net(spec: str, slot: int) -> Net:
     words = spec.split(":")
     if len(words) != 3 or words[0] != "udp" or not all(w.isdigit() for w in words[1:]):
-        raise DeviceError(f"--net={spec}: expected udp:LOCAL_PORT:REMOTE_PORT")
+        raise DeviceError(f"--net={spec}: expected udp:LOCAL_PORT:REMOTE_PORT or switch")
     local, remote = int(words[1]), int(words[2])
     try:
         cable = UdpCable(local, remote)
