@@ -108,8 +108,8 @@ def test_ping_usage_and_no_card(kernel):
     assert bad == short == "usage: ping [MAC], as in ping 02:4c:47:13:88:00\n"
     result = run_guest(kernel, mem=32, input="ping\nnet\n")
     boot, ping, net, last = result.stdout.split(PROMPT)
-    assert ping == "ping: no network card; boot with --net=udp:LOCAL:REMOTE\n"
-    assert net == "net: no network card; boot with --net=udp:LOCAL:REMOTE\n"
+    assert ping == "ping: no network card; boot with --net=udp:LOCAL:REMOTE or --net=switch\n"
+    assert net == "net: no network card; boot with --net=udp:LOCAL:REMOTE or --net=switch\n"
 
 
 # Two guests in one Launcher, on its own switch
@@ -127,7 +127,8 @@ def lines_of(output: str, name: str) -> str:
 
 
 def test_two_guests_in_one_launcher_ping_each_other(kernel):
-    result = crowd(kernel, "sleep 1\nping\nping 02:4c:47:00:01:00\nnet\n")
+    result = crowd(kernel, "sleep 1\nping\nping 02:4c:47:00:01:00\nnet flood 300 02:4c:47:00:01:00"
+                           "\nnet flood 0\nnet flood 3 02:4c\nnet\n")
     assert (result.returncode, result.stderr) == (EXIT_POWEROFF, ""), result.stdout
     assert all(line.startswith(("g0| ", "g1| ")) for line in result.stdout.splitlines())
     first = lines_of(result.stdout, "g0")
@@ -136,7 +137,10 @@ def test_two_guests_in_one_launcher_ping_each_other(kernel):
     assert [(seq, mac) for seq, mac, _ in pongs] == [("1", "02:4c:47:00:01:00"),
                                                      ("2", "02:4c:47:00:01:00")], first
     assert all(0 < int(us) < 1_000_000 for _, _, us in pongs)
-    assert "net: 02:4c:47:00:00:00, 2 frames sent, 2 received, 0 dropped; 0 pings answered\n" \
+    flood = re.search(r"net flood: 300 pings, 300 pongs in (\d+) us\n", first)
+    assert flood and 0 < int(flood[1]) < 60_000_000, first
+    assert first.count("usage: net flood N [MAC]\n") == 2
+    assert "net: 02:4c:47:00:00:00, 302 frames sent, 302 received, 0 dropped; 0 pings answered\n" \
         in first
     second = lines_of(result.stdout, "g1")
     assert "lguest.py guest kernel: 32 MiB" in second and PROMPT in second  # it waits, silent

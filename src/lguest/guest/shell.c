@@ -217,11 +217,11 @@ static const struct command commands[] = {
 	{ "peek", "ADDRESS", "read a word of memory (try 0xdead0000)", cmd_peek },
 	{ "cli", "", "disable interrupts the bare-metal way", cmd_cli },
 	{ "crash", "", "fault inside the fault handler", cmd_crash },
-	/* «The drivers' commands» book/drivers.md:3110 @e6cee645 */
+	/* «The drivers' commands» book/drivers.md:3187 @1a676c8f */
 	{ "random", "N", "N random bytes from the Host, in hex", cmd_random },
 	{ "blk", "SUBCOMMAND", "the disk: info, read SECTOR, write SECTOR TEXT, bench", cmd_blk },
 	{ "ping", "[MAC]", "ping a guest on the wire, or all of them", cmd_ping },
-	{ "net", "", "the network card: address, frames counted", cmd_net },
+	{ "net", "[flood N [MAC]]", "the network card: counters; or flood it with N pings", cmd_net },
 	/* «/The drivers' commands» */
 	{ "reboot", "", "restart the machine", cmd_reboot },
 	{ "poweroff", "", "turn the machine off", cmd_poweroff },

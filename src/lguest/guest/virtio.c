@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/virtio.c» book/drivers.md:3118 @18d43daf */
+/* «src/lguest/guest/virtio.c» book/drivers.md:3195 @18d43daf */
 /* virtio.c: the Guest's virtio-mmio drivers: discovery, a split virtqueue, rng, block, net, console. */
 #include "kernel.h"
 
@@ -240,10 +240,11 @@ static struct {
 	struct queue rx, tx;
 	u8 mac[ETH_ALEN];
 	u32 sent, received, dropped, answered;
-	/* «What a ping waits for» book/drivers.md:2758 @8764d592 */
+	/* «What a ping waits for» book/drivers.md:2758 @4d21aa91 */
 	u32 seq;			/* the last ping we sent */
 	volatile u32 ponged, rtt_us;	/* its pong arrived; and how long it took */
 	volatile u8 ponger[ETH_ALEN];
+	volatile u32 flood_pongs, flood_sec, flood_nsec;	/* a flood's pongs, and when the last came */
 	/* «/What a ping waits for» */
 } net;
 
@@ -373,7 +374,7 @@ static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 }
 /* «/Send a frame» */
 
-/* «The console's driver» book/drivers.md:2936 @94ca91e7 */
+/* «The console's driver» book/drivers.md:3013 @94ca91e7 */
 #define CONSOLE_RX 0
 #define CONSOLE_TX 1
 #define CONSOLE_RX_BUFFER 64
@@ -433,7 +434,7 @@ static int console_lost(void)
 	return 1;
 }
 /* «/The console's driver» */
-/* «The console's driver»[2] book/drivers.md:3003 @9e7a3c3c */
+/* «The console's driver»[2] book/drivers.md:3080 @9e7a3c3c */
 static void vcon_write(const char *s, u32 len)
 {
 	volatile struct vring *ring = vcon.tx.ring;
@@ -468,7 +469,7 @@ static void vcon_write(const char *s, u32 len)
 	irq_restore(flags);
 }
 /* «/The console's driver» */
-/* «The console's driver»[3] book/drivers.md:3052 @382ccd92 */
+/* «The console's driver»[3] book/drivers.md:3129 @382ccd92 */
 static int vcon_read(char *buf, u32 room)
 {
 	volatile struct vring *ring = vcon.rx.ring;
@@ -836,10 +837,11 @@ void cmd_blk(int argc, char **argv)
 }
 /* «/The block driver» */
 
-/* «Ping and pong» book/drivers.md:2764 @ca629019 */
+/* «Ping and pong» book/drivers.md:2765 @602f9c21 */
 #define ETHERTYPE_PING 0x88B5	/* IEEE 802 "local experimental" */
 #define PING 1
 #define PONG 2
+#define FLOOD 0x80000000u	/* in a sequence number: one of a flood's pings */
 
 struct ping {
 	u32 kind, seq, sec, nsec;
@@ -873,6 +875,9 @@ static void net_frame(volatile u8 *frame, u32 len)
 		memcpy(to, (const void *)(frame + ETH_ALEN), ETH_ALEN);
 		p.kind = PONG;
 		net.answered += net_send(to, ETHERTYPE_PING, &p, sizeof(p));
+	} else if (p.kind == PONG && p.seq & FLOOD) {
+		net.flood_pongs++;
+		net.flood_sec = sec, net.flood_nsec = nsec;
 	} else if (p.kind == PONG && p.seq == net.seq && !net.ponged) {
 		net.rtt_us = (sec - p.sec) * 1000000 + nsec / 1000 - p.nsec / 1000;
 		memcpy((void *)net.ponger, (const void *)(frame + ETH_ALEN), ETH_ALEN);
@@ -880,7 +885,7 @@ static void net_frame(volatile u8 *frame, u32 len)
 	}
 }
 /* «/Ping and pong» */
-/* «Ping and pong»[2] book/drivers.md:2818 @25ccc5f1 */
+/* «Ping and pong»[2] book/drivers.md:2823 @c0168f9b */
 static int parse_mac(const char *text, u8 *mac)
 {
 	u32 i, j, digit;
@@ -909,7 +914,7 @@ void cmd_ping(int argc, char **argv)
 	int sent;
 
 	if (!net.dev) {
-		printf("ping: no network card; boot with --net=udp:LOCAL:REMOTE\n");
+		printf("ping: no network card; boot with --net=udp:LOCAL:REMOTE or --net=switch\n");
 		return;
 	}
 	if (argc > 2 || (argc == 2 && !parse_mac(argv[1], to))) {
@@ -941,13 +946,57 @@ void cmd_ping(int argc, char **argv)
 	       to[3], to[4], to[5], net.rtt_us);
 }
 
+/* «Flood the wire» book/drivers.md:2926 @ccd1b799 */
+#define FLOOD_WINDOW (QUEUE_SIZE - 1)	/* the other side holds one buffer while it answers */
+
+static void net_flood(const char *count, const char *mac)
+{
+	struct ping p = { PING, 0, 0, 0 };
+	u8 to[ETH_ALEN];
+	int ok = 1;
+	u32 n = parse_number(count, &ok), sent = 0, seen = 0, flags, sec0, us0, deadline;
+
+	if (!ok || n == 0 || (mac && !parse_mac(mac, to))) {
+		printf("usage: net flood N [MAC]\n");
+		return;
+	}
+	if (!mac)
+		memcpy(to, broadcast, ETH_ALEN);
+	net.flood_pongs = 0;
+	hcall(LHCALL_HALT, 0, 0, 0, 0);	/* wake on an interrupt: the Host's clock is fresh */
+	us0 = host_time_us(&sec0);
+	net.flood_sec = sec0, net.flood_nsec = us0 * 1000;
+	deadline = jiffies + HZ;
+	while (net.flood_pongs < n && (int)(deadline - jiffies) > 0) {
+		flags = irq_save();
+		while (sent < n && sent - net.flood_pongs < FLOOD_WINDOW) {
+			p.seq = FLOOD | sent;
+			if (!net_send(to, ETHERTYPE_PING, &p, sizeof(p)))
+				break;
+			sent++;
+		}
+		irq_restore(flags);
+		if (net.flood_pongs != seen)
+			seen = net.flood_pongs, deadline = jiffies + HZ;
+		if (net.flood_pongs < n)
+			hcall(LHCALL_HALT, 0, 0, 0, 0);
+	}
+	printf("net flood: %u pings, %u pongs in %u us\n", sent, net.flood_pongs,
+	       (net.flood_sec - sec0) * 1000000 + net.flood_nsec / 1000 - us0);
+}
+/* «/Flood the wire» */
+
 void cmd_net(int argc, char **argv)
 {
 	if (!net.dev)
-		printf("net: no network card; boot with --net=udp:LOCAL:REMOTE\n");
-	else
+		printf("net: no network card; boot with --net=udp:LOCAL:REMOTE or --net=switch\n");
+	else if (argc == 1)
 		printf("net: %s, %u frames sent, %u received, %u dropped; %u pings answered\n",
 		       net_mac_text(), net.sent, net.received, net.dropped, net.answered);
+	else if ((argc == 3 || argc == 4) && !strcmp(argv[1], "flood"))
+		net_flood(argv[2], argc == 4 ? argv[3] : 0);
+	else
+		printf("usage: net | net flood N [MAC]\n");
 }
 /* «/Ping and pong» */
 /* «/src/lguest/guest/virtio.c» */
