@@ -40,7 +40,7 @@ HELP = """\
   random N           N random bytes from the Host, in hex
   blk SUBCOMMAND     the disk: info, read SECTOR, write SECTOR TEXT, bench
   ping [MAC]         ping a guest on the wire, or all of them
-  net                the network card: address, frames counted
+  net [SUBCOMMAND]   the network card: counters, or flood N [MAC]
   reboot             restart the machine
   poweroff           turn the machine off
 """

@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/kernel.h» book/guest.md:612 @79ba616a */
+/* «src/lguest/guest/kernel.h» book/guest.md:612 @c652128f */
 /* kernel.h: what every file of the Guest's kernel shares. */
 #ifndef KERNEL_H
 #define KERNEL_H
@@ -108,6 +108,7 @@ static inline void irq_restore(u32 flags)
 extern const struct boot_page *boot;
 extern u32 mem_size, kernel_pages, pages_allocated, kernel_pgdir;
 u32 alloc_page(void);
+u32 alloc_contiguous(u32 pages);
 void async_hcall(u32 call, u32 a1, u32 a2, u32 a3);
 
 /* traps.c */
@@ -145,7 +146,7 @@ void shell(void) __attribute__((noreturn));
 u32 parse_number(const char *s, int *ok);
 
 /* virtio.c, which the Drivers chapter writes */
-/* «What the drivers offer the rest of the kernel» book/drivers.md:3178 @e8f1ae4e */
+/* «What the drivers offer the rest of the kernel» book/drivers.md:3202 @e8f1ae4e */
 void virtio_init(void);
 int device_interrupt(u32 line);
 void cmd_random(int argc, char **argv);

@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/virtio.c» book/drivers.md:3195 @18d43daf */
+/* «src/lguest/guest/virtio.c» book/drivers.md:3219 @18d43daf */
 /* virtio.c: the Guest's virtio-mmio drivers: discovery, a split virtqueue, rng, block, net, console. */
 #include "kernel.h"
 
@@ -221,7 +221,7 @@ static u32 read_capacity(struct virtio_dev *d)
 }
 /* «/Read a disk's capacity» */
 
-/* «The network card, as the driver keeps it» book/drivers.md:2560 @2d927eef */
+/* «The network card, as the driver keeps it» book/drivers.md:2584 @2d927eef */
 #define NET_RX 0
 #define NET_TX 1
 #define NET_HEADER 12	/* flags, gso type, header length, gso size, csum start, offset, buffers */
@@ -240,7 +240,7 @@ static struct {
 	struct queue rx, tx;
 	u8 mac[ETH_ALEN];
 	u32 sent, received, dropped, answered;
-	/* «What a ping waits for» book/drivers.md:2758 @4d21aa91 */
+	/* «What a ping waits for» book/drivers.md:2782 @4d21aa91 */
 	u32 seq;			/* the last ping we sent */
 	volatile u32 ponged, rtt_us;	/* its pong arrived; and how long it took */
 	volatile u8 ponger[ETH_ALEN];
@@ -264,7 +264,7 @@ static const char *net_mac_text(void)
 }
 /* «/The network card, as the driver keeps it» */
 
-/* «Bring up the network card» book/drivers.md:2612 @71e48183 */
+/* «Bring up the network card» book/drivers.md:2636 @71e48183 */
 #define AVAIL_F_NO_INTERRUPT 1
 
 static int net_queues(struct virtio_dev *d)
@@ -310,7 +310,7 @@ static void net_start(struct virtio_dev *d)
 }
 /* «/Bring up the network card» */
 
-/* «Receive frames» book/drivers.md:2668 @0baa390f */
+/* «Receive frames» book/drivers.md:2692 @0baa390f */
 static void net_frame(volatile u8 *frame, u32 len);
 
 static void net_receive(void)
@@ -343,7 +343,7 @@ static void net_receive(void)
 }
 /* «/Receive frames» */
 
-/* «Send a frame» book/drivers.md:2709 @afa634c7 */
+/* «Send a frame» book/drivers.md:2733 @afa634c7 */
 static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 {
 	volatile struct vring *ring = net.tx.ring;
@@ -374,7 +374,7 @@ static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 }
 /* «/Send a frame» */
 
-/* «The console's driver» book/drivers.md:3013 @94ca91e7 */
+/* «The console's driver» book/drivers.md:3037 @94ca91e7 */
 #define CONSOLE_RX 0
 #define CONSOLE_TX 1
 #define CONSOLE_RX_BUFFER 64
@@ -434,7 +434,7 @@ static int console_lost(void)
 	return 1;
 }
 /* «/The console's driver» */
-/* «The console's driver»[2] book/drivers.md:3080 @9e7a3c3c */
+/* «The console's driver»[2] book/drivers.md:3104 @9e7a3c3c */
 static void vcon_write(const char *s, u32 len)
 {
 	volatile struct vring *ring = vcon.tx.ring;
@@ -469,7 +469,7 @@ static void vcon_write(const char *s, u32 len)
 	irq_restore(flags);
 }
 /* «/The console's driver» */
-/* «The console's driver»[3] book/drivers.md:3129 @382ccd92 */
+/* «The console's driver»[3] book/drivers.md:3153 @382ccd92 */
 static int vcon_read(char *buf, u32 room)
 {
 	volatile struct vring *ring = vcon.rx.ring;
@@ -714,7 +714,7 @@ static int blk_ok(const char *what, u32 sector, int status)
 }
 /* «/Block requests» */
 
-/* «The block driver» book/drivers.md:2368 @8dbc23b1 */
+/* «The block driver» book/drivers.md:2374 @8dbc23b1 */
 static void blk_read(struct virtio_dev *d, u32 sector)
 {
 	static volatile u8 data[SECTOR_SIZE];
@@ -763,8 +763,8 @@ static void blk_write(struct virtio_dev *d, u32 sector, int words, char **word)
 	       HAS(d->features, BLK_F_FLUSH) ? ", flushed" : "");
 }
 
-/* «Time the disk» book/drivers.md:2482 @bae73b31 */
-#define BENCH_SECTORS 2048	/* the largest request we make: 1 MiB */
+/* «Time the disk» book/drivers.md:2496 @23d770aa */
+#define BENCH_SECTORS 8192	/* the largest request we make: 4 MiB */
 
 static u32 host_time_us(u32 *sec)
 {
@@ -777,7 +777,8 @@ static u32 host_time_us(u32 *sec)
 
 static void blk_bench(struct virtio_dev *d, const char *how, const char *count)
 {
-	static volatile u8 data[BENCH_SECTORS * SECTOR_SIZE] __attribute__((aligned(4096)));
+	static volatile u8 *data;
+	static int patterned;	/* the buffer holds the write pattern */
 	int ok = 1, write = !strcmp(how, "write");
 	u32 sectors = parse_number(count, &ok), done = 0, n, i, sec0, us0, sec1, us1;
 	u32 type = write ? BLK_T_OUT : BLK_T_IN;
@@ -794,8 +795,17 @@ static void blk_bench(struct virtio_dev *d, const char *how, const char *count)
 		printf("blk bench: the disk is read-only\n");
 		return;
 	}
-	for (i = 0; write && i < sizeof(data); i++)
+	if (!data) {
+		u32 phys = alloc_contiguous(BENCH_SECTORS * SECTOR_SIZE / PAGE_SIZE);
+		if (!phys) {
+			printf("blk bench: no room for a %u KiB buffer\n", BENCH_SECTORS / 2);
+			return;
+		}
+		data = __va(phys);
+	}
+	for (i = 0; write && !patterned && i < BENCH_SECTORS * SECTOR_SIZE; i++)
 		data[i] = (u8)i;
+	patterned = write;
 	hcall(LHCALL_HALT, 0, 0, 0, 0);	/* wake on an interrupt: the Host's clock is fresh */
 	us0 = host_time_us(&sec0);
 	while (done < sectors) {
@@ -837,7 +847,7 @@ void cmd_blk(int argc, char **argv)
 }
 /* «/The block driver» */
 
-/* «Ping and pong» book/drivers.md:2765 @602f9c21 */
+/* «Ping and pong» book/drivers.md:2789 @602f9c21 */
 #define ETHERTYPE_PING 0x88B5	/* IEEE 802 "local experimental" */
 #define PING 1
 #define PONG 2
@@ -885,7 +895,7 @@ static void net_frame(volatile u8 *frame, u32 len)
 	}
 }
 /* «/Ping and pong» */
-/* «Ping and pong»[2] book/drivers.md:2823 @c0168f9b */
+/* «Ping and pong»[2] book/drivers.md:2847 @c0168f9b */
 static int parse_mac(const char *text, u8 *mac)
 {
 	u32 i, j, digit;
@@ -946,7 +956,7 @@ void cmd_ping(int argc, char **argv)
 	       to[3], to[4], to[5], net.rtt_us);
 }
 
-/* «Flood the wire» book/drivers.md:2926 @ccd1b799 */
+/* «Flood the wire» book/drivers.md:2950 @ccd1b799 */
 #define FLOOD_WINDOW (QUEUE_SIZE - 1)	/* the other side holds one buffer while it answers */
 
 static void net_flood(const char *count, const char *mac)
