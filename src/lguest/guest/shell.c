@@ -1,11 +1,11 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/shell.c» book/guest.md:1816 @b3f89a7a */
+/* «src/lguest/guest/shell.c» book/guest.md:1817 @b3f89a7a */
 /* shell.c: a small shell on the console. */
 #include "kernel.h"
 
 #define BOOT_CMDLINE_MAX_SHOWN 255
 
-/* «Read a character» book/guest.md:1492 @c8a98ef9 */
+/* «Read a character» book/guest.md:1493 @c8a98ef9 */
 static char input[64];
 static u32 input_len, input_pos;
 
@@ -24,7 +24,7 @@ static int read_char(void)
 }
 /* «/Read a character» */
 
-/* «Read a line» book/guest.md:1526 @121f0a11 */
+/* «Read a line» book/guest.md:1527 @121f0a11 */
 #define LINE_MAX 128
 #define CTRL_D 4
 
@@ -63,7 +63,7 @@ static int read_line(char *line)
 }
 /* «/Read a line» */
 
-/* «Split a line into words» book/guest.md:1568 @9e28e1bb */
+/* «Split a line into words» book/guest.md:1569 @9e28e1bb */
 #define MAX_ARGS 16
 
 static int split(char *line, char **argv)
@@ -83,7 +83,7 @@ static int split(char *line, char **argv)
 }
 /* «/Split a line into words» */
 
-/* «Parse a number» book/guest.md:1593 @20b0e9a4 */
+/* «Parse a number» book/guest.md:1594 @20b0e9a4 */
 u32 parse_number(const char *s, int *ok)
 {
 	u32 value = 0, base = 10, digit;
@@ -107,7 +107,7 @@ u32 parse_number(const char *s, int *ok)
 }
 /* «/Parse a number» */
 
-/* «The commands» book/guest.md:1628 @e38f5efa */
+/* «The commands» book/guest.md:1629 @e38f5efa */
 static void cmd_help(int argc, char **argv);
 
 static void cmd_echo(int argc, char **argv)
@@ -171,7 +171,7 @@ static void cmd_reboot(int argc, char **argv)
 }
 /* «/The commands» */
 
-/* «Commands that break things» book/guest.md:1700 @e2339db8 */
+/* «Commands that break things» book/guest.md:1701 @e2339db8 */
 static void cmd_peek(int argc, char **argv)
 {
 	int ok = argc == 2;
@@ -200,7 +200,7 @@ static void cmd_crash(int argc, char **argv)
 }
 /* «/Commands that break things» */
 
-/* «The command table» book/guest.md:1733 @1ce047ad */
+/* «The command table» book/guest.md:1734 @1ce047ad */
 struct command {
 	const char *name, *args, *help;
 	void (*run)(int argc, char **argv);
@@ -242,7 +242,7 @@ static void cmd_help(int argc, char **argv)
 }
 /* «/The command table» */
 
-/* «The shell's loop» book/guest.md:1782 @3c578076 */
+/* «The shell's loop» book/guest.md:1783 @3c578076 */
 void shell(void)
 {
 	static struct context saved;
