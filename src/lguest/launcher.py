@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/launcher.py» book/launcher.md:1148 @7734df6e
+# «src/lguest/launcher.py» book/launcher.md:1158 @7734df6e
 """The Launcher: make guest memory, load a kernel, write the boot page, run the Host."""
 
 from __future__ import annotations
@@ -470,7 +470,7 @@ class GuestScreen(io.RawIOBase):
 # «/Several guests, one screen»
 
 
-# «Launch several guests» book/launcher.md:1044 @fa16a523
+# «Launch several guests» book/launcher.md:1048 @997cea5a
 MAX_GUESTS = 16
 COMPANION_STOP = "guest g0 has ended"
 
@@ -493,7 +493,7 @@ def launch_guests(count: int, mem_mb: int, elf_path: str | Path, args: Sequence[
                   rng: bool) -> int:
     """Boot ``count`` guests on one switch; run until guest 0 ends; return its status."""
     from .drivers import DeviceError, Switch
-    from .host.core import Host
+    from .host.core import Host, Outcome
     from .host.hypercalls import EarlyConsole
 
     problem = (f"--guests must be between 1 and {MAX_GUESTS}" if not 0 < count <= MAX_GUESTS
@@ -544,18 +544,24 @@ def launch_guests(count: int, mem_mb: int, elf_path: str | Path, args: Sequence[
 
     def run(number: int) -> None:
         _, host, devices, entry, pgdir = machines[number]
-        outcomes[number] = boot(host, devices, entry, pgdir)
+        try:
+            outcomes[number] = boot(host, devices, entry, pgdir)
+        except Exception as error:  # a device that would not plug in, say: one line, like a death
+            outcomes[number] = Outcome("killed", f"host error: {error!r}")
 
-    companions = [threading.Thread(target=run, args=(number,), name=f"lguest-g{number}")
-                  for number in range(1, count)]
+    companions = [threading.Thread(target=run, args=(number,), name=f"lguest-g{number}",
+                                   daemon=True) for number in range(1, count)]
     try:
         with watching(crowd, timeout):
-            for thread in companions:
-                thread.start()
-            run(0)
-            crowd.stop(COMPANION_STOP)
-            for thread in companions:
-                thread.join()
+            try:
+                for thread in companions:
+                    thread.start()
+                run(0)
+            finally:
+                crowd.stop(COMPANION_STOP)
+                for thread in companions:
+                    if thread.ident is not None:
+                        thread.join()
     finally:
         for writing in silences:
             os.close(writing)
