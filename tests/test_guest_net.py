@@ -177,3 +177,11 @@ def test_too_many_scripts_are_refused(kernel, tmp_path):
     result = run_guest(kernel, mem=32, flags=("--guests=2", f"--input={script}",
                                               f"--input={script}"))
     assert (result.returncode, result.stderr) == (1, "lguest: 2 --input scripts for 1 companions\n")
+
+
+def test_a_timeout_stops_the_whole_crowd_and_each_death_is_reported(kernel):
+    result = crowd(kernel, "sleep 30\n", "--timeout=3")
+    assert result.returncode == 4, result.stdout
+    assert result.stderr == ("lguest: g1: guest killed: stopped by the host: timed out after 3 "
+                             "seconds\n"
+                             "lguest: guest killed: stopped by the host: timed out after 3 seconds\n")

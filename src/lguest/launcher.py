@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/launcher.py» book/launcher.md:1158 @7734df6e
+# «src/lguest/launcher.py» book/launcher.md:1162 @7734df6e
 """The Launcher: make guest memory, load a kernel, write the boot page, run the Host."""
 
 from __future__ import annotations
@@ -470,7 +470,7 @@ class GuestScreen(io.RawIOBase):
 # «/Several guests, one screen»
 
 
-# «Launch several guests» book/launcher.md:1048 @997cea5a
+# «Launch several guests» book/launcher.md:1051 @a508e930
 MAX_GUESTS = 16
 COMPANION_STOP = "guest g0 has ended"
 
@@ -483,7 +483,8 @@ class Crowd:
 
     def stop(self, reason: str) -> None:
         for host in self.hosts:
-            host.stop(reason)
+            if host.stop_request is None:  # the first reason to stop a guest is the one it dies of
+                host.stop(reason)
 
 
 def launch_guests(count: int, mem_mb: int, elf_path: str | Path, args: Sequence[str], *,
