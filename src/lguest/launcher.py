@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/launcher.py» book/launcher.md:1162 @7734df6e
+# «src/lguest/launcher.py» book/launcher.md:1164 @7734df6e
 """The Launcher: make guest memory, load a kernel, write the boot page, run the Host."""
 
 from __future__ import annotations
@@ -423,7 +423,7 @@ class ExitTracer:
 # «/Name the chunk behind each exit»
 
 
-# «Several guests, one screen» book/launcher.md:992 @02ef15fd
+# «Several guests, one screen» book/launcher.md:994 @02ef15fd
 class SharedScreen:
     """One output stream that several guests' consoles write to, a line at a time."""
 
@@ -470,7 +470,7 @@ class GuestScreen(io.RawIOBase):
 # «/Several guests, one screen»
 
 
-# «Launch several guests» book/launcher.md:1051 @a508e930
+# «Launch several guests» book/launcher.md:1053 @a508e930
 MAX_GUESTS = 16
 COMPANION_STOP = "guest g0 has ended"
 
