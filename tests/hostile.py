@@ -152,7 +152,7 @@ REGISTERS = [0x000, 0x004, 0x008, 0x00C, 0x010, 0x014, 0x020, 0x024, 0x030, 0x03
 VECTORS = st.one_of(st.integers(0, 40), st.sampled_from([0x1F, 0x80, 0xFF]), st.integers(0, 300))
 HANDLER_KINDS = ["count", "count", "count", "fault", "shutdown", "ud2", "rearm", "stack"]
 
-OPS = st.one_of(
+OP_LIST = (
     st.builds(lambda n, a: Op("hypercall", (n, *a)), NUMBERS, st.tuples(*[words("arg")] * 4)),
     st.builds(lambda d, i, v, s, t, w: Op("pte", (d, i, v, s, t, w)),
               st.sampled_from([0, V >> 22, DEVICE_PDE]), st.integers(0, 1023), words("pte"),
@@ -202,6 +202,14 @@ OPS = st.one_of(
                                "int", "int3", "into", "div0", "ud2", "halt", "halt_timer",
                                "int80", "clts", "wbinvd", "sysenter"])),
 )
+OP_KINDS = ("hypercall", "pte", "pde", "new_pgtable", "touch", "idt", "gdt", "raw", "mmio", "ring",
+            "storm", "stack", "iret", "async", "privileged")
+KIND_OPS = dict(zip(OP_KINDS, OP_LIST))  # a strategy for each kind of operation
+OPS = st.one_of(*OP_LIST)
+
+
+def ops_of(*kinds: str) -> st.SearchStrategy[Op]:
+    return st.one_of(*(KIND_OPS[kind] for kind in kinds))
 
 
 @st.composite
@@ -491,5 +499,8 @@ class Tally:
             print(f"{'':8}  ... and {rest} rarer kinds", file=stream)
 
 
-__all__ = ["Case", "Devices", "Killed", "Op", "Tally", "build", "cases", "check_host",
+TALLY = Tally()  # every case this process ran, for the test run's summary
+
+
+__all__ = ["TALLY", "KIND_OPS", "OPS", "ops_of", "Case", "Devices", "Killed", "Op", "Tally", "build", "cases", "check_host",
            "encode", "kind_of", "resident_kib", "run_case"]

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1542 @76c0fb70
+# «src/lguest/host/core.py» book/host.md:1550 @e0bea4f6
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from .page_tables import POOL_PAGES, ShadowPages
 
 PAGE_FAULT, DOUBLE_FAULT, INVALID_OPCODE = 14, 8, 6
 TICK = 0.1  # the timer thread looks in at least this often, in seconds
+KICK_DELAY = 50e-6  # how long a kicked timer thread waits before it stops the CPU
 SLICE = 200_000  # instructions per slice in deterministic mode
 EXIT_COST_NS = 1_000  # virtual nanoseconds charged for each exit in deterministic mode
 
@@ -76,7 +77,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:1175 @fe41e502
+# «Clocks» book/host.md:1183 @fe41e502
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -166,7 +167,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1521 @f9a84bbe
+    # «Killing and stopping» book/host.md:1529 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -352,7 +353,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:1077 @96f5f56c
+    # «Time passes» book/host.md:1077 @92b90e0d
     def _timer(self) -> None:
         """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
         while self.stop_request is None:
@@ -364,6 +365,7 @@ class Host:
                 self._wake.clear()  # woken early to look at a new deadline: plan again
                 if self._kicked and self.running:  # or to stop the CPU from outside it
                     self._kicked = False
+                    time.sleep(KICK_DELAY)  # let the store that raised the line finish
                     self.uc.emu_stop()
                 continue
             if self.running:
