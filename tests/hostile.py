@@ -182,9 +182,16 @@ OP_LIST = (
               st.integers(0, DEVICE_SLOTS), st.one_of(st.sampled_from(REGISTERS),
                                                       st.integers(0, 0xFFF)),
               st.sampled_from([4, 4, 4, 1, 2]), words("arg"), st.booleans()),
-    st.builds(lambda slot, size, avail: Op("ring", (slot, size, avail)),
-              st.integers(0, DEVICE_SLOTS - 1), st.sampled_from([1, 2, 4, 8, 3, 0, 256]),
-              st.integers(0, 0xFFFF)),
+    st.builds(lambda slot, size, avail, descriptors, heads: Op("ring", (slot, size, avail, descriptors, heads)),
+              st.integers(0, DEVICE_SLOTS - 1), st.sampled_from([1, 2, 4, 8, 8, 8, 3, 0, 256]),
+              st.one_of(st.integers(1, 3), st.integers(0, 0xFFFF)),
+              st.lists(st.tuples(st.one_of(st.sampled_from([BUFFERS, BUFFERS + 0x1000, MEM - 16, MEM,
+                                                            RING, 0]), st.integers(0, 0xFFFFFFFF)),
+                                 st.one_of(st.sampled_from([0, 1, 15, 16, 17, 512, 528, 4096]),
+                                           st.integers(0, 0xFFFFFFFF)),
+                                 st.integers(0, 7), st.one_of(st.integers(0, 9), st.integers(0, 0xFFFF))),
+                       min_size=1, max_size=8),
+              st.lists(st.one_of(st.integers(0, 3), st.integers(0, 0xFFFF)), min_size=1, max_size=8)),
     st.builds(lambda ns, on, n: Op("storm", (ns, on, n)),
               st.sampled_from([1, 10, 1000, 100_000, 0]), st.booleans(), st.integers(1, 20_000)),
     st.builds(lambda esp, how: Op("stack", (esp, how)), words("arg"),
@@ -295,7 +302,7 @@ def encode(op: Op) -> bytes:
         address = M.MMIO_BASE + slot * M.MMIO_SIZE + (register & ~(size - 1) if size > 1 else register)
         return store(address, value, size) if write else load(address, size)
     if k == "ring":
-        slot, size, avail = a
+        slot, size, avail, descriptors, heads = a
         base = M.MMIO_BASE + slot * M.MMIO_SIZE
         desc, driver, device = RING, RING + 0x1000, RING + 0x2000
         regs = [(M.STATUS, 0), (M.STATUS, M.ACKNOWLEDGE | M.DRIVER), (M.DRIVER_FEATURES_SEL, 1),
@@ -304,6 +311,12 @@ def encode(op: Op) -> bytes:
                 (M.QUEUE_DRIVER_LOW, driver), (M.QUEUE_DEVICE_LOW, device), (M.QUEUE_READY, 1),
                 (M.STATUS, M.ACKNOWLEDGE | M.DRIVER | M.FEATURES_OK | M.DRIVER_OK)]
         code = b"".join(store(base + register, value) for register, value in regs)
+        for index, (address, length, flags, following) in enumerate(descriptors):
+            entry = V + desc + 16 * index
+            code += (store(entry, address) + store(entry + 4, 0) + store(entry + 8, length)
+                     + store(entry + 12, flags, 2) + store(entry + 14, following, 2))
+        for index, head in enumerate(heads):
+            code += store(V + driver + 4 + 2 * index, head, 2)
         code += store(V + driver + 2, avail, 2)  # the available index, ahead by who knows
         return code + store(base + M.QUEUE_NOTIFY, 0) + store(base + M.INTERRUPT_ACK, 3)
     if k == "storm":

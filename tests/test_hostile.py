@@ -12,7 +12,6 @@ the run (conftest.py's terminal summary).
 from __future__ import annotations
 
 import io
-import struct
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -108,9 +107,8 @@ def test_a_register_write_that_raises_an_interrupt_is_done_once(devices, determi
     """A notify that completes a request raises the device's line from inside the
     store; the Host used to stop the CPU there, before the store, and run it again."""
     case = Case(init=True, handlers={}, devices=True, deterministic=deterministic,
-                ops=[Op("ring", (1, 1, 1))])
+                ops=[Op("ring", (1, 1, 1, [(hostile.BUFFERS, 64, 2, 0)], [0]))])
     memory = hostile.build(case)
-    memory.write(hostile.RING, struct.pack("<QIHH", hostile.BUFFERS, 64, 2, 0))  # one writable buffer
     host = Host(memory, console=io.BytesIO(), deterministic=deterministic)
     block, rng = devices.make()
     notified = []
@@ -129,5 +127,5 @@ def test_a_driver_that_earns_an_interrupt_with_every_write_still_moves_on(device
     """A queue of size 0 made ready: the device asks for a reset (and raises its
     line) on each write. The guest used to repeat that write until stopped."""
     case = Case(init=True, handlers={}, devices=True, deterministic=False,
-                ops=[Op("ring", (1, 0, 1))])
+                ops=[Op("ring", (1, 0, 1, [], []))])
     assert run_case(case, devices)[0] == "poweroff"
