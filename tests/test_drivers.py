@@ -417,7 +417,9 @@ def test_queue_cannot_move_once_ready():
 
 def test_make_devices_places_each_device(image, tmp_path):
     import io
-    devices = make_devices(block=[str(image), f"{image}:ro"], rng=True, console=io.BytesIO())
+    other = tmp_path / "other.img"
+    other.write_bytes(image.read_bytes())
+    devices = make_devices(block=[str(image), f"{other}:ro"], rng=True, console=io.BytesIO())
     assert [d.boot_entry() for d in devices] == [
         (3, 0xD0000000, 0x1000, 2), (2, 0xD0001000, 0x1000, 3),
         (2, 0xD0002000, 0x1000, 4), (4, 0xD0003000, 0x1000, 5)]
@@ -439,13 +441,15 @@ def test_launch_reports_a_missing_disk_image(tmp_path, guest):
                             "No such file or directory\n"
 
 
-def test_devices_leave_the_early_console_alone(image, guest):
+def test_devices_leave_the_early_console_alone(image, guest, tmp_path):
     from conftest import run_guest
 
     elf = guest("echo")
+    other = tmp_path / "other.img"
+    other.write_bytes(image.read_bytes())
     plain = run_guest(elf, input="hello\n")
     with_devices = run_guest(elf, input="hello\n",
-                             flags=[f"--block={image}", f"--read-only-block={image}", "--rng"])
+                             flags=[f"--block={image}", f"--read-only-block={other}", "--rng"])
     assert plain.returncode == 0
     assert (with_devices.returncode, with_devices.stdout) == (plain.returncode, plain.stdout)
 
