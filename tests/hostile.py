@@ -413,10 +413,10 @@ class Devices:
         self.scratch.close()
 
 
-def run_case(case: Case, devices: Devices | None = None) -> tuple[str, str]:
-    """Run a case under a fresh Host; return its outcome's kind and reason, or raise
-    AssertionError if the Host misbehaved."""
-    memory = build(case)
+def run_case(case: Case, devices: Devices | None = None, memory: GuestMemory | None = None) -> tuple[str, str]:
+    """Run a case under a fresh Host (on ``memory``, built if not given); return its
+    outcome's kind and reason, or raise AssertionError if the Host misbehaved."""
+    memory = build(case) if memory is None else memory
     host = Host(memory, console=io.BytesIO(), deterministic=case.deterministic)
     plugged = devices.make() if case.devices and devices is not None else []
     for device in plugged:

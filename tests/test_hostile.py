@@ -11,6 +11,7 @@ the run (conftest.py's terminal summary).
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 import pytest
@@ -98,6 +99,28 @@ def test_interrupt_storms_and_faults_inside_fault_handlers(devices):
                          st.lists(st.sampled_from(hostile.HANDLER_KINDS), min_size=1, max_size=4))
     seen = attack(devices, strategy, 100, storm)
     assert seen.kinds["poweroff"] > 0, seen.kinds
+
+
+def test_deterministic_hostile_guests_repeat_exactly(devices):
+    """Without devices (the rng is random by design) and short of the watchdog, a
+    deterministic run is a function of the guest: same ending, same memory after."""
+    seen = hostile.Tally()
+
+    @settings(HOSTILE, max_examples=100)
+    @given(case=cases())
+    def twice(case):
+        case.deterministic, case.devices = True, False
+        endings, images = [], []
+        for _ in range(2):
+            memory = hostile.build(case)
+            endings.append(run_case(case, devices, memory))
+            images.append(hashlib.sha256(memory.view).hexdigest())
+        seen.add(endings[0][0])
+        if endings[0][0] != "watchdog" and endings[1][0] != "watchdog":
+            assert endings[0] == endings[1] and images[0] == images[1]
+
+    twice()
+    assert seen.total() - seen.kinds["watchdog"] >= 90, seen.kinds
 
 
 # --- Bugs the hostile guests found, kept as plain regression tests ---------------------------
