@@ -25,14 +25,14 @@ import sys
 import tempfile
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
 from lguest import abi
 from lguest.drivers import Block, Rng
 from lguest.drivers import mmio as M
-from lguest.host.core import Host, Killed
+from lguest.host.core import Host
 from lguest.host.page_tables import ACCESSED, POOL_ADDRESS, PRESENT, SWITCHER_PDE, USER, WRITABLE
 from lguest.memory import GuestMemory
 from lguest.switcher import SWITCHER_PAGES, switcher_code
@@ -117,17 +117,16 @@ class Case:
     deterministic: bool
     ops: list[Op]
     ring: bytes = b""  # written over the ring area before the run
-    outcome: str = field(default="", compare=False)
 
 
-def words(draw_kind: str) -> st.SearchStrategy[int]:
+def words(kind: str) -> st.SearchStrategy[int]:
     """32-bit values a hostile guest likes: boundaries, Host addresses, and noise."""
     interesting = [0, 1, 2, 3, 4, 0x1F, 0xFFF, 0x1000, DATA, PGDIR, ALT_PGDIR, TABLE,
                    MEM - 4, MEM - 1, MEM, MEM + 0x1000, abi.SWITCHER_ADDR,
                    abi.SWITCHER_ADDR + 0x1000, 0xFFFFF000, 0xFFFFFFFF, POOL_ADDRESS,
                    M.MMIO_BASE, M.MMIO_BASE + M.MMIO_SIZE, 0x80000000, 0x7FFFFFFF, V, V + CODE,
                    V + MEM, V + STACK_TOP]
-    if draw_kind == "pte":
+    if kind == "pte":
         interesting = [value | flags for value in (0, DATA, CODE, TABLE, PGDIR, MEM, MEM - 0x1000,
                                                    abi.SWITCHER_ADDR, POOL_ADDRESS, M.MMIO_BASE,
                                                    0xFFFFF000)
@@ -515,5 +514,5 @@ class Tally:
 TALLY = Tally()  # every case this process ran, for the test run's summary
 
 
-__all__ = ["TALLY", "KIND_OPS", "OPS", "ops_of", "Case", "Devices", "Killed", "Op", "Tally", "build", "cases", "check_host",
+__all__ = ["TALLY", "KIND_OPS", "OPS", "ops_of", "Case", "Devices", "Op", "Tally", "build", "cases", "check_host",
            "encode", "kind_of", "resident_kib", "run_case"]

@@ -105,21 +105,15 @@ def test_a_book_in_any_encoding_tangles_as_utf8_or_fails_in_one_line(tmp_path_fa
     assert (package / "keep.py").read_text() == "# by hand\n"
 
 
-def test_cycles_of_every_length_are_named_at_a_line():
+def test_cycles_of_every_length_are_named_at_a_line(tmp_path):
     for length in (1, 2, 3, 7):
         names = [f"C{index}" for index in range(length)]
         chunks = "".join(f"\n```{{chunk}} {name}\n<<{names[(index + 1) % length]}>>\n```\n"
                          for index, name in enumerate(names))
         text = f"# A\n\n```{{chunk}} src/lguest/a.py\n:file: src/lguest/a.py\n<<C0>>\n```\n{chunks}"
-        result = tangle_repo(write_repo(Path(tmp_dir()), {"a.md": text}))
+        result = tangle_repo(write_repo(tmp_path / str(length), {"a.md": text}))
         assert isinstance(result, str) and ERROR.fullmatch(result), result
         assert "reference cycle" in result and result.count("→") == length
-
-
-def tmp_dir() -> str:
-    import tempfile
-
-    return tempfile.mkdtemp(prefix="lguest-attack-")
 
 
 # --- The command itself, against the worst books we could think of ---------------------------
