@@ -24,13 +24,14 @@ import struct
 import sys
 import tempfile
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
 from lguest import abi
-from lguest.drivers import Block, Rng
+from lguest.drivers import Block, Console, Net, Rng, Switch
 from lguest.drivers import mmio as M
 from lguest.host.core import Host
 from lguest.host.page_tables import ACCESSED, POOL_ADDRESS, PRESENT, SWITCHER_PDE, USER, WRITABLE
@@ -55,7 +56,7 @@ DEVTABLE = 0x3FD000
 TABLE = 0x3FE000
 PGDIR = 0x3FF000
 DEVICE_PDE = M.MMIO_BASE >> 22
-DEVICE_SLOTS = 2  # a block device and an rng, when a case has devices
+DEVICE_SLOTS = 4  # block, rng, console and net, when a case has devices
 WATCHDOG = 0.25  # seconds a case may run before the watchdog stops it
 HANG = 60  # seconds after which a case that ignored its watchdog is a hang
 
@@ -397,16 +398,58 @@ def kind_of(outcome) -> str:
     return "killed: " + HEX.sub("N", outcome.reason)
 
 
+FRAME = b"\xff" * 6 + b"\x02\x4c\x47\x00\x00\x09" + b"\x88\xb5" + bytes(46)  # broadcast
+
+
 class Devices:
-    """A block device on a scratch image and an rng, made once and reset per case."""
+    """The devices a case may have, fresh for each case: a block device on a scratch
+    image, an rng, a virtio console whose keyboard types from its own thread, and a
+    network card on an in-process switch, flooded with frames from another thread
+    (interrupts from outside the CPU, and a sender the guest's death must not touch)."""
 
     def __init__(self):
         self.scratch = tempfile.NamedTemporaryFile(prefix="lguest-hostile-", suffix=".img")
         self.scratch.truncate(64 * 512)
+        self.sender_errors: list[str] = []
+        self._flooding = threading.Event()
+        self._flood: threading.Thread | None = None
 
     def make(self) -> list:
-        return [Block(self.scratch.name, base=M.MMIO_BASE, irq=M.FIRST_DEVICE_IRQ),
-                Rng(base=M.MMIO_BASE + M.MMIO_SIZE, irq=M.FIRST_DEVICE_IRQ + 1)]
+        keys, typist = os.pipe()
+        os.write(typist, bytes(range(32, 127)) * 8)
+        os.close(typist)
+        switch = Switch()
+        self.wire = switch.port()
+        self.wire.connect(lambda frame: None)
+        slot = lambda index: {"base": M.MMIO_BASE + index * M.MMIO_SIZE, "irq": M.FIRST_DEVICE_IRQ + index}
+        self.keyboard = os.fdopen(keys, "rb", buffering=0)
+        return [Block(self.scratch.name, **slot(0)), Rng(**slot(1)),
+                Console(io.BytesIO(), self.keyboard, **slot(2)),
+                Net(switch.port(), b"\x02\x4c\x47\x00\x00\x01", **slot(3))]
+
+    def start(self) -> None:
+        """Flood the network card until ``stop``."""
+        self._flooding.set()
+        self._flood = threading.Thread(target=self._send, daemon=True)
+        self._flood.start()
+
+    def _send(self) -> None:
+        while self._flooding.is_set():
+            try:
+                self.wire.send(FRAME)
+            except BaseException as error:  # noqa: BLE001 - a death that reached the sender
+                self.sender_errors.append(repr(error))
+                return
+            time.sleep(0.0005)
+
+    def stop(self, plugged: list) -> None:
+        self._flooding.clear()
+        if self._flood is not None:
+            self._flood.join()
+            self._flood = None
+        for device in plugged:
+            device.close()
+        self.keyboard.close()
 
     def close(self) -> None:
         self.scratch.close()
@@ -424,6 +467,8 @@ def run_case(case: Case, devices: Devices | None = None, memory: GuestMemory | N
     watchdog = threading.Timer(WATCHDOG, host.stop, ("watchdog",))
     faulthandler.dump_traceback_later(HANG, exit=True)  # a hang ends the run, loudly
     watchdog.start()
+    if plugged:
+        devices.start()
     try:
         outcome = host.run(entry=V + CODE, stack=V + STACK_TOP, boot=abi.BOOT_PAGE, pgdir=PGDIR)
     except BaseException as error:  # noqa: BLE001 - this is exactly what must never happen
@@ -432,9 +477,11 @@ def run_case(case: Case, devices: Devices | None = None, memory: GuestMemory | N
         watchdog.cancel()
         watchdog.join()
         faulthandler.cancel_dump_traceback_later()
-        for device in plugged:
-            device.close()
+        if plugged:
+            devices.stop(plugged)
     check_host(host, outcome, threads)
+    if devices is not None and devices.sender_errors:
+        raise AssertionError(f"the guest's death reached a frame's sender: {devices.sender_errors.pop()}")
     return kind_of(outcome), outcome.reason
 
 

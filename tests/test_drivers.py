@@ -466,9 +466,12 @@ def test_host_maps_devices_and_kills_from_a_device():
     memory.write(0x2000, code)
     host.uc.emu_start(0x2000, 0x2000 + len(code))
     assert host.uc.reg_read(UC_X86_REG_EAX) == 4
+    device.kill("virtio-rng: from a backend's thread")  # noted, not raised: not the CPU's thread
+    assert host.dead == "virtio-rng: from a backend's thread" and host._may_wake() is False
+    host._cpu_thread = threading.get_ident()  # as if inside the guest's own MMIO callback
     with pytest.raises(Killed):
-        device.kill("virtio-rng: a test")
-    assert host.dead == "virtio-rng: a test" and host._may_wake() is False
+        device.kill("virtio-rng: a second reason")
+    assert host.dead == "virtio-rng: from a backend's thread"  # the first reason stands
 
 
 def test_a_guest_maps_device_registers_but_nothing_else_beyond_its_memory(guest):

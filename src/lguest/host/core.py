@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1553 @e0bea4f6
+# «src/lguest/host/core.py» book/host.md:1561 @e0bea4f6
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:1186 @fe41e502
+# «Clocks» book/host.md:1194 @fe41e502
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -167,7 +167,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1532 @f9a84bbe
+    # «Killing and stopping» book/host.md:1540 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -353,7 +353,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:1077 @92b90e0d
+    # «Time passes» book/host.md:1085 @92b90e0d
     def _timer(self) -> None:
         """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
         while self.stop_request is None:
@@ -414,7 +414,7 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
 
-    # «Plugging in devices» book/host.md:813 @9514e55d
+    # «Plugging in devices» book/host.md:820 @d1e4bf64
     def add_device(self, device) -> None:
         """Map a virtio device's registers and lend it an interrupt line."""
         self.devices.append(device)
@@ -424,13 +424,14 @@ class Host:
 
 
     def device_kill(self, reason: str):
-        """Kill the guest from any thread: note why, stop the CPU, then raise."""
+        """Kill the guest from any thread: note why and stop the CPU; raise on the CPU's thread."""
         if self.dead is None:
             self.dead = reason
         self._doorbell.set()
         if self.running:
             self.uc.emu_stop()
-        raise Killed(reason)
+        if threading.get_ident() == self._cpu_thread:
+            raise Killed(reason)
 
 
     def _may_wake(self) -> bool:
