@@ -383,6 +383,17 @@ def build(case: Case) -> GuestMemory:
     return memory
 
 
+def elf_of(case: Case) -> bytes:
+    """The case as an ELF32 kernel for the Launcher: one segment, its code and handlers,
+    linked at PAGE_OFFSET + 1 MiB and loaded at 1 MiB, like the book's own kernel."""
+    memory = build(case)
+    image = memory.read(CODE, STUBS + STUB_SIZE * 41 - CODE)
+    header = struct.pack("<4s5B7xHHIIIIIHHHHHH", b"\x7fELF", 1, 1, 1, 0, 0, 2, 3, 1, V + CODE, 52, 0, 0,
+                         52, 32, 1, 40, 0, 0)
+    program = struct.pack("<8I", 1, abi.PAGE_SIZE, V + CODE, CODE, len(image), len(image), 7, abi.PAGE_SIZE)
+    return (header + program).ljust(abi.PAGE_SIZE, b"\0") + image
+
+
 # --- Running a case, and what must hold afterwards -----------------------------------------
 
 SWITCHER_CODE = switcher_code()
@@ -561,5 +572,5 @@ class Tally:
 TALLY = Tally()  # every case this process ran, for the test run's summary
 
 
-__all__ = ["TALLY", "KIND_OPS", "OPS", "ops_of", "Case", "Devices", "Op", "Tally", "build", "cases", "check_host",
+__all__ = ["TALLY", "elf_of", "KIND_OPS", "OPS", "ops_of", "Case", "Devices", "Op", "Tally", "build", "cases", "check_host",
            "encode", "kind_of", "resident_kib", "run_case"]

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,6 +24,7 @@ from hypothesis import strategies as st
 import hostile
 from hostile import Case, Op, cases, ops_of, run_case
 
+from conftest import ROOT
 from lguest import abi
 from lguest.host.core import Host
 
@@ -132,6 +136,35 @@ def test_deterministic_hostile_guests_repeat_exactly(devices):
 
     twice()
     assert seen.total() - seen.kinds["watchdog"] >= 90, seen.kinds
+
+
+def test_hostile_kernels_through_the_launcher(tmp_path):
+    """The same guests as ELF kernels for a real ``lguest run`` with a disk and an rng:
+    status 0 or 3 and nothing on stderr, or status 4 and exactly one line of reason."""
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(64 * 512))
+    statuses: list[int] = []
+
+    @settings(HOSTILE, max_examples=40)
+    @given(case=cases())
+    def launch(case):
+        kernel = tmp_path / "hostile.elf"
+        kernel.write_bytes(hostile.elf_of(case))
+        result = subprocess.run([sys.executable, "-m", "lguest", "run", "--timeout", "1",
+                                 f"--block={image}", "--rng", "8", str(kernel)],
+                                cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        statuses.append(result.returncode)
+        if result.returncode in (0, 3):
+            assert result.stderr == ""
+        else:
+            assert result.returncode == 4, result.stderr
+            lines = result.stderr.splitlines()
+            assert len(lines) == 1 and lines[0].startswith("lguest: guest killed: "), result.stderr
+            assert "host error" not in lines[0] and "Traceback" not in result.stderr
+
+    launch()
+    assert 0 in statuses and 4 in statuses, statuses
 
 
 # --- Bugs the hostile guests found, kept as plain regression tests ---------------------------
