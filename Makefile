@@ -6,6 +6,7 @@
 #   make run     boot a guest: make run [GUEST=path/to/kernel.elf] [MEM=32]
 #   make guest   build the book's own kernel and print its path
 #   make bench   run the benchmarks in bench/
+#   make soak    hostile guests for a long while: make soak [LGUEST_SOAK_CASES=N LGUEST_SOAK_SEED=S]
 #   make system  install the Debian packages the project needs (run as root)
 
 PYTHON ?= python3
@@ -16,7 +17,7 @@ SPHINXOPTS ?= -W --keep-going
 
 MEM ?= 32
 
-.PHONY: setup system book test tangle stitch check run guest bench clean
+.PHONY: setup system book test tangle stitch check run guest bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +62,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_host.py
 	$(BIN)/python bench/bench_guest.py
 	$(BIN)/python bench/bench_drivers.py
+
+soak: $(STAMP)
+	$(BIN)/python tests/soak.py
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis

@@ -266,3 +266,15 @@ def abi_numbers() -> dict[str, int]:
     numbers |= {f"LGUEST_DATA_{field.upper()}": offset for field, offset in abi.LGUEST_DATA.items()}
     numbers |= {f"BOOT_{field.upper()}_OFF": 4 * index for index, field in enumerate(abi.BOOT_FIELDS)}
     return numbers
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The hostile guests' outcomes, by kind, when this run had any (tests/test_hostile.py)."""
+    hostile = sys.modules.get("hostile")
+    if hostile is not None and hostile.TALLY.total():
+        import io
+
+        text = io.StringIO()
+        hostile.TALLY.report(text)
+        terminalreporter.write_sep("-", "hostile guests")
+        terminalreporter.write(text.getvalue())

@@ -473,7 +473,9 @@ def test_queue_cannot_move_once_ready():
 
 def test_make_devices_places_each_device(image, tmp_path):
     import io
-    devices = make_devices(block=[str(image), f"{image}:ro"], rng=True, console=io.BytesIO())
+    other = tmp_path / "other.img"
+    other.write_bytes(image.read_bytes())
+    devices = make_devices(block=[str(image), f"{other}:ro"], rng=True, console=io.BytesIO())
     assert [d.boot_entry() for d in devices] == [
         (3, 0xD0000000, 0x1000, 2), (2, 0xD0001000, 0x1000, 3),
         (2, 0xD0002000, 0x1000, 4), (4, 0xD0003000, 0x1000, 5)]
@@ -495,13 +497,15 @@ def test_launch_reports_a_missing_disk_image(tmp_path, guest):
                             "No such file or directory\n"
 
 
-def test_devices_leave_the_early_console_alone(image, guest):
+def test_devices_leave_the_early_console_alone(image, guest, tmp_path):
     from conftest import run_guest
 
     elf = guest("echo")
+    other = tmp_path / "other.img"
+    other.write_bytes(image.read_bytes())
     plain = run_guest(elf, input="hello\n")
     with_devices = run_guest(elf, input="hello\n",
-                             flags=[f"--block={image}", f"--read-only-block={image}", "--rng"])
+                             flags=[f"--block={image}", f"--read-only-block={other}", "--rng"])
     assert plain.returncode == 0
     assert (with_devices.returncode, with_devices.stdout) == (plain.returncode, plain.stdout)
 
@@ -518,9 +522,12 @@ def test_host_maps_devices_and_kills_from_a_device():
     memory.write(0x2000, code)
     host.uc.emu_start(0x2000, 0x2000 + len(code))
     assert host.uc.reg_read(UC_X86_REG_EAX) == 4
+    device.kill("virtio-rng: from a backend's thread")  # noted, not raised: not the CPU's thread
+    assert host.dead == "virtio-rng: from a backend's thread" and host._may_wake() is False
+    host._cpu_thread = threading.get_ident()  # as if inside the guest's own MMIO callback
     with pytest.raises(Killed):
-        device.kill("virtio-rng: a test")
-    assert host.dead == "virtio-rng: a test" and host._may_wake() is False
+        device.kill("virtio-rng: a second reason")
+    assert host.dead == "virtio-rng: from a backend's thread"  # the first reason stands
 
 
 def test_a_guest_maps_device_registers_but_nothing_else_beyond_its_memory(guest):

@@ -615,3 +615,62 @@ def test_the_chapter_tangles_into_launcher_py():
     text = (ROOT / "src/lguest/launcher.py").read_text()
     assert "# «src/lguest/launcher.py» book/launcher.md:" in text
     assert launcher.__file__.endswith("launcher.py")
+
+
+# --- Disk images: every problem is one line and status 1 ------------------------------------
+
+IMAGE_CASES = {
+    "missing": ("nope.img", "", "No such file or directory"),
+    "a directory": ("dir", "", "Is a directory"),
+    "a directory, read-only": ("dir", ":ro", "it is a directory"),
+    "locked by a writer": ("disk.img", "", "another Launcher is using it"),
+    "locked by a writer, read-only wanted": ("disk.img", ":ro", "another Launcher is using it"),
+    "locked by a reader, writing wanted": ("disk.img", "", "another Launcher is using it"),
+    "twice in one Launcher": ("disk.img", "", "another Launcher is using it"),
+    "unreadable": ("secret.img", "", "Permission denied"),
+}
+
+
+@needs_toolchain
+@pytest.mark.parametrize("case", IMAGE_CASES)
+def test_disk_image_problems_exit_1_with_one_line(kernel, tmp_path, case):
+    import fcntl
+
+    name, suffix, words = IMAGE_CASES[case]
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "disk.img").write_bytes(bytes(4096))
+    (tmp_path / "secret.img").write_bytes(bytes(4096))
+    (tmp_path / "secret.img").chmod(0)
+    if case == "unreadable" and os.access(tmp_path / "secret.img", os.R_OK):
+        pytest.skip("this user reads files whatever their mode (root)")
+    holder = None
+    if case.startswith("locked"):  # another Launcher, as far as flock can tell
+        holder = os.open(tmp_path / "disk.img", os.O_RDONLY)
+        fcntl.flock(holder, fcntl.LOCK_SH if "by a reader" in case else fcntl.LOCK_EX)
+    path = tmp_path / name
+    flags = [f"--block={path}{suffix}"] * (2 if case.startswith("twice") else 1)
+    try:
+        result = run_cli("run", *flags, "4", str(kernel))
+    finally:
+        if holder is not None:
+            os.close(holder)
+    assert (result.returncode, result.stdout) == (EXIT_ERROR, "")
+    assert result.stderr == f"lguest: {path}: cannot open the disk image: {words}\n"
+
+
+@needs_toolchain
+def test_readers_share_an_image_and_a_finished_launcher_lets_go(kernel, tmp_path):
+    import fcntl
+
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(4096))
+    reader = os.open(image, os.O_RDONLY)
+    fcntl.flock(reader, fcntl.LOCK_SH)
+    try:
+        shared = run_cli("run", f"--read-only-block={image}", "4", str(kernel))
+    finally:
+        os.close(reader)
+    after = [run_cli("run", f"--block={image}", "4", str(kernel)) for _ in range(2)]
+    for result in (shared, *after):  # the guest ran (and was killed for its manners)
+        assert result.returncode == EXIT_KILLED, result.stderr
+        assert "disk image" not in result.stderr

@@ -1,10 +1,13 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/block.py» book/drivers.md:820 @0faa3965
+# «src/lguest/drivers/block.py» book/drivers.md:832 @09b13011
 """virtio-blk: a disk image file, read and written straight from guest memory."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
+import stat
 import struct
 from pathlib import Path
 
@@ -28,7 +31,18 @@ class Block(VirtioDevice):
     def __init__(self, path: str | Path, *, read_only: bool = False, **placement):
         self.path, self.read_only = Path(path), read_only
         self.fd = os.open(path, (os.O_RDONLY if read_only else os.O_RDWR) | os.O_CLOEXEC)
-        self.capacity = os.fstat(self.fd).st_size // SECTOR
+        try:
+            status = os.fstat(self.fd)
+            if stat.S_ISDIR(status.st_mode):
+                raise OSError(errno.EISDIR, "it is a directory")
+            try:
+                fcntl.flock(self.fd, (fcntl.LOCK_SH if read_only else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise OSError(errno.EBUSY, "another Launcher is using it") from None
+        except OSError:
+            os.close(self.fd)
+            raise
+        self.capacity = status.st_size // SECTOR
         super().__init__(**placement)
 
     def device_features(self) -> int:
@@ -42,7 +56,7 @@ class Block(VirtioDevice):
             os.close(self.fd)
             self.fd = -1
 
-    # «Serve a block request» book/drivers.md:872 @603d59e3
+    # «Serve a block request» book/drivers.md:898 @603d59e3
     def handle(self, queue: Virtqueue, chain: Chain) -> int:
         if chain.readable_size < HEADER.size or chain.writable_size < 1:
             raise RingError("a block request without a 16-byte header and a status byte")

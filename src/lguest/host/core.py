@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1514 @76c0fb70
+# «src/lguest/host/core.py» book/host.md:1561 @e0bea4f6
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from .page_tables import POOL_PAGES, ShadowPages
 
 PAGE_FAULT, DOUBLE_FAULT, INVALID_OPCODE = 14, 8, 6
 TICK = 0.1  # the timer thread looks in at least this often, in seconds
+KICK_DELAY = 50e-6  # how long a kicked timer thread waits before it stops the CPU
 SLICE = 200_000  # instructions per slice in deterministic mode
 EXIT_COST_NS = 1_000  # virtual nanoseconds charged for each exit in deterministic mode
 
@@ -60,7 +61,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Register the trap hook» book/host.md:387 @ee2467ac
+# «Register the trap hook» book/host.md:390 @ee2467ac
 TRAP_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 
 
@@ -76,7 +77,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:1147 @fe41e502
+# «Clocks» book/host.md:1194 @fe41e502
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -114,7 +115,7 @@ class VirtualClock:
 # «/Clocks»
 
 
-# «The Host's state» book/host.md:94 @a827f39b
+# «The Host's state» book/host.md:94 @3d1592f8
 FRAME_INDEX = {name: index for index, name in enumerate(FRAME)}
 EIP, CS, EFLAGS, ESP, SS = (FRAME_INDEX[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 ASYNC_STATUS = LGUEST_DATA["async_status"]
@@ -159,12 +160,14 @@ class Host:
         self._wake = threading.Event()
         self._doorbell = threading.Event()  # rung when an interrupt is raised from another thread
         self._wakes_at = 0  # when the timer thread next looks in, clock nanoseconds
+        self._kicked = False  # a device asked, from inside the CPU, for the CPU to stop
+        self._cpu_thread: int | None = None  # the thread that runs the guest
         self._trap_hook = hook_traps(uc, self._on_trap)
         uc.hook_add(UC_HOOK_INSN, self._on_in, aux1=UC_X86_INS_IN)
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1493 @f9a84bbe
+    # «Killing and stopping» book/host.md:1540 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -183,9 +186,10 @@ class Host:
             raise Killed(f"stopped by the host: {self.stop_request}")
     # «/Killing and stopping»
 
-    # «Run the guest» book/host.md:171 @3d6ed2db
+    # «Run the guest» book/host.md:173 @09803a26
     def run(self, *, entry: int, stack: int, boot: int, pgdir: int) -> Outcome:
         """Run the guest from ``entry`` until it shuts down or dies."""
+        self._cpu_thread = threading.get_ident()
         self.regs = [KERNEL_DS] * 4 + [0, boot, 0, 0, 0, 0, 0, 0] + [entry, KERNEL_CS, 0x202, stack, KERNEL_DS]
         timer = None if self.deterministic else threading.Thread(target=self._timer, daemon=True)
         try:
@@ -226,7 +230,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest» book/host.md:237 @5c799717
+    # «One trip into the Guest» book/host.md:240 @5c799717
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
@@ -263,7 +267,7 @@ class Host:
         regs[EFLAGS] = uc.reg_read(UC_X86_REG_EFLAGS)
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:332 @cde2db3a
+    # «The trap hook» book/host.md:335 @cde2db3a
     def _on_trap(self, _engine: int, vector: int, _data: int) -> None:
         try:
             if vector == HYPERCALL_VECTOR:
@@ -309,7 +313,7 @@ class Host:
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:421 @d2dc251a
+    # «Handle an exit» book/host.md:424 @d2dc251a
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
@@ -349,7 +353,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:1074 @de2f7bc1
+    # «Time passes» book/host.md:1085 @92b90e0d
     def _timer(self) -> None:
         """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
         while self.stop_request is None:
@@ -359,6 +363,10 @@ class Host:
             self._wakes_at = self.clock.now() + int(wait * 1e9)
             if self._wake.wait(wait):
                 self._wake.clear()  # woken early to look at a new deadline: plan again
+                if self._kicked and self.running:  # or to stop the CPU from outside it
+                    self._kicked = False
+                    time.sleep(KICK_DELAY)  # let the store that raised the line finish
+                    self.uc.emu_stop()
                 continue
             if self.running:
                 self.uc.emu_stop()
@@ -390,8 +398,13 @@ class Host:
         """Raise an interrupt line from any thread, and make sure the loop notices."""
         self.interrupts.raise_irq(line)
         self._doorbell.set()
-        if self.running:
+        if not self.running:
+            return
+        if threading.get_ident() != self._cpu_thread:
             self.uc.emu_stop()
+        elif not self.deterministic:  # inside a register access: never stop mid-instruction
+            self._kicked = True
+            self._wake.set()
 
 
     def update_time(self) -> None:
@@ -401,7 +414,7 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
 
-    # «Plugging in devices» book/host.md:810 @9514e55d
+    # «Plugging in devices» book/host.md:820 @d1e4bf64
     def add_device(self, device) -> None:
         """Map a virtio device's registers and lend it an interrupt line."""
         self.devices.append(device)
@@ -411,13 +424,14 @@ class Host:
 
 
     def device_kill(self, reason: str):
-        """Kill the guest from any thread: note why, stop the CPU, then raise."""
+        """Kill the guest from any thread: note why and stop the CPU; raise on the CPU's thread."""
         if self.dead is None:
             self.dead = reason
         self._doorbell.set()
         if self.running:
             self.uc.emu_stop()
-        raise Killed(reason)
+        if threading.get_ident() == self._cpu_thread:
+            raise Killed(reason)
 
 
     def _may_wake(self) -> bool:

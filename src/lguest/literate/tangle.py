@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/tangle.py» book/preparation.md:1108 @a241a990
+# «src/lguest/literate/tangle.py» book/preparation.md:1150 @a241a990
 """Tangling: from the chapters to the files of the package."""
 
 from __future__ import annotations
@@ -14,15 +14,25 @@ from .book import LiterateError
 from .markers import HEADER, STYLES, CommentStyle, comment_style
 from .web import REFERENCE, Chunk, Web, normalize
 
-# «Expand a chunk» book/preparation.md:959 @262b20e8
+# «Expand a chunk» book/preparation.md:989 @7622721e
 MAX_DEPTH = 100
+MAX_LINES = 1_000_000  # in one tangled file
+
+
+class TooLong(Exception):
+    """The file being rendered has grown past MAX_LINES."""
 
 
 def render(web: Web, root: Chunk) -> str:
     """The text of the file that ``root`` becomes."""
     style = comment_style(root.file or "")
     out = [style.comment(HEADER)] if style else []
-    _expand(web, root, "", style, out, 0)
+    try:
+        _expand(web, root, "", style, out, 0)
+    except TooLong:
+        first = root.parts[0]
+        raise LiterateError(first.chapter, first.line,
+                            f"«{root.name}» expands to more than {MAX_LINES} lines") from None
     return "\n".join(out) + "\n"
 
 
@@ -31,6 +41,8 @@ def _expand(web: Web, chunk: Chunk, indent: str, style: CommentStyle | None,
     if depth > MAX_DEPTH:
         first = chunk.parts[0]
         raise LiterateError(first.chapter, first.line, f"chunks nest more than {MAX_DEPTH} deep here")
+    if len(out) > MAX_LINES:
+        raise TooLong
     for part in chunk.parts:
         if style:
             out.append(indent + style.begin(part))
@@ -51,7 +63,7 @@ def tangle(web: Web) -> dict[str, str]:
 # «/Expand a chunk»
 
 
-# «Write the package in one step» book/preparation.md:1018 @ae417fd5
+# «Write the package in one step» book/preparation.md:1060 @ae417fd5
 PACKAGE_DIR = "src/lguest"
 
 
@@ -123,7 +135,7 @@ def _swap(fresh: Path, package: Path, spare: Path) -> None:
 # «/Write the package in one step»
 
 
-# «Check for drift» book/preparation.md:1097 @6fca06b3
+# «Check for drift» book/preparation.md:1139 @6fca06b3
 def drift(root: Path, outputs: dict[str, str]) -> list[str]:
     """One line for each file where the package and the book disagree."""
     changed, stale = changes(root, outputs)

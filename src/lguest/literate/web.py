@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/web.py» book/preparation.md:806 @e265d308
+# «src/lguest/literate/web.py» book/preparation.md:829 @e265d308
 """Chunks: finding them in the chapters, and checking that they fit together."""
 
 from __future__ import annotations
@@ -337,14 +337,22 @@ def language_of(path: str) -> str:
 # «/Languages by file name»
 
 
-# «Load the whole book» book/preparation.md:779 @ce3785df
+# «Load the whole book» book/preparation.md:794 @0993d012
+WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")  # UTF-16 and UTF-32
+
+
 def read_chapter(root: Path, path: str) -> str:
     try:
         data = (root / path).read_bytes()
     except OSError as error:
         raise LiterateError(path, None, f"cannot read it: {error.strerror}") from None
+    if data.startswith(WIDE_BOMS):
+        raise LiterateError(path, 1, "saved as UTF-16 or UTF-32; save it as UTF-8")
+    if b"\0" in data:
+        line = data[:data.index(b"\0")].count(b"\n") + 1
+        raise LiterateError(path, line, "holds a NUL byte; is it UTF-16 without a byte-order mark?")
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as error:
         line = data[:error.start].count(b"\n") + 1
         raise LiterateError(path, line, "not valid UTF-8") from None
