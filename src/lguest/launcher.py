@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/launcher.py» book/launcher.md:939 @dd3bd312
+# «src/lguest/launcher.py» book/launcher.md:943 @dd3bd312
 """The Launcher: make guest memory, load a kernel, write the boot page, run the Host."""
 
 from __future__ import annotations
@@ -245,12 +245,13 @@ OUTCOMES = {"poweroff": EXIT_POWEROFF, "restart": EXIT_RESTART, "killed": EXIT_K
 # «/How a run ends»
 
 
-# «Launch a guest» book/launcher.md:709 @ddbf124b
+# «Launch a guest» book/launcher.md:711 @cc3ae990
 def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool = False,
            deterministic: bool = False, console: BinaryIO | None = None,
            timeout: float | None = None, stderr: TextIO | None = None,
            console_input: BinaryIO | None = None, virtio_console: bool = False,
-           block: Sequence[str] = (), net: Sequence[str] = (), rng: bool = False) -> int:
+           block: Sequence[str] = (), net: Sequence[str] = (), rng: bool = False,
+           voucher: bytes = b"") -> int:
     """Boot ``elf_path`` with ``mem_mb`` MiB of memory, run it to the end; return the status."""
     from .drivers import DeviceError, make_devices
 
@@ -282,6 +283,7 @@ def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: b
     host = Host(memory, console=console, deterministic=deterministic,
                 trace=ExitTracer(stderr) if verbose else None,
                 console_input=None if virtio_console else EarlyConsole(keyboard, deterministic))
+    host.voucher = voucher
     try:
         with watching(host, timeout):
             outcome = boot(host, devices, entry, pgdir)
@@ -303,7 +305,7 @@ def boot(host: Any, devices: Sequence[Any], entry: int, pgdir: int) -> Any:
 # «/Launch a guest»
 
 
-# «Report how the guest ended» book/launcher.md:777 @882ba5ff
+# «Report how the guest ended» book/launcher.md:781 @882ba5ff
 def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
     """The exit status for the Host's outcome, with the reason on stderr if the guest died."""
     reason = " ".join(str(outcome.reason).splitlines())
@@ -318,7 +320,7 @@ def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
 # «/Report how the guest ended»
 
 
-# «Watch the clock and the keyboard» book/launcher.md:819 @3c3a5853
+# «Watch the clock and the keyboard» book/launcher.md:823 @3c3a5853
 TICK = 0.05  # seconds between the watcher's looks at the clock
 
 
@@ -360,7 +362,7 @@ def watching(host: Any, timeout: float | None) -> Iterator[None]:
 # «/Watch the clock and the keyboard»
 
 
-# «Name the chunk behind each exit» book/launcher.md:886 @09b83141
+# «Name the chunk behind each exit» book/launcher.md:890 @09b83141
 PACKAGE = Path(__file__).resolve().parent
 
 

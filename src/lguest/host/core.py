@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1514 @76c0fb70
+# «src/lguest/host/core.py» book/host.md:1515 @76c0fb70
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Register the trap hook» book/host.md:387 @ee2467ac
+# «Register the trap hook» book/host.md:388 @ee2467ac
 TRAP_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 
 
@@ -76,7 +76,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:1147 @fe41e502
+# «Clocks» book/host.md:1148 @fe41e502
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -114,7 +114,7 @@ class VirtualClock:
 # «/Clocks»
 
 
-# «The Host's state» book/host.md:94 @a827f39b
+# «The Host's state» book/host.md:94 @bd920a10
 FRAME_INDEX = {name: index for index, name in enumerate(FRAME)}
 EIP, CS, EFLAGS, ESP, SS = (FRAME_INDEX[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 ASYNC_STATUS = LGUEST_DATA["async_status"]
@@ -156,6 +156,7 @@ class Host:
         self.running = False
         self.exits = 0
         self.devices: list = []  # virtio devices, from add_device
+        self.voucher = b""  # the Beer, for the BEER hypercall: the Launcher's to give (Mastery)
         self._wake = threading.Event()
         self._doorbell = threading.Event()  # rung when an interrupt is raised from another thread
         self._wakes_at = 0  # when the timer thread next looks in, clock nanoseconds
@@ -164,7 +165,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1493 @f9a84bbe
+    # «Killing and stopping» book/host.md:1494 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -183,7 +184,7 @@ class Host:
             raise Killed(f"stopped by the host: {self.stop_request}")
     # «/Killing and stopping»
 
-    # «Run the guest» book/host.md:171 @3d6ed2db
+    # «Run the guest» book/host.md:172 @3d6ed2db
     def run(self, *, entry: int, stack: int, boot: int, pgdir: int) -> Outcome:
         """Run the guest from ``entry`` until it shuts down or dies."""
         self.regs = [KERNEL_DS] * 4 + [0, boot, 0, 0, 0, 0, 0, 0] + [entry, KERNEL_CS, 0x202, stack, KERNEL_DS]
@@ -226,7 +227,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest» book/host.md:237 @5c799717
+    # «One trip into the Guest» book/host.md:238 @5c799717
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
@@ -263,7 +264,7 @@ class Host:
         regs[EFLAGS] = uc.reg_read(UC_X86_REG_EFLAGS)
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:332 @cde2db3a
+    # «The trap hook» book/host.md:333 @cde2db3a
     def _on_trap(self, _engine: int, vector: int, _data: int) -> None:
         try:
             if vector == HYPERCALL_VECTOR:
@@ -309,7 +310,7 @@ class Host:
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:421 @d2dc251a
+    # «Handle an exit» book/host.md:422 @d2dc251a
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
@@ -349,7 +350,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:1074 @de2f7bc1
+    # «Time passes» book/host.md:1075 @de2f7bc1
     def _timer(self) -> None:
         """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
         while self.stop_request is None:
@@ -401,7 +402,7 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
 
-    # «Plugging in devices» book/host.md:810 @9514e55d
+    # «Plugging in devices» book/host.md:811 @9514e55d
     def add_device(self, device) -> None:
         """Map a virtio device's registers and lend it an interrupt line."""
         self.devices.append(device)
