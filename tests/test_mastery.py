@@ -238,3 +238,16 @@ def test_a_long_voucher_is_cut_to_the_guest_buffer():
     transcript = console.getvalue()
     assert status == 0
     assert voucher[:4096] in transcript and voucher[:4097] not in transcript
+
+
+def test_the_name_on_the_voucher_comes_from_git_or_the_login(monkeypatch, tmp_path):
+    from lguest.mastery.voucher import default_name
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
+    monkeypatch.setenv("LOGNAME", "hero")
+    (tmp_path / ".gitconfig").write_text("[user]\n\tname = Grace Hopper\n")
+    assert default_name(tmp_path) == "Grace Hopper"
+    (tmp_path / ".gitconfig").unlink()
+    assert default_name(tmp_path) == "hero"

@@ -144,7 +144,7 @@ def boot_host(script: str, *, mem_mb: int = 16) -> tuple[Any, str]:
 # «/Helpers for the checks»
 
 
-# «The quests' checks» book/preparation.md:1894 @803e4e0b
+# «The quests' checks» book/preparation.md:1899 @803e4e0b
 @quest("preparation", "A table of contents for the chunks: lguest chunks")
 def check_preparation(root: Path) -> str:
     web = load_web(root)
@@ -296,7 +296,7 @@ def check_drivers(root: Path) -> str:
                            f"{last_line(transcript)}")
     return "virtio-blk offers bit 6 with a blk_size of 512, and the guest still reads its disk"
 # «/The quests' checks»
-# «The quests' checks»[7] book/mastery.md:1031 @ac22ee47
+# «The quests' checks»[7] book/mastery.md:1034 @ac22ee47
 
 @quest("mastery", "Count the exits from inside: an EXITS hypercall and an exits command")
 def check_mastery(root: Path) -> str:
