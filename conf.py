@@ -5,6 +5,7 @@ extension writes it into the cover page from the same list the tangler reads.
 Build with `make book` (sphinx-build -c . book _build/html).
 """
 
+import os
 from pathlib import Path
 
 from lguest.literate.book import read_book
@@ -16,7 +17,7 @@ project = "lguest.py"
 author = "the lguest.py authors"
 copyright = "2026, the lguest.py authors"
 
-extensions = ["myst_nb", "sphinx_copybutton", "lguest.literate.weave"]
+extensions = ["myst_nb", "sphinx_copybutton", "sphinx_design", "lguest.literate.weave"]
 lguest_root = str(ROOT)
 
 root_doc = Path(BOOK.cover.path).relative_to("book").with_suffix("").as_posix()
@@ -25,6 +26,9 @@ exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 # Code cells run when the book is built, cached by jupyter-cache; the weave
 # extension keys that cache on the tangled package as well as on the cells.
 nb_execution_mode = "cache"
+# The last cell of each chapter records the reader's progress, but not when the book is built:
+# the kernels that run the cells inherit this variable (see the Mastery chapter).
+os.environ["LGUEST_BOOK_BUILD"] = "1"
 nb_execution_cache_path = str(ROOT / "_build" / ".jupyter_cache")
 nb_execution_raise_on_error = True
 nb_execution_timeout = 600

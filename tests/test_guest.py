@@ -41,6 +41,7 @@ HELP = """\
   blk SUBCOMMAND     the disk: info, read SECTOR, write SECTOR TEXT, bench
   ping [MAC]         ping a guest on the wire, or all of them
   net [SUBCOMMAND]   the network card: counters, or flood N [MAC]
+  beer               the Beer voucher, if the Host has one for you
   reboot             restart the machine
   poweroff           turn the machine off
 """

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/abi.py» book/guest.md:298 @a0a92635
+# «src/lguest/abi.py» book/guest.md:301 @a0a92635
 """The numbers Host and Guest agree on: the Guest chapter explains each one."""
 
 # «Where things live» book/guest.md:174 @1d2fabce
@@ -32,7 +32,7 @@ BOOT_CMDLINE = 256  # offset of the command line within the page
 BOOT_CMDLINE_MAX = PAGE_SIZE - BOOT_CMDLINE - 1
 # «/The boot page»
 
-# «Hypercall numbers» book/guest.md:230 @a05ac185
+# «Hypercall numbers» book/guest.md:232 @8feea513
 HYPERCALL_VECTOR = 0x1F
 HYPERCALLS = {
     "FLUSH_ASYNC": 0,  # drain the asynchronous ring
@@ -51,6 +51,7 @@ HYPERCALLS = {
     "SEND_INTERRUPTS": 19,  # deliver whatever is pending
     "CONSOLE_WRITE": 20,  # ebx: physical address, ecx: length
     "CONSOLE_READ": 21,  # ebx: physical address, ecx: room; eax: bytes read, or CONSOLE_EOF
+    "BEER": 22,  # ebx: physical address, ecx: room; eax: the voucher's length, 0 if none
 }
 CONSOLE_EOF = 0xFFFFFFFF  # CONSOLE_READ's answer once the input has ended
 HYPERCALL_NAMES = {number: name for name, number in HYPERCALLS.items()}
@@ -58,7 +59,7 @@ SHUTDOWN_POWEROFF = 1
 SHUTDOWN_RESTART = 2
 # «/Hypercall numbers»
 
-# «The shared page» book/guest.md:261 @4e890483
+# «The shared page» book/guest.md:264 @4e890483
 LGUEST_DATA = {
     "irq_enabled": 0,  # guest: X86_EFLAGS_IF when interrupts are on
     "blocked_interrupts": 4,  # guest: a bit for each masked interrupt line
@@ -79,7 +80,7 @@ LGUEST_DATA_SIZE = 128 + ASYNC_SLOTS * 20
 X86_EFLAGS_IF = 0x200
 # «/The shared page»
 
-# «Interrupt vectors» book/guest.md:288 @692ae744
+# «Interrupt vectors» book/guest.md:291 @692ae744
 FIRST_EXTERNAL_VECTOR = 32
 TIMER_IRQ = 0
 CONSOLE_IRQ = 1

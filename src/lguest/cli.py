@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/cli.py» book/preparation.md:1484 @ca0f614d
+# «src/lguest/cli.py» book/preparation.md:1489 @ca0f614d
 """The lguest command: every chapter adds its subcommands here."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .literate.stitch import stitch, where
 from .literate.tangle import drift, tangle, write_package
 from .literate.web import load_web
 
-# «The lguest command» book/preparation.md:1415 @4a972ec2
+# «The lguest command» book/preparation.md:1420 @4a972ec2
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lguest")
 def main() -> None:
@@ -36,7 +36,7 @@ def reporting() -> Iterator[None]:
         sys.exit(1)
 
 
-# «Commands of the lguest tool» book/preparation.md:1441 @763b47cb
+# «Commands of the lguest tool» book/preparation.md:1446 @763b47cb
 @main.command("tangle")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if src/lguest differs from the book.")
 def tangle_command(check: bool) -> None:
@@ -76,7 +76,7 @@ def where_command(location: str) -> None:
     with reporting():
         click.echo(where(find_root(), location))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[2] book/launcher.md:1280 @f8e8b8e3
+# «Commands of the lguest tool»[2] book/launcher.md:1288 @32f8f94d
 
 @main.command("run", context_settings={"ignore_unknown_options": True,
                                         "allow_interspersed_args": False})
@@ -123,6 +123,7 @@ def run_command(verbose: bool, deterministic: bool, timeout: float | None, conso
     from contextlib import ExitStack
 
     from .launcher import launch
+    from .mastery.voucher import poured
 
     if guest is None:
         from .guest import KernelBuildError, build_kernel
@@ -136,8 +137,99 @@ def run_command(verbose: bool, deterministic: bool, timeout: float | None, conso
         inputs = [files.enter_context(open(path, "rb")) for path in input_files]
         status = launch(mem_mb, guest, guest_args, verbose=verbose, deterministic=deterministic,
                         timeout=timeout, virtio_console=console_kind == "virtio", block=disks,
-                        net=net, rng=rng, guests=guests, inputs=inputs)
+                        net=net, rng=rng, guests=guests, inputs=inputs, voucher=poured())
     sys.exit(status)
+# «/Commands of the lguest tool»
+# «Commands of the lguest tool»[3] book/mastery.md:738 @5a378c6e
+
+@contextmanager
+def recording() -> Iterator[None]:
+    """``reporting``, and a bad progress file as one line too."""
+    from .mastery.progress import ProgressError
+
+    with reporting():
+        try:
+            yield
+        except ProgressError as error:
+            click.echo(f"lguest: {error}", err=True)
+            sys.exit(1)
+
+
+@main.group("quest")
+def quest_group() -> None:
+    """The quest at the end of each chapter: list them, or check one."""
+
+
+@quest_group.command("list")
+def quest_list_command() -> None:
+    """Name each chapter's quest."""
+    from .literate.book import read_book
+    from .mastery.quests import QUESTS
+
+    with reporting():
+        for chapter in read_book(find_root()).chapters:
+            quest = QUESTS.get(chapter.id)
+            click.echo(f"{chapter.id:12} {quest.title if quest else '(no quest)'}")
+
+
+@quest_group.command("check")
+@click.argument("chapter")
+def quest_check_command(chapter: str) -> None:
+    """Check that CHAPTER's quest is done in this book, and record it if it is."""
+    from .literate.book import read_book
+    from .mastery.progress import record_quest
+    from .mastery.quests import check_quest
+
+    with recording():
+        root = find_root()
+        chapters = {page.id: page for page in read_book(root).chapters}
+        if chapter not in chapters:
+            click.echo(f"lguest: no chapter {chapter!r}; the chapters are {', '.join(chapters)}",
+                       err=True)
+            sys.exit(2)
+        result = check_quest(root, chapter)
+        title = chapters[chapter].title
+        if not result.passed:
+            click.echo(f"{title}: not done yet: {result.message}", err=True)
+            sys.exit(1)
+        record_quest(root, chapters[chapter], result.message)
+        click.echo(f"{title}: quest complete: {result.message}")
+
+
+@main.command("progress")
+def progress_command() -> None:
+    """Show, for each chapter, whether it was read and whether its quest is done."""
+    from .mastery.progress import progress_table
+    from .mastery.quests import QUESTS
+
+    with recording():
+        click.echo(progress_table(find_root(), {q.chapter: q.title for q in QUESTS.values()}))
+
+
+@main.command("beer")
+@click.option("--name", help="The name on the voucher (default: git's user.name, or your login).")
+@click.option("--verify", "code", metavar="CODE", help="Check a voucher's code instead.")
+def beer_command(name: str | None, code: str | None) -> None:
+    """Claim the Beer: a voucher if every quest is done, or a list of what remains."""
+    from .mastery.voucher import NoProgress, default_name, pour, verify, what_remains
+
+    with recording():
+        root = find_root()
+        if code is not None:
+            ok, message = verify(root, code)
+            click.echo(message, err=not ok)
+            sys.exit(0 if ok else 1)
+        try:
+            remaining = what_remains(root)
+        except NoProgress as nothing:
+            click.echo(f"lguest: {nothing}", err=True)
+            sys.exit(1)
+        if remaining:
+            click.echo("Not yet, Hero. What remains:", err=True)
+            for line in remaining:
+                click.echo(f"  - {line}", err=True)
+            sys.exit(1)
+        click.echo(pour(root, name or default_name(root)), nl=False)
 # «/Commands of the lguest tool»
 # «/The lguest command»
 # «/src/lguest/cli.py»

@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/lguest.h» book/guest.md:425 @c6e16431 */
+/* «src/lguest/guest/lguest.h» book/guest.md:429 @92bde2a6 */
 /* lguest.h: the contract between Host and Guest, in numbers (lguest.abi, for C and assembler).
  * Only plain "#define NAME NUMBER" lines: a test checks each one against lguest/abi.py. */
 #ifndef LGUEST_H
@@ -38,6 +38,7 @@
 #define LHCALL_SEND_INTERRUPTS 19
 #define LHCALL_CONSOLE_WRITE 20
 #define LHCALL_CONSOLE_READ 21
+#define LHCALL_BEER 22
 #define CONSOLE_EOF 0xFFFFFFFF
 #define SHUTDOWN_POWEROFF 1
 #define SHUTDOWN_RESTART 2

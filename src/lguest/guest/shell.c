@@ -1,11 +1,11 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/shell.c» book/guest.md:1817 @b3f89a7a */
+/* «src/lguest/guest/shell.c» book/guest.md:1837 @b3f89a7a */
 /* shell.c: a small shell on the console. */
 #include "kernel.h"
 
 #define BOOT_CMDLINE_MAX_SHOWN 255
 
-/* «Read a character» book/guest.md:1493 @c8a98ef9 */
+/* «Read a character» book/guest.md:1498 @c8a98ef9 */
 static char input[64];
 static u32 input_len, input_pos;
 
@@ -24,7 +24,7 @@ static int read_char(void)
 }
 /* «/Read a character» */
 
-/* «Read a line» book/guest.md:1527 @121f0a11 */
+/* «Read a line» book/guest.md:1532 @121f0a11 */
 #define LINE_MAX 128
 #define CTRL_D 4
 
@@ -63,7 +63,7 @@ static int read_line(char *line)
 }
 /* «/Read a line» */
 
-/* «Split a line into words» book/guest.md:1569 @9e28e1bb */
+/* «Split a line into words» book/guest.md:1574 @9e28e1bb */
 #define MAX_ARGS 16
 
 static int split(char *line, char **argv)
@@ -83,7 +83,7 @@ static int split(char *line, char **argv)
 }
 /* «/Split a line into words» */
 
-/* «Parse a number» book/guest.md:1594 @20b0e9a4 */
+/* «Parse a number» book/guest.md:1599 @20b0e9a4 */
 u32 parse_number(const char *s, int *ok)
 {
 	u32 value = 0, base = 10, digit;
@@ -107,7 +107,7 @@ u32 parse_number(const char *s, int *ok)
 }
 /* «/Parse a number» */
 
-/* «The commands» book/guest.md:1629 @e38f5efa */
+/* «The commands» book/guest.md:1636 @9d0ea052 */
 static void cmd_help(int argc, char **argv);
 
 static void cmd_echo(int argc, char **argv)
@@ -160,6 +160,18 @@ static void cmd_cmdline(int argc, char **argv)
 	printf("%s\n", line);
 }
 
+static void cmd_beer(int argc, char **argv)
+{
+	static char voucher[4096];
+	u32 n = hcall(LHCALL_BEER, __pa(voucher), sizeof(voucher), 0, 0);
+	if (!n) {
+		printf("No Beer yet: the Host has no voucher to hand over.\n"
+		       "Do every chapter's quest, run lguest beer, then boot me again.\n");
+		return;
+	}
+	console_write(voucher, n < sizeof(voucher) ? n : sizeof(voucher));
+}
+
 static void cmd_poweroff(int argc, char **argv)
 {
 	shutdown(SHUTDOWN_POWEROFF, "poweroff from the shell");
@@ -171,7 +183,7 @@ static void cmd_reboot(int argc, char **argv)
 }
 /* «/The commands» */
 
-/* «Commands that break things» book/guest.md:1701 @e2339db8 */
+/* «Commands that break things» book/guest.md:1720 @e2339db8 */
 static void cmd_peek(int argc, char **argv)
 {
 	int ok = argc == 2;
@@ -200,7 +212,7 @@ static void cmd_crash(int argc, char **argv)
 }
 /* «/Commands that break things» */
 
-/* «The command table» book/guest.md:1734 @1ce047ad */
+/* «The command table» book/guest.md:1753 @df623796 */
 struct command {
 	const char *name, *args, *help;
 	void (*run)(int argc, char **argv);
@@ -223,6 +235,7 @@ static const struct command commands[] = {
 	{ "ping", "[MAC]", "ping a guest on the wire, or all of them", cmd_ping },
 	{ "net", "[SUBCOMMAND]", "the network card: counters, or flood N [MAC]", cmd_net },
 	/* «/The drivers' commands» */
+	{ "beer", "", "the Beer voucher, if the Host has one for you", cmd_beer },
 	{ "reboot", "", "restart the machine", cmd_reboot },
 	{ "poweroff", "", "turn the machine off", cmd_poweroff },
 };
@@ -242,7 +255,7 @@ static void cmd_help(int argc, char **argv)
 }
 /* «/The command table» */
 
-/* «The shell's loop» book/guest.md:1783 @3c578076 */
+/* «The shell's loop» book/guest.md:1803 @3c578076 */
 void shell(void)
 {
 	static struct context saved;

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1561 @e0bea4f6
+# «src/lguest/host/core.py» book/host.md:1562 @e0bea4f6
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Register the trap hook» book/host.md:390 @ee2467ac
+# «Register the trap hook» book/host.md:391 @ee2467ac
 TRAP_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 
 
@@ -77,7 +77,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:1194 @fe41e502
+# «Clocks» book/host.md:1195 @fe41e502
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -115,7 +115,7 @@ class VirtualClock:
 # «/Clocks»
 
 
-# «The Host's state» book/host.md:94 @3d1592f8
+# «The Host's state» book/host.md:94 @28ddd170
 FRAME_INDEX = {name: index for index, name in enumerate(FRAME)}
 EIP, CS, EFLAGS, ESP, SS = (FRAME_INDEX[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 ASYNC_STATUS = LGUEST_DATA["async_status"]
@@ -157,6 +157,7 @@ class Host:
         self.running = False
         self.exits = 0
         self.devices: list = []  # virtio devices, from add_device
+        self.voucher = b""  # the Beer, for the BEER hypercall: the Launcher's to give (Mastery)
         self._wake = threading.Event()
         self._doorbell = threading.Event()  # rung when an interrupt is raised from another thread
         self._wakes_at = 0  # when the timer thread next looks in, clock nanoseconds
@@ -167,7 +168,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1540 @f9a84bbe
+    # «Killing and stopping» book/host.md:1541 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -186,7 +187,7 @@ class Host:
             raise Killed(f"stopped by the host: {self.stop_request}")
     # «/Killing and stopping»
 
-    # «Run the guest» book/host.md:173 @09803a26
+    # «Run the guest» book/host.md:174 @09803a26
     def run(self, *, entry: int, stack: int, boot: int, pgdir: int) -> Outcome:
         """Run the guest from ``entry`` until it shuts down or dies."""
         self._cpu_thread = threading.get_ident()
@@ -230,7 +231,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest» book/host.md:240 @5c799717
+    # «One trip into the Guest» book/host.md:241 @5c799717
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
@@ -267,7 +268,7 @@ class Host:
         regs[EFLAGS] = uc.reg_read(UC_X86_REG_EFLAGS)
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:335 @cde2db3a
+    # «The trap hook» book/host.md:336 @cde2db3a
     def _on_trap(self, _engine: int, vector: int, _data: int) -> None:
         try:
             if vector == HYPERCALL_VECTOR:
@@ -313,7 +314,7 @@ class Host:
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:424 @d2dc251a
+    # «Handle an exit» book/host.md:425 @d2dc251a
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
@@ -353,7 +354,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:1085 @92b90e0d
+    # «Time passes» book/host.md:1086 @92b90e0d
     def _timer(self) -> None:
         """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
         while self.stop_request is None:
@@ -414,7 +415,7 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
 
-    # «Plugging in devices» book/host.md:820 @d1e4bf64
+    # «Plugging in devices» book/host.md:821 @d1e4bf64
     def add_device(self, device) -> None:
         """Map a virtio device's registers and lend it an interrupt line."""
         self.devices.append(device)

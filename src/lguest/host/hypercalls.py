@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/hypercalls.py» book/host.md:753 @4ca30d62
+# «src/lguest/host/hypercalls.py» book/host.md:754 @4ca30d62
 """Hypercalls: the guest asks, the Host answers (or kills it)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from ..abi import (ASYNC_DONE, ASYNC_READY, ASYNC_SLOTS, CONSOLE_EOF, CONSOLE_IR
                    SWITCHER_ADDR)
 from .segments import guest_descriptor
 
-# «The hypercall table» book/host.md:481 @afc4197c
+# «The hypercall table» book/host.md:482 @afc4197c
 HANDLERS: dict[int, Callable] = {}
 IN_HOOK: dict[int, Callable] = {}  # the handlers that may run inside the trap hook
 
@@ -48,7 +48,7 @@ def do_hypercall(host, number: int, a1: int, a2: int, a3: int, a4: int) -> int |
 # «/The hypercall table»
 
 
-# «The asynchronous ring» book/host.md:524 @1a7368fd
+# «The asynchronous ring» book/host.md:525 @1a7368fd
 def run_async(host) -> None:
     """Run every queued call in the guest's ring, in order."""
     status = host.lguest_data + LGUEST_DATA["async_status"]
@@ -69,7 +69,7 @@ def flush_async(host, *_) -> None:
 # «/The asynchronous ring»
 
 
-# «Init and shutdown» book/host.md:556 @e4c66d2e
+# «Init and shutdown» book/host.md:557 @e4c66d2e
 @hypercall("LGUEST_INIT", in_hook=True)
 def lguest_init(host, address, *_) -> None:
     if host.lguest_data is not None:
@@ -94,7 +94,7 @@ def shutdown(host, message, reason, *_) -> None:
 # «/Init and shutdown»
 
 
-# «The rest of the table» book/host.md:598 @8904e31d
+# «The rest of the table» book/host.md:599 @8904e31d
 @hypercall("NEW_PGTABLE")
 def new_pgtable(host, pgdir, *_) -> None:
     host.pages.new_pgtable(pgdir)
@@ -180,9 +180,19 @@ def console_read(host, address, room, *_) -> int:
     host.memory.write(address, data)
     return len(data)
 # «/The rest of the table»
+# «The rest of the table»[2] book/mastery.md:654 @7a64d5f1
+
+@hypercall("BEER")
+def beer(host, address, room, *_) -> int:
+    if room > 1 << 16:
+        host.kill(f"a {room}-byte glass is too large, even for a Hero")
+    host.memory.check(address, room)
+    host.memory.write(address, host.voucher[:room])
+    return len(host.voucher)
+# «/The rest of the table»
 
 
-# «The early console» book/host.md:705 @10a13961
+# «The early console» book/host.md:706 @10a13961
 class EarlyConsole:
     """Input for CONSOLE_READ: bytes from a stream, announced on CONSOLE_IRQ."""
 
