@@ -6,6 +6,7 @@
 #   make run     boot a guest: make run [GUEST=path/to/kernel.elf] [MEM=32]
 #   make guest   build the book's own kernel and print its path
 #   make bench   run the benchmarks in bench/
+#   make notebooks  open a chapter in JupyterLab: make notebooks [CHAPTER=host]
 #   make system  install the Debian packages the project needs (run as root)
 
 PYTHON ?= python3
@@ -16,7 +17,7 @@ SPHINXOPTS ?= -W --keep-going
 
 MEM ?= 32
 
-.PHONY: setup system book test tangle stitch check run guest bench clean
+.PHONY: setup system book test tangle stitch check run guest bench clean notebooks
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +28,11 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # Debian packages: a C compiler and binutils able to produce 32-bit x86 code
-# (the Guest and the Switcher) are all the project needs beyond Python.
+# (the Guest and the Switcher), and Chromium with its WebDriver, in which the
+# tests open the rendered book the way a reader does.
 system:
 	apt-get update
-	apt-get install -y --no-install-recommends gcc binutils make
+	apt-get install -y --no-install-recommends gcc binutils make chromium chromium-driver
 
 tangle: $(STAMP)
 	$(BIN)/lguest tangle
@@ -49,6 +51,16 @@ book: $(STAMP)
 test: $(STAMP)
 	$(BIN)/lguest tangle --check
 	$(BIN)/python -m pytest
+
+NOTEBOOK_STAMP := $(VENV)/.notebook-stamp
+
+$(NOTEBOOK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,notebook]'
+	touch $@
+
+# A chapter as a notebook in JupyterLab, paired with book/CHAPTER.md by jupytext.
+notebooks: $(NOTEBOOK_STAMP)
+	$(BIN)/lguest notebook $(CHAPTER)
 
 run: $(STAMP)
 	$(BIN)/lguest run $(MEM) $(GUEST)

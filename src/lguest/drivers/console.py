@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/console.py» book/drivers.md:950 @b8ed2a89
+# «src/lguest/drivers/console.py» book/drivers.md:951 @b8ed2a89
 """virtio-console: text out to a stream, keys in from another."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Console(VirtioDevice):
         else:
             self.deliver()
 
-    # «Console input» book/drivers.md:1005 @c1206e31
+    # «Console input» book/drivers.md:1006 @c1206e31
     def feed(self, data: bytes) -> None:
         """Bytes typed for the guest: deliver what fits now, keep the rest."""
         with self.lock:

@@ -1,9 +1,9 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/boot.c» book/guest.md:1077 @2c781227 */
+/* «src/lguest/guest/boot.c» book/guest.md:1080 @2c781227 */
 /* boot.c: from the Launcher's hand-off to a kernel on its own page tables. */
 #include "kernel.h"
 
-/* «Allocate a page» book/guest.md:1010 @daad5a4e */
+/* «Allocate a page» book/guest.md:1013 @daad5a4e */
 const struct boot_page *boot;
 u32 mem_size, kernel_pages, pages_allocated, kernel_pgdir;
 static u32 next_free;
@@ -28,7 +28,7 @@ static void memory_init(void)
 }
 /* «/Allocate a page» */
 
-/* «Register the shared page» book/guest.md:949 @729b59f6 */
+/* «Register the shared page» book/guest.md:952 @729b59f6 */
 static void lguest_init(void)
 {
 	memset((void *)lguest_data.async_status, ASYNC_DONE, ASYNC_SLOTS);
@@ -39,7 +39,7 @@ static void lguest_init(void)
 }
 /* «/Register the shared page» */
 
-/* «Queue a hypercall» book/guest.md:969 @30de460b */
+/* «Queue a hypercall» book/guest.md:972 @30de460b */
 static u32 next_call;
 
 void async_hcall(u32 call, u32 a1, u32 a2, u32 a3)
@@ -60,7 +60,7 @@ void async_hcall(u32 call, u32 a1, u32 a2, u32 a3)
 }
 /* «/Queue a hypercall» */
 
-/* «Build our own page tables» book/guest.md:1049 @d61c4824 */
+/* «Build our own page tables» book/guest.md:1052 @d61c4824 */
 static void paging_init(void)
 {
 	u32 pgdir = kernel_pgdir = alloc_page(), phys, index, *pde, *table;
@@ -85,7 +85,7 @@ static void paging_init(void)
 }
 /* «/Build our own page tables» */
 
-/* «Start the kernel» book/guest.md:915 @f7e0b849 */
+/* «Start the kernel» book/guest.md:918 @f7e0b849 */
 void start_kernel(u32 boot_phys) __attribute__((noreturn));
 void start_kernel(u32 boot_phys)
 {

@@ -1,9 +1,9 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/lib.c» book/guest.md:1409 @7b8a1d5b */
+/* «src/lguest/guest/lib.c» book/guest.md:1412 @7b8a1d5b */
 /* lib.c: the few C library functions the kernel needs, console output, shutdown and panic. */
 #include "kernel.h"
 
-/* «Strings and memory» book/guest.md:1244 @af98b6e8 */
+/* «Strings and memory» book/guest.md:1247 @af98b6e8 */
 void *memset(void *p, int c, u32 n)
 {
 	u8 *b = p;
@@ -37,7 +37,7 @@ int strcmp(const char *a, const char *b)
 }
 /* «/Strings and memory» */
 
-/* «Formatted output» book/guest.md:1287 @8fb676e4 */
+/* «Formatted output» book/guest.md:1290 @8fb676e4 */
 struct out {
 	char *buf;
 	u32 size, len;
@@ -128,7 +128,7 @@ void printf(const char *fmt, ...)
 }
 /* «/Formatted output» */
 
-/* «Shutdown and panic» book/guest.md:1388 @4ba041d0 */
+/* «Shutdown and panic» book/guest.md:1391 @4ba041d0 */
 void shutdown(u32 how, const char *message)
 {
 	for (;;)

@@ -1,11 +1,11 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/shell.c» book/guest.md:1738 @77c7a597 */
+/* «src/lguest/guest/shell.c» book/guest.md:1741 @77c7a597 */
 /* shell.c: a small shell on the early console. */
 #include "kernel.h"
 
 #define BOOT_CMDLINE_MAX_SHOWN 255
 
-/* «Read a character» book/guest.md:1435 @64c0a0f8 */
+/* «Read a character» book/guest.md:1438 @64c0a0f8 */
 static char input[64];
 static u32 input_len, input_pos;
 
@@ -24,7 +24,7 @@ static int read_char(void)
 }
 /* «/Read a character» */
 
-/* «Read a line» book/guest.md:1462 @5353159b */
+/* «Read a line» book/guest.md:1465 @5353159b */
 #define LINE_MAX 128
 
 static int read_line(char *line)
@@ -49,7 +49,7 @@ static int read_line(char *line)
 }
 /* «/Read a line» */
 
-/* «Split a line into words» book/guest.md:1490 @9e28e1bb */
+/* «Split a line into words» book/guest.md:1493 @9e28e1bb */
 #define MAX_ARGS 16
 
 static int split(char *line, char **argv)
@@ -69,7 +69,7 @@ static int split(char *line, char **argv)
 }
 /* «/Split a line into words» */
 
-/* «Parse a number» book/guest.md:1515 @20b0e9a4 */
+/* «Parse a number» book/guest.md:1518 @20b0e9a4 */
 u32 parse_number(const char *s, int *ok)
 {
 	u32 value = 0, base = 10, digit;
@@ -93,7 +93,7 @@ u32 parse_number(const char *s, int *ok)
 }
 /* «/Parse a number» */
 
-/* «The commands» book/guest.md:1550 @e38f5efa */
+/* «The commands» book/guest.md:1553 @e38f5efa */
 static void cmd_help(int argc, char **argv);
 
 static void cmd_echo(int argc, char **argv)
@@ -157,7 +157,7 @@ static void cmd_reboot(int argc, char **argv)
 }
 /* «/The commands» */
 
-/* «Commands that break things» book/guest.md:1622 @e2339db8 */
+/* «Commands that break things» book/guest.md:1625 @e2339db8 */
 static void cmd_peek(int argc, char **argv)
 {
 	int ok = argc == 2;
@@ -186,7 +186,7 @@ static void cmd_crash(int argc, char **argv)
 }
 /* «/Commands that break things» */
 
-/* «The command table» book/guest.md:1655 @1ce047ad */
+/* «The command table» book/guest.md:1658 @1ce047ad */
 struct command {
 	const char *name, *args, *help;
 	void (*run)(int argc, char **argv);
@@ -203,7 +203,7 @@ static const struct command commands[] = {
 	{ "peek", "ADDRESS", "read a word of memory (try 0xdead0000)", cmd_peek },
 	{ "cli", "", "disable interrupts the bare-metal way", cmd_cli },
 	{ "crash", "", "fault inside the fault handler", cmd_crash },
-	/* «The drivers' commands» book/drivers.md:2843 @e6cee645 */
+	/* «The drivers' commands» book/drivers.md:2961 @e6cee645 */
 	{ "random", "N", "N random bytes from the Host, in hex", cmd_random },
 	{ "blk", "SUBCOMMAND", "the disk: info, read SECTOR, write SECTOR TEXT, bench", cmd_blk },
 	{ "ping", "[MAC]", "ping a guest on the wire, or all of them", cmd_ping },
@@ -228,7 +228,7 @@ static void cmd_help(int argc, char **argv)
 }
 /* «/The command table» */
 
-/* «The shell's loop» book/guest.md:1704 @3c578076 */
+/* «The shell's loop» book/guest.md:1707 @3c578076 */
 void shell(void)
 {
 	static struct context saved;

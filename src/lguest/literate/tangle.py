@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/tangle.py» book/preparation.md:1108 @a241a990
+# «src/lguest/literate/tangle.py» book/preparation.md:1110 @a241a990
 """Tangling: from the chapters to the files of the package."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .book import LiterateError
 from .markers import HEADER, STYLES, CommentStyle, comment_style
 from .web import REFERENCE, Chunk, Web, normalize
 
-# «Expand a chunk» book/preparation.md:959 @262b20e8
+# «Expand a chunk» book/preparation.md:961 @262b20e8
 MAX_DEPTH = 100
 
 
@@ -51,7 +51,7 @@ def tangle(web: Web) -> dict[str, str]:
 # «/Expand a chunk»
 
 
-# «Write the package in one step» book/preparation.md:1018 @ae417fd5
+# «Write the package in one step» book/preparation.md:1020 @ae417fd5
 PACKAGE_DIR = "src/lguest"
 
 
@@ -123,7 +123,7 @@ def _swap(fresh: Path, package: Path, spare: Path) -> None:
 # «/Write the package in one step»
 
 
-# «Check for drift» book/preparation.md:1097 @6fca06b3
+# «Check for drift» book/preparation.md:1099 @6fca06b3
 def drift(root: Path, outputs: dict[str, str]) -> list[str]:
     """One line for each file where the package and the book disagree."""
     changed, stale = changes(root, outputs)
