@@ -227,6 +227,9 @@ def test_numbered_chapters_and_sections(site, browser):
     number = PAGES.index("host") - PAGES.index("preparation") + 1
     assert heading.startswith(f"{number}. Host")
     assert sections and all(re.match(rf"{number}\.\d+\. ", text) for text in sections), sections
+    open_page(browser, f"{base}reading.html")  # front matter stands before the numbering
+    assert browser.execute_script("return document.querySelector('article h1').innerText") \
+        .startswith("How to read this book")
 
 
 def test_theme_switcher_turns_the_lights_off(site, browser):

@@ -76,7 +76,7 @@ def where_command(location: str) -> None:
     with reporting():
         click.echo(where(find_root(), location))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[2] book/preparation.md:1577 @fe54c540
+# «Commands of the lguest tool»[2] book/preparation.md:1580 @fe54c540
 @main.command("notebook", context_settings={"ignore_unknown_options": True})
 @click.option("--print", "print_only", is_flag=True,
               help="Pair the notebook and print the command that would open it; start nothing.")
@@ -102,7 +102,7 @@ def notebook_command(print_only: bool, no_browser: bool, chapter: str,
             return
         sys.exit(subprocess.call(command, cwd=root))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[3] book/launcher.md:1148 @19cee4da
+# «Commands of the lguest tool»[3] book/launcher.md:1147 @19cee4da
 
 @main.command("run", context_settings={"ignore_unknown_options": True,
                                         "allow_interspersed_args": False})

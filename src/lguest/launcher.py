@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/launcher.py» book/launcher.md:1043 @dd3bd312
+# «src/lguest/launcher.py» book/launcher.md:1042 @dd3bd312
 """The Launcher: make guest memory, load a kernel, write the boot page, run the Host."""
 
 from __future__ import annotations
@@ -235,7 +235,7 @@ def read_boot_page(memory: GuestMemory) -> dict[str, Any]:
 # «/Read the boot page back»
 
 
-# «How a run ends» book/launcher.md:780 @38f0e5e2
+# «How a run ends» book/launcher.md:779 @38f0e5e2
 EXIT_POWEROFF = 0  # the guest shut itself down
 EXIT_ERROR = 1  # the Launcher could not start the guest; the reason is on stderr
 EXIT_USAGE = 2  # the command line made no sense; click explains (this is its own status)
@@ -245,7 +245,7 @@ OUTCOMES = {"poweroff": EXIT_POWEROFF, "restart": EXIT_RESTART, "killed": EXIT_K
 # «/How a run ends»
 
 
-# «Launch a guest» book/launcher.md:813 @ddbf124b
+# «Launch a guest» book/launcher.md:812 @ddbf124b
 def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool = False,
            deterministic: bool = False, console: BinaryIO | None = None,
            timeout: float | None = None, stderr: TextIO | None = None,
@@ -303,7 +303,7 @@ def boot(host: Any, devices: Sequence[Any], entry: int, pgdir: int) -> Any:
 # «/Launch a guest»
 
 
-# «Report how the guest ended» book/launcher.md:881 @882ba5ff
+# «Report how the guest ended» book/launcher.md:880 @882ba5ff
 def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
     """The exit status for the Host's outcome, with the reason on stderr if the guest died."""
     reason = " ".join(str(outcome.reason).splitlines())
@@ -318,7 +318,7 @@ def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
 # «/Report how the guest ended»
 
 
-# «Watch the clock and the keyboard» book/launcher.md:923 @3c3a5853
+# «Watch the clock and the keyboard» book/launcher.md:922 @3c3a5853
 TICK = 0.05  # seconds between the watcher's looks at the clock
 
 
@@ -360,7 +360,7 @@ def watching(host: Any, timeout: float | None) -> Iterator[None]:
 # «/Watch the clock and the keyboard»
 
 
-# «Name the chunk behind each exit» book/launcher.md:990 @09b83141
+# «Name the chunk behind each exit» book/launcher.md:989 @09b83141
 PACKAGE = Path(__file__).resolve().parent
 
 

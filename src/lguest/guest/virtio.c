@@ -1,9 +1,9 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/virtio.c» book/drivers.md:2969 @3b4460f2 */
+/* «src/lguest/guest/virtio.c» book/drivers.md:2968 @3b4460f2 */
 /* virtio.c: the Guest's virtio-mmio drivers: discovery, a split virtqueue, rng, block, net. */
 #include "kernel.h"
 
-/* «The virtio numbers, in C» book/drivers.md:1809 @8bea3a61 */
+/* «The virtio numbers, in C» book/drivers.md:1808 @8bea3a61 */
 typedef unsigned short u16;
 typedef unsigned long long u64;
 
@@ -42,7 +42,7 @@ enum {
 #define HAS(features, bit) ((features) >> (bit) & 1)
 /* «/The virtio numbers, in C» */
 
-/* «The split virtqueue, in C» book/drivers.md:1860 @974b3d21 */
+/* «The split virtqueue, in C» book/drivers.md:1859 @974b3d21 */
 #define QUEUE_SIZE 8
 #define DESC_F_NEXT 1
 #define DESC_F_WRITE 2
@@ -75,7 +75,7 @@ _Static_assert(__builtin_offsetof(struct vring, used) % 4 == 0, "the used ring i
 _Static_assert(sizeof(struct vring) <= PAGE_SIZE, "a queue fits in a page");
 /* «/The split virtqueue, in C» */
 
-/* «A driver's view of a device» book/drivers.md:1902 @55125f59 */
+/* «A driver's view of a device» book/drivers.md:1901 @55125f59 */
 struct virtio_dev {
 	u32 type, phys, irq;		/* from the boot page */
 	volatile u32 *regs;		/* the registers, mapped */
@@ -96,7 +96,7 @@ static const char *device_name(u32 type)
 }
 /* «/A driver's view of a device» */
 
-/* «Map a device's registers» book/drivers.md:1945 @5de907d1 */
+/* «Map a device's registers» book/drivers.md:1944 @5de907d1 */
 #define DEVICE_WINDOWS (SWITCHER_ADDR - 0x400000)	/* a page per device, below the Switcher */
 
 static volatile u32 *map_window(u32 slot, u32 phys)
@@ -116,7 +116,7 @@ static volatile u32 *map_window(u32 slot, u32 phys)
 }
 /* «/Map a device's registers» */
 
-/* «A device's interrupt» book/drivers.md:2003 @e54ea846 */
+/* «A device's interrupt» book/drivers.md:2002 @e54ea846 */
 extern void *const device_stubs[BOOT_MAX_DEVICES];
 static void net_receive(void);	/* the network driver's, below */
 
@@ -145,7 +145,7 @@ int device_interrupt(u32 line)
 }
 /* «/A device's interrupt» */
 
-/* «The status dance, from the driver's side» book/drivers.md:2049 @dbc6d307 */
+/* «The status dance, from the driver's side» book/drivers.md:2048 @dbc6d307 */
 static int give_up(struct virtio_dev *d, const char *why)
 {
 	d->regs[STATUS] = d->regs[STATUS] | FAILED;
@@ -178,7 +178,7 @@ static int negotiate(struct virtio_dev *d, u64 wanted)
 }
 /* «/The status dance, from the driver's side» */
 
-/* «Set up a virtqueue» book/drivers.md:2094 @fd5b4fdb */
+/* «Set up a virtqueue» book/drivers.md:2093 @fd5b4fdb */
 static volatile struct vring *setup_queue(struct virtio_dev *d, u32 index, u16 *size)
 {
 	u32 max, page;
@@ -208,7 +208,7 @@ static volatile struct vring *setup_queue(struct virtio_dev *d, u32 index, u16 *
 }
 /* «/Set up a virtqueue» */
 
-/* «Read a disk's capacity» book/drivers.md:2133 @8e8c24db */
+/* «Read a disk's capacity» book/drivers.md:2132 @8e8c24db */
 static u32 read_capacity(struct virtio_dev *d)
 {
 	u32 generation, low, high;
@@ -221,7 +221,7 @@ static u32 read_capacity(struct virtio_dev *d)
 }
 /* «/Read a disk's capacity» */
 
-/* «The network card, as the driver keeps it» book/drivers.md:2617 @4f643126 */
+/* «The network card, as the driver keeps it» book/drivers.md:2616 @4f643126 */
 #define NET_RX 0
 #define NET_TX 1
 #define NET_HEADER 12	/* flags, gso type, header length, gso size, csum start, offset, buffers */
@@ -240,7 +240,7 @@ static struct {
 	struct net_queue rx, tx;
 	u8 mac[ETH_ALEN];
 	u32 sent, received, dropped, answered;
-	/* «What a ping waits for» book/drivers.md:2815 @8764d592 */
+	/* «What a ping waits for» book/drivers.md:2814 @8764d592 */
 	u32 seq;			/* the last ping we sent */
 	volatile u32 ponged, rtt_us;	/* its pong arrived; and how long it took */
 	volatile u8 ponger[ETH_ALEN];
@@ -263,7 +263,7 @@ static const char *net_mac_text(void)
 }
 /* «/The network card, as the driver keeps it» */
 
-/* «Bring up the network card» book/drivers.md:2669 @71e48183 */
+/* «Bring up the network card» book/drivers.md:2668 @71e48183 */
 #define AVAIL_F_NO_INTERRUPT 1
 
 static int net_queues(struct virtio_dev *d)
@@ -309,7 +309,7 @@ static void net_start(struct virtio_dev *d)
 }
 /* «/Bring up the network card» */
 
-/* «Receive frames» book/drivers.md:2725 @0baa390f */
+/* «Receive frames» book/drivers.md:2724 @0baa390f */
 static void net_frame(volatile u8 *frame, u32 len);
 
 static void net_receive(void)
@@ -342,7 +342,7 @@ static void net_receive(void)
 }
 /* «/Receive frames» */
 
-/* «Send a frame» book/drivers.md:2766 @afa634c7 */
+/* «Send a frame» book/drivers.md:2765 @afa634c7 */
 static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 {
 	volatile struct vring *ring = net.tx.ring;
@@ -373,7 +373,7 @@ static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 }
 /* «/Send a frame» */
 
-/* «Find the devices» book/drivers.md:2166 @fb59819e */
+/* «Find the devices» book/drivers.md:2165 @fb59819e */
 static u64 wanted_features(u32 type)
 {
 	if (type == VIRTIO_ID_BLOCK)
@@ -441,7 +441,7 @@ void virtio_init(void)
 }
 /* «/Find the devices» */
 
-/* «Send a chain and wait for it» book/drivers.md:2267 @f11e5262 */
+/* «Send a chain and wait for it» book/drivers.md:2266 @f11e5262 */
 struct buffer {
 	volatile void *data;
 	u32 len, device_writes;
@@ -492,7 +492,7 @@ static struct virtio_dev *find_device(u32 type)
 }
 /* «/Send a chain and wait for it» */
 
-/* «The entropy driver» book/drivers.md:2328 @6ceea3a8 */
+/* «The entropy driver» book/drivers.md:2327 @6ceea3a8 */
 void cmd_random(int argc, char **argv)
 {
 	struct virtio_dev *d = find_device(VIRTIO_ID_RNG);
@@ -527,7 +527,7 @@ void cmd_random(int argc, char **argv)
 }
 /* «/The entropy driver» */
 
-/* «Block requests» book/drivers.md:2377 @18a6c1b5 */
+/* «Block requests» book/drivers.md:2376 @18a6c1b5 */
 #define SECTOR_SIZE 512
 #define BLK_T_IN 0
 #define BLK_T_OUT 1
@@ -570,7 +570,7 @@ static int blk_ok(const char *what, u32 sector, int status)
 }
 /* «/Block requests» */
 
-/* «The block driver» book/drivers.md:2438 @8dbc23b1 */
+/* «The block driver» book/drivers.md:2437 @8dbc23b1 */
 static void blk_read(struct virtio_dev *d, u32 sector)
 {
 	static volatile u8 data[SECTOR_SIZE];
@@ -619,7 +619,7 @@ static void blk_write(struct virtio_dev *d, u32 sector, int words, char **word)
 	       HAS(d->features, BLK_F_FLUSH) ? ", flushed" : "");
 }
 
-/* «Time the disk» book/drivers.md:2540 @f9ae39f7 */
+/* «Time the disk» book/drivers.md:2539 @f9ae39f7 */
 #define BENCH_SECTORS 128	/* the largest request we make: 64 KiB */
 
 static u32 host_time_us(u32 *sec)
@@ -693,7 +693,7 @@ void cmd_blk(int argc, char **argv)
 }
 /* «/The block driver» */
 
-/* «Ping and pong» book/drivers.md:2821 @ca629019 */
+/* «Ping and pong» book/drivers.md:2820 @ca629019 */
 #define ETHERTYPE_PING 0x88B5	/* IEEE 802 "local experimental" */
 #define PING 1
 #define PONG 2
@@ -737,7 +737,7 @@ static void net_frame(volatile u8 *frame, u32 len)
 	}
 }
 /* «/Ping and pong» */
-/* «Ping and pong»[2] book/drivers.md:2875 @25ccc5f1 */
+/* «Ping and pong»[2] book/drivers.md:2874 @25ccc5f1 */
 static int parse_mac(const char *text, u8 *mac)
 {
 	u32 i, j, digit;

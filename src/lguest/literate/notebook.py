@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/notebook.py» book/preparation.md:1523 @9e8e3d43
+# «src/lguest/literate/notebook.py» book/preparation.md:1525 @e0469dbb
 """A chapter as a Jupyter notebook, paired with its page by jupytext."""
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def jupyter_command(root: Path, notebook: Path, arguments: list[str]) -> list[st
     if importlib.util.find_spec("jupyterlab") is None:
         raise LiterateError("lguest", None, "Jupyter is not installed: "
                             "pip install 'lguest[notebook]', or run make notebooks")
-    return [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}", *arguments,
-            notebook.relative_to(root).as_posix()]
+    as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+    return [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}", *as_root,
+            *arguments, notebook.relative_to(root).as_posix()]
 # «/src/lguest/literate/notebook.py»
