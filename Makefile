@@ -52,14 +52,9 @@ test: $(STAMP)
 	$(BIN)/lguest tangle --check
 	$(BIN)/python -m pytest
 
-NOTEBOOK_STAMP := $(VENV)/.notebook-stamp
-
-$(NOTEBOOK_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,notebook]'
-	touch $@
-
-# A chapter as a notebook in JupyterLab, paired with book/CHAPTER.md by jupytext.
-notebooks: $(NOTEBOOK_STAMP)
+# A chapter as a notebook in JupyterLab, paired with book/CHAPTER.md by jupytext
+# (JupyterLab comes with the notebook extra, which the dev extra includes).
+notebooks: $(STAMP)
 	$(BIN)/lguest notebook $(CHAPTER)
 
 run: $(STAMP)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/notebook.py» book/preparation.md:1525 @e0469dbb
+# «src/lguest/literate/notebook.py» book/preparation.md:1525 @72100479
 """A chapter as a Jupyter notebook, paired with its page by jupytext."""
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def jupyter_command(root: Path, notebook: Path, arguments: list[str]) -> list[st
     """The command that starts JupyterLab at the repository, with ``notebook`` open."""
     if importlib.util.find_spec("jupyterlab") is None:
         raise LiterateError("lguest", None, "Jupyter is not installed: "
-                            "pip install 'lguest[notebook]', or run make notebooks")
+                            "pip install 'lguest[notebook]' (make setup does)")
     as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
     return [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}", *as_root,
             *arguments, notebook.relative_to(root).as_posix()]
