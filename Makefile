@@ -7,6 +7,7 @@
 #   make guest   build the book's own kernel and print its path
 #   make bench   run the benchmarks in bench/
 #   make soak    hostile guests for a long while: make soak [LGUEST_SOAK_CASES=N LGUEST_SOAK_SEED=S]
+#   make notebooks  open a chapter in JupyterLab: make notebooks [CHAPTER=host]
 #   make system  install the Debian packages the project needs (run as root)
 
 PYTHON ?= python3
@@ -17,7 +18,7 @@ SPHINXOPTS ?= -W --keep-going
 
 MEM ?= 32
 
-.PHONY: setup system book test tangle stitch check run guest bench soak clean
+.PHONY: setup system book test tangle stitch check run guest bench soak clean notebooks
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +29,11 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # Debian packages: a C compiler and binutils able to produce 32-bit x86 code
-# (the Guest and the Switcher) are all the project needs beyond Python.
+# (the Guest and the Switcher), and Chromium with its WebDriver, in which the
+# tests open the rendered book the way a reader does.
 system:
 	apt-get update
-	apt-get install -y --no-install-recommends gcc binutils make
+	apt-get install -y --no-install-recommends gcc binutils make chromium chromium-driver
 
 tangle: $(STAMP)
 	$(BIN)/lguest tangle
@@ -50,6 +52,11 @@ book: $(STAMP)
 test: $(STAMP)
 	$(BIN)/lguest tangle --check
 	$(BIN)/python -m pytest
+
+# A chapter as a notebook in JupyterLab, paired with book/CHAPTER.md by jupytext
+# (JupyterLab comes with the notebook extra, which the dev extra includes).
+notebooks: $(STAMP)
+	$(BIN)/lguest notebook $(CHAPTER)
 
 run: $(STAMP)
 	$(BIN)/lguest run $(MEM) $(GUEST)

@@ -17,7 +17,8 @@ project = "lguest.py"
 author = "the lguest.py authors"
 copyright = "2026, the lguest.py authors"
 
-extensions = ["myst_nb", "sphinx_copybutton", "sphinx_design", "lguest.literate.weave"]
+extensions = ["myst_nb", "sphinx_copybutton", "sphinx_design", "sphinxcontrib.bibtex",
+              "lguest.literate.weave"]
 lguest_root = str(ROOT)
 
 root_doc = Path(BOOK.cover.path).relative_to("book").with_suffix("").as_posix()
@@ -36,10 +37,20 @@ nb_merge_streams = True
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 
+# Figures are numbered by chapter, and the works the book cites are in
+# book/references.bib, listed in full on the Bibliography page.
+numfig = True
+bibtex_bibfiles = ["book/references.bib"]
+bibtex_reference_style = "author_year"
+
 html_theme = "sphinx_book_theme"
 html_title = "lguest.py"
 html_static_path = ["book/_static"]
 html_css_files = ["lguest.css"]
+html_favicon = "book/_static/favicon.svg"
+# The theme switcher starts from "auto" (follow the system) rather than from
+# an empty mode, which the theme's script reports as an error in the console.
+html_context = {"default_mode": "auto"}
 html_theme_options = {
     "show_toc_level": 2,
     "use_download_button": True,

@@ -51,6 +51,26 @@ def book_copy(tmp_path: Path) -> Path:
     return tmp_path
 
 
+
+def build_book(root: Path) -> str:
+    """Render the book under ``root`` with warnings as errors; the build's log."""
+    result = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html",
+                             "-c", str(root), str(root / "book"), str(root / "_build/html")],
+                            capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="session")
+def rendered_book(tmp_path_factory) -> tuple[Path, str]:
+    """One rendered copy of the book for the whole session: (its root, the first build's log)."""
+    root = tmp_path_factory.mktemp("book")
+    for name in ("book", "src"):
+        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("chapters.yml", "conf.py"):
+        shutil.copy(ROOT / name, root / name)
+    return root, build_book(root)
+
 # --- Test guests: tiny kernels in tests/guests, built with gcc and GNU ld -----
 
 GUESTS = ROOT / "tests" / "guests"

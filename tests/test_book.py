@@ -4,25 +4,16 @@ cells executed and cached, and the cache keyed on the package."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+from conftest import build_book
 from lguest.literate.web import load_web
 
 pytestmark = pytest.mark.book
-
-
-def build(root: Path) -> str:
-    result = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html",
-                             "-c", str(root), str(root / "book"), str(root / "_build/html")],
-                            capture_output=True, text=True, timeout=1800)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout + result.stderr
 
 
 class Page(HTMLParser):
@@ -44,16 +35,8 @@ class Page(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    import shutil
-
-    from conftest import ROOT
-    root = tmp_path_factory.mktemp("book")
-    for name in ("book", "src"):
-        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("chapters.yml", "conf.py"):
-        shutil.copy(ROOT / name, root / name)
-    return root, build(root)
+def built(rendered_book):
+    return rendered_book
 
 
 def test_book_builds_and_executes_cells(built):
@@ -104,12 +87,12 @@ def test_chunk_index_lists_every_chunk(built):
 
 def test_rebuild_without_change_executes_nothing_and_a_chunk_change_reruns(built):
     root, _ = built
-    log = build(root)
+    log = build_book(root)
     assert "Executing notebook" not in log
     assert re.search(r"0 source files out of date|no targets are out of date", log)
     chapter = root / "book/preparation.md"
     chapter.write_text(chapter.read_text().replace('print(f"{len(web.roots)} files tangled from',
                                                    'print(f"{len(web.roots)} files are tangled from'))
-    log = build(root)
+    log = build_book(root)
     assert "preparation.md: Executing notebook" in log
     assert "files are tangled from" in (root / "_build/html/preparation.html").read_text()

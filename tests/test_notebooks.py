@@ -8,6 +8,7 @@ import sys
 import jupytext
 import nbformat
 import pytest
+from jupytext.config import load_jupytext_configuration_file
 from nbclient import NotebookClient
 
 from conftest import ROOT
@@ -27,7 +28,15 @@ def test_chapter_is_a_valid_notebook(path, tmp_path):
     nbformat.validate(nbformat.read(tmp_path / "out.ipynb", as_version=4))
 
 
-@pytest.mark.parametrize("path", [page.path for page in read_book(ROOT).chapters])
+@pytest.mark.parametrize("path", PAGES)
+def test_chapter_survives_a_save_from_jupyter(path):
+    """Saving a paired notebook in Jupyter rewrites its page: it must come back byte for byte."""
+    config = load_jupytext_configuration_file(str(ROOT / "jupytext.toml"))
+    text = (ROOT / path).read_text(encoding="utf-8")
+    assert jupytext.writes(jupytext.reads(text, fmt="md:myst"), fmt="md:myst", config=config) == text
+
+
+@pytest.mark.parametrize("path", [page.path for page in [*read_book(ROOT).front, *read_book(ROOT).chapters]])
 def test_chapter_cells_run_in_a_fresh_kernel(path):
     notebook = jupytext.read(ROOT / path)
     client = NotebookClient(notebook, timeout=600, kernel_name="python3",

@@ -316,3 +316,27 @@ def test_too_deep_nesting_is_an_error_not_a_crash(tmp_path):
     chunks.append(f"{FENCE}{{chunk}} C{depth}\nx = 1\n{FENCE}\n")
     line = _error_case(tmp_path, {"a.md": "\n".join(chunks)})
     assert "chunks nest more than" in line
+
+
+def test_front_matter_comes_before_the_chapters_and_is_optional(tmp_path):
+    from lguest.literate.book import read_book
+    toc = ("cover:\n  id: cover\n  title: Cover\n  file: book/index.md\n"
+           "front:\n  - id: read\n    title: Read me\n    file: book/read.md\n"
+           "chapters:\n  - id: a\n    title: A\n    file: book/a.md\n"
+           "appendix:\n  - id: z\n    title: Z\n    file: book/z.md\n")
+    root = write_repo(tmp_path, {"read.md": "# Read me\n", "a.md": "# A\n", "z.md": "# Z\n"}, toc)
+    book = read_book(root)
+    assert [page.id for page in book.pages] == ["cover", "read", "a", "z"]
+    assert [page.kind for page in book.pages] == ["cover", "front", "chapter", "appendix"]
+    assert [page.id for page in book.chapters] == ["a"]
+    (root / "chapters.yml").write_text(toc.replace("front:\n  - id: read\n    title: Read me\n"
+                                                   "    file: book/read.md\n", "front: read\n"))
+    with pytest.raises(LiterateError, match=r"chapters.yml:5: 'front' should be a list of pages"):
+        read_book(root)
+
+
+def test_the_real_book_reads_before_it_sets_out():
+    from lguest.literate.book import read_book
+    book = read_book(ROOT)
+    assert [page.id for page in book.front] == ["reading"]
+    assert book.pages.index(book.front[0]) == 1

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/cli.py» book/preparation.md:1489 @ca0f614d
+# «src/lguest/cli.py» book/preparation.md:1491 @ca0f614d
 """The lguest command: every chapter adds its subcommands here."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .literate.stitch import stitch, where
 from .literate.tangle import drift, tangle, write_package
 from .literate.web import load_web
 
-# «The lguest command» book/preparation.md:1420 @4a972ec2
+# «The lguest command» book/preparation.md:1422 @4a972ec2
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lguest")
 def main() -> None:
@@ -36,7 +36,7 @@ def reporting() -> Iterator[None]:
         sys.exit(1)
 
 
-# «Commands of the lguest tool» book/preparation.md:1446 @763b47cb
+# «Commands of the lguest tool» book/preparation.md:1448 @763b47cb
 @main.command("tangle")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if src/lguest differs from the book.")
 def tangle_command(check: bool) -> None:
@@ -76,7 +76,33 @@ def where_command(location: str) -> None:
     with reporting():
         click.echo(where(find_root(), location))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[2] book/launcher.md:1288 @32f8f94d
+# «Commands of the lguest tool»[2] book/preparation.md:1627 @fe54c540
+@main.command("notebook", context_settings={"ignore_unknown_options": True})
+@click.option("--print", "print_only", is_flag=True,
+              help="Pair the notebook and print the command that would open it; start nothing.")
+@click.option("--no-browser", is_flag=True, help="Start Jupyter without opening a browser.")
+@click.argument("chapter", default="preparation")
+@click.argument("jupyter_args", nargs=-1, type=click.UNPROCESSED)
+def notebook_command(print_only: bool, no_browser: bool, chapter: str,
+                     jupyter_args: tuple[str, ...]) -> None:
+    """Open CHAPTER (such as host) in JupyterLab, paired with its page by jupytext."""
+    import shlex
+    import subprocess
+
+    from .literate.book import read_book
+    from .literate.notebook import find_page, jupyter_command, pair_notebook
+
+    with reporting():
+        root = find_root()
+        page = find_page(read_book(root), chapter)
+        arguments = [*(["--no-browser"] if no_browser else []), *jupyter_args]
+        command = jupyter_command(root, pair_notebook(root, page), arguments)
+        if print_only:
+            click.echo(shlex.join(command))
+            return
+        sys.exit(subprocess.call(command, cwd=root))
+# «/Commands of the lguest tool»
+# «Commands of the lguest tool»[3] book/launcher.md:1391 @32f8f94d
 
 @main.command("run", context_settings={"ignore_unknown_options": True,
                                         "allow_interspersed_args": False})
@@ -140,7 +166,7 @@ def run_command(verbose: bool, deterministic: bool, timeout: float | None, conso
                         net=net, rng=rng, guests=guests, inputs=inputs, voucher=poured())
     sys.exit(status)
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[3] book/mastery.md:738 @5a378c6e
+# «Commands of the lguest tool»[4] book/mastery.md:738 @5a378c6e
 
 @contextmanager
 def recording() -> Iterator[None]:

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/launcher.py» book/launcher.md:1168 @7734df6e
+# «src/lguest/launcher.py» book/launcher.md:1271 @7734df6e
 """The Launcher: make guest memory, load a kernel, write the boot page, run the Host."""
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ def read_boot_page(memory: GuestMemory) -> dict[str, Any]:
 # «/Read the boot page back»
 
 
-# «How a run ends» book/launcher.md:676 @38f0e5e2
+# «How a run ends» book/launcher.md:779 @38f0e5e2
 EXIT_POWEROFF = 0  # the guest shut itself down
 EXIT_ERROR = 1  # the Launcher could not start the guest; the reason is on stderr
 EXIT_USAGE = 2  # the command line made no sense; click explains (this is its own status)
@@ -246,7 +246,7 @@ OUTCOMES = {"poweroff": EXIT_POWEROFF, "restart": EXIT_RESTART, "killed": EXIT_K
 # «/How a run ends»
 
 
-# «Launch a guest» book/launcher.md:713 @ac977ad5
+# «Launch a guest» book/launcher.md:816 @ac977ad5
 def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool = False,
            deterministic: bool = False, console: BinaryIO | None = None,
            timeout: float | None = None, stderr: TextIO | None = None,
@@ -324,7 +324,7 @@ def boot(host: Any, devices: Sequence[Any], entry: int, pgdir: int) -> Any:
 # «/Launch a guest»
 
 
-# «Report how the guest ended» book/launcher.md:804 @882ba5ff
+# «Report how the guest ended» book/launcher.md:907 @882ba5ff
 def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
     """The exit status for the Host's outcome, with the reason on stderr if the guest died."""
     reason = " ".join(str(outcome.reason).splitlines())
@@ -339,7 +339,7 @@ def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
 # «/Report how the guest ended»
 
 
-# «Watch the clock and the keyboard» book/launcher.md:846 @3c3a5853
+# «Watch the clock and the keyboard» book/launcher.md:949 @3c3a5853
 TICK = 0.05  # seconds between the watcher's looks at the clock
 
 
@@ -381,7 +381,7 @@ def watching(host: Any, timeout: float | None) -> Iterator[None]:
 # «/Watch the clock and the keyboard»
 
 
-# «Name the chunk behind each exit» book/launcher.md:913 @0f542edf
+# «Name the chunk behind each exit» book/launcher.md:1016 @0f542edf
 PACKAGE = Path(__file__).resolve().parent
 
 
@@ -425,7 +425,7 @@ class ExitTracer:
 # «/Name the chunk behind each exit»
 
 
-# «Several guests, one screen» book/launcher.md:998 @02ef15fd
+# «Several guests, one screen» book/launcher.md:1101 @02ef15fd
 class SharedScreen:
     """One output stream that several guests' consoles write to, a line at a time."""
 
@@ -472,7 +472,7 @@ class GuestScreen(io.RawIOBase):
 # «/Several guests, one screen»
 
 
-# «Launch several guests» book/launcher.md:1057 @a508e930
+# «Launch several guests» book/launcher.md:1160 @a508e930
 MAX_GUESTS = 16
 COMPANION_STOP = "guest g0 has ended"
 

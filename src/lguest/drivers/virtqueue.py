@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/virtqueue.py» book/drivers.md:362 @992e41a6
+# «src/lguest/drivers/virtqueue.py» book/drivers.md:363 @992e41a6
 """Split virtqueues, from the device's side: every number the guest gives is checked."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import struct
 
 from ..memory import GuestMemory
 
-# «Ring layout» book/drivers.md:171 @46fb7057
+# «Ring layout» book/drivers.md:172 @46fb7057
 DESC_F_NEXT, DESC_F_WRITE, DESC_F_INDIRECT = 1, 2, 4
 AVAIL_F_NO_INTERRUPT = 1  # the driver would rather not be interrupted
 MAX_QUEUE_SIZE = 32768  # the largest size the specification allows
@@ -23,7 +23,7 @@ class RingError(Exception):
 # «/Ring layout»
 
 
-# «A descriptor chain» book/drivers.md:211 @b7468685
+# «A descriptor chain» book/drivers.md:212 @b7468685
 def window(buffers: list[memoryview], start: int, length: int) -> list[memoryview]:
     """The pieces of ``buffers``, laid end to end, that hold bytes start..start+length."""
     pieces = []
@@ -64,7 +64,7 @@ class Chain:
 # «/A descriptor chain»
 
 
-# «The virtqueue» book/drivers.md:267 @767c0af8
+# «The virtqueue» book/drivers.md:268 @767c0af8
 class Virtqueue:
     """One split virtqueue, from the device's side."""
 

@@ -1,10 +1,10 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/book.py» book/preparation.md:329 @41edeb67
+# «src/lguest/literate/book.py» book/preparation.md:331 @ac660e77
 """The book's table of contents, and the error that points into the book."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -20,7 +20,7 @@ class LiterateError(Exception):
 # «/The error that points at a line»
 
 
-# «Chapters and the book» book/preparation.md:195 @5798210c
+# «Chapters and the book» book/preparation.md:196 @7ed8e69d
 @dataclass(frozen=True)
 class Chapter:
     """One page of the book, as chapters.yml lists it."""
@@ -29,7 +29,7 @@ class Chapter:
     title: str
     path: str  # relative to the repository, e.g. "book/host.md"
     line: int  # the line of chapters.yml that names it
-    kind: str  # "cover", "chapter" or "appendix"
+    kind: str  # "cover", "front", "chapter" or "appendix"
 
 
 @dataclass
@@ -40,14 +40,15 @@ class Book:
     cover: Chapter
     chapters: list[Chapter]
     appendix: list[Chapter]
+    front: list[Chapter] = field(default_factory=list)
 
     @property
     def pages(self) -> list[Chapter]:
-        return [self.cover, *self.chapters, *self.appendix]
+        return [self.cover, *self.front, *self.chapters, *self.appendix]
 # «/Chapters and the book»
 
 
-# «Read chapters.yml» book/preparation.md:227 @baa6e201
+# «Read chapters.yml» book/preparation.md:229 @92c8dfb9
 TOC = "chapters.yml"
 
 
@@ -69,7 +70,7 @@ def read_book(root: Path) -> Book:
             raise LiterateError(TOC, 1, f"missing the '{key}' section")
     cover = _chapter(root, top["cover"], "cover")
     sections = {}
-    for kind, key in (("chapter", "chapters"), ("appendix", "appendix")):
+    for kind, key in (("front", "front"), ("chapter", "chapters"), ("appendix", "appendix")):
         node = top.get(key)
         if node is None:
             sections[kind] = []
@@ -77,11 +78,11 @@ def read_book(root: Path) -> Book:
         if not isinstance(node, yaml.SequenceNode):
             raise LiterateError(TOC, _line(node), f"'{key}' should be a list of pages")
         sections[kind] = [_chapter(root, entry, kind) for entry in node.value]
-    book = Book(root, cover, sections["chapter"], sections["appendix"])
+    book = Book(root, cover, sections["chapter"], sections["appendix"], sections["front"])
     _check_pages(book)
     return book
 # «/Read chapters.yml»
-# «Read chapters.yml»[2] book/preparation.md:267 @da578854
+# «Read chapters.yml»[2] book/preparation.md:269 @da578854
 
 def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
@@ -125,7 +126,7 @@ def _check_pages(book: Book) -> None:
 # «/Read chapters.yml»
 
 
-# «Find the repository» book/preparation.md:315 @dcec8525
+# «Find the repository» book/preparation.md:317 @dcec8525
 def find_root(start: Path | None = None) -> Path:
     """The nearest directory at or above ``start`` that holds chapters.yml."""
     here = (start or Path.cwd()).resolve()

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/stitch.py» book/preparation.md:1373 @dda9ca7e
+# «src/lguest/literate/stitch.py» book/preparation.md:1375 @dda9ca7e
 """The way back: from a tangled line to its chapter, and from edits to the book."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .markers import HEADER, Marker, comment_style
 from .tangle import tangle, write_package
 from .web import Part, Web, fingerprint, load_web, read_chapter
 
-# «Read a tangled file back» book/preparation.md:1192 @9fc0c149
+# «Read a tangled file back» book/preparation.md:1194 @9fc0c149
 @dataclass
 class Occurrence:
     """One part as it appears in a tangled file."""
@@ -71,7 +71,7 @@ def read_tangled(path: str, text: str) -> tuple[list[Occurrence], dict[int, tupl
 # «/Read a tangled file back»
 
 
-# «Where a line comes from» book/preparation.md:1252 @0989b28e
+# «Where a line comes from» book/preparation.md:1254 @0989b28e
 def where(root: Path, location: str) -> str:
     """``chapter:line: «chunk»`` for ``src/lguest/file.py:line``."""
     path, _, line = location.rpartition(":")
@@ -100,7 +100,7 @@ def _relative(root: Path, path: str) -> str:
 # «/Where a line comes from»
 
 
-# «Stitch edits back into the book» book/preparation.md:1304 @1a6d8668
+# «Stitch edits back into the book» book/preparation.md:1306 @1a6d8668
 def stitch(root: Path) -> list[str]:
     """Carry edits in src/lguest back into the chapters; return the chapters changed."""
     web = load_web(root)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/tangle.py» book/preparation.md:1155 @a241a990
+# «src/lguest/literate/tangle.py» book/preparation.md:1157 @a241a990
 """Tangling: from the chapters to the files of the package."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .book import LiterateError
 from .markers import HEADER, STYLES, CommentStyle, comment_style
 from .web import REFERENCE, Chunk, Web, normalize
 
-# «Expand a chunk» book/preparation.md:994 @7622721e
+# «Expand a chunk» book/preparation.md:996 @7622721e
 MAX_DEPTH = 100
 MAX_LINES = 1_000_000  # in one tangled file
 
@@ -63,7 +63,7 @@ def tangle(web: Web) -> dict[str, str]:
 # «/Expand a chunk»
 
 
-# «Write the package in one step» book/preparation.md:1065 @ae417fd5
+# «Write the package in one step» book/preparation.md:1067 @ae417fd5
 PACKAGE_DIR = "src/lguest"
 
 
@@ -135,7 +135,7 @@ def _swap(fresh: Path, package: Path, spare: Path) -> None:
 # «/Write the package in one step»
 
 
-# «Check for drift» book/preparation.md:1144 @6fca06b3
+# «Check for drift» book/preparation.md:1146 @6fca06b3
 def drift(root: Path, outputs: dict[str, str]) -> list[str]:
     """One line for each file where the package and the book disagree."""
     changed, stale = changes(root, outputs)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/web.py» book/preparation.md:834 @e265d308
+# «src/lguest/literate/web.py» book/preparation.md:836 @e265d308
 """Chunks: finding them in the chapters, and checking that they fit together."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Iterator
 
 from .book import Book, LiterateError, read_book
 
-# «Recognise fences» book/preparation.md:373 @8a6da4ec
+# «Recognise fences» book/preparation.md:375 @8a6da4ec
 FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 DIRECTIVE = re.compile(r"^\{(?P<name>[^{}\s]+)\}(?:\s+(?P<argument>.*))?$")
 LITERAL_DIRECTIVES = frozenset({
@@ -46,7 +46,7 @@ def open_fence(text: str, number: int) -> Fence | None:
 # «/Recognise fences»
 
 
-# «Scan a chapter for chunks» book/preparation.md:412 @c1c25a6c
+# «Scan a chapter for chunks» book/preparation.md:414 @c1c25a6c
 def parse_chapter(path: str, text: str) -> list[Part]:
     """Every chunk part in one chapter's text, in order."""
     lines = text.split("\n")
@@ -94,7 +94,7 @@ def _dedent(text: str, indent: int) -> str:
 # «/Scan a chapter for chunks»
 
 
-# «Parts of chunks» book/preparation.md:473 @dfa150e0
+# «Parts of chunks» book/preparation.md:475 @dfa150e0
 @dataclass
 class Part:
     """One fenced block of a chunk: its definition, or a continuation."""
@@ -134,7 +134,7 @@ def normalize(name: str) -> str:
 # «/Parts of chunks»
 
 
-# «Read a chunk's options and code» book/preparation.md:531 @e3de8505
+# «Read a chunk's options and code» book/preparation.md:533 @e3de8505
 REFERENCE = re.compile(r"^(?P<indent>[ \t]*)<<(?P<name>\s*[^<>\s][^<>]*)>>\s*$")
 OPTION = re.compile(r"^:(?P<key>[\w-]+):(?:\s+(?P<value>.*?))?\s*$")
 OPTIONS = ("append", "file", "lang")
@@ -194,7 +194,7 @@ def _target(path: str, line: int, value: str) -> str:
 # «/Read a chunk's options and code»
 
 
-# «The web of chunks» book/preparation.md:602 @0a8a490a
+# «The web of chunks» book/preparation.md:604 @0a8a490a
 @dataclass
 class Chunk:
     """All the parts that share one name, in reading order."""
@@ -250,7 +250,7 @@ class Web:
                 raise LiterateError(part.chapter, part.line, f"{part.file} and {other}"
                                     f" ({first.chapter}:{first.line}) cannot both exist")
 
-    # «Check the web» book/preparation.md:669 @027fc26d
+    # «Check the web» book/preparation.md:671 @027fc26d
     def check(self) -> Web:
         for part in self.parts:
             for line, _, name in part.references():
@@ -268,7 +268,7 @@ class Web:
         self._assign_languages()
         return self
     # «/Check the web»
-    # «Check the web»[2] book/preparation.md:698 @b26b6f5a
+    # «Check the web»[2] book/preparation.md:700 @b26b6f5a
     def _check_cycles(self) -> None:
         colour: dict[str, str] = {}
         for start in self.chunks:
@@ -297,7 +297,7 @@ class Web:
             for line, _, target in part.references():
                 yield part, line, target
     # «/Check the web»
-    # «Check the web»[3] book/preparation.md:735 @9c0b45b5
+    # «Check the web»[3] book/preparation.md:737 @9c0b45b5
     def _assign_languages(self) -> None:
         done = {root.name for root in self.roots.values()}
         for root in self.roots.values():
@@ -312,7 +312,7 @@ class Web:
                     queue.extend(target for _, _, target in self._edges(name))
     # «/Check the web»
 
-    # «Questions the web answers» book/preparation.md:767 @5dec8b16
+    # «Questions the web answers» book/preparation.md:769 @5dec8b16
     def parts_of(self, chapter: str) -> list[Part]:
         return [part for part in self.parts if part.chapter == chapter]
 
@@ -324,7 +324,7 @@ class Web:
 # «/The web of chunks»
 
 
-# «Languages by file name» book/preparation.md:750 @66629f1e
+# «Languages by file name» book/preparation.md:752 @66629f1e
 LANGUAGES = {
     ".py": "python", ".c": "c", ".h": "c", ".S": "gas", ".s": "gas",
     ".ld": "text", ".toml": "toml", ".yml": "yaml", ".yaml": "yaml",
@@ -337,7 +337,7 @@ def language_of(path: str) -> str:
 # «/Languages by file name»
 
 
-# «Load the whole book» book/preparation.md:799 @0993d012
+# «Load the whole book» book/preparation.md:801 @0993d012
 WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")  # UTF-16 and UTF-32
 
 

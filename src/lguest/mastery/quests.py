@@ -144,7 +144,7 @@ def boot_host(script: str, *, mem_mb: int = 16) -> tuple[Any, str]:
 # «/Helpers for the checks»
 
 
-# «The quests' checks» book/preparation.md:1941 @803e4e0b
+# «The quests' checks» book/preparation.md:2063 @803e4e0b
 @quest("preparation", "A table of contents for the chunks: lguest chunks")
 def check_preparation(root: Path) -> str:
     web = load_web(root)
@@ -167,7 +167,7 @@ def check_preparation(root: Path) -> str:
                            "alphabetical order, ignoring case")
     return f"lguest chunks lists all {len(expected)} chunks"
 # «/The quests' checks»
-# «The quests' checks»[2] book/launcher.md:1394 @e42d421b
+# «The quests' checks»[2] book/launcher.md:1497 @e42d421b
 
 @quest("launcher", "Memory by the kilo, the mega and the giga: lguest run 8192K")
 def check_launcher(root: Path) -> str:
@@ -188,7 +188,7 @@ def check_launcher(root: Path) -> str:
                                f"not {result.returncode}: {last_line(result.stderr)}")
     return "lguest run takes 8192K, 24m and 16, and refuses 12X, M, 1500K, 1K and 1G"
 # «/The quests' checks»
-# «The quests' checks»[3] book/guest.md:2125 @c7af7cd4
+# «The quests' checks»[3] book/guest.md:2128 @c7af7cd4
 
 @quest("guest", "Time a command: time COMMAND in the shell")
 def check_guest(root: Path) -> str:
@@ -209,7 +209,7 @@ def check_guest(root: Path) -> str:
         raise QuestNotDone(f"the guest did not power off cleanly (status {status})")
     return f"time sleep 1 took {ticks[0]} ticks"
 # «/The quests' checks»
-# «The quests' checks»[4] book/host.md:1804 @6332c8b2
+# «The quests' checks»[4] book/host.md:1897 @6332c8b2
 
 @quest("host", "Count exits by kind: Host.exit_kinds")
 def check_host(root: Path) -> str:
@@ -235,7 +235,7 @@ def check_host(root: Path) -> str:
                            f"exit, but exit_kinds has none of: {', '.join(missing)}")
     return ", ".join(f"{kinds[kind]} {kind}" for kind in ("hypercall", "trap", "timer")) + " exits"
 # «/The quests' checks»
-# «The quests' checks»[5] book/switcher.md:555 @6382a098
+# «The quests' checks»[5] book/switcher.md:615 @6382a098
 
 @quest("switcher", "Count the crossings: Switcher.crossings and Switcher.tlb_flushes")
 def check_switcher(root: Path) -> str:
@@ -265,7 +265,7 @@ def check_switcher(root: Path) -> str:
                            "and fewer than crossings, since most crossings change no page table")
     return f"{crossings} crossings, {flushes} of them flushed the TLB"
 # «/The quests' checks»
-# «The quests' checks»[6] book/drivers.md:3407 @4622cd34
+# «The quests' checks»[6] book/drivers.md:3524 @4622cd34
 
 @quest("drivers", "Tell the driver the block size: VIRTIO_BLK_F_BLK_SIZE")
 def check_drivers(root: Path) -> str:
