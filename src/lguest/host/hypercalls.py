@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/hypercalls.py» book/host.md:750 @4ca30d62
+# «src/lguest/host/hypercalls.py» book/host.md:775 @4ca30d62
 """Hypercalls: the guest asks, the Host answers (or kills it)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from ..abi import (ASYNC_DONE, ASYNC_READY, ASYNC_SLOTS, CONSOLE_EOF, CONSOLE_IR
                    SWITCHER_ADDR)
 from .segments import guest_descriptor
 
-# «The hypercall table» book/host.md:478 @afc4197c
+# «The hypercall table» book/host.md:503 @afc4197c
 HANDLERS: dict[int, Callable] = {}
 IN_HOOK: dict[int, Callable] = {}  # the handlers that may run inside the trap hook
 
@@ -48,7 +48,7 @@ def do_hypercall(host, number: int, a1: int, a2: int, a3: int, a4: int) -> int |
 # «/The hypercall table»
 
 
-# «The asynchronous ring» book/host.md:521 @1a7368fd
+# «The asynchronous ring» book/host.md:546 @1a7368fd
 def run_async(host) -> None:
     """Run every queued call in the guest's ring, in order."""
     status = host.lguest_data + LGUEST_DATA["async_status"]
@@ -69,7 +69,7 @@ def flush_async(host, *_) -> None:
 # «/The asynchronous ring»
 
 
-# «Init and shutdown» book/host.md:553 @e4c66d2e
+# «Init and shutdown» book/host.md:578 @e4c66d2e
 @hypercall("LGUEST_INIT", in_hook=True)
 def lguest_init(host, address, *_) -> None:
     if host.lguest_data is not None:
@@ -94,7 +94,7 @@ def shutdown(host, message, reason, *_) -> None:
 # «/Init and shutdown»
 
 
-# «The rest of the table» book/host.md:595 @8904e31d
+# «The rest of the table» book/host.md:620 @8904e31d
 @hypercall("NEW_PGTABLE")
 def new_pgtable(host, pgdir, *_) -> None:
     host.pages.new_pgtable(pgdir)
@@ -182,7 +182,7 @@ def console_read(host, address, room, *_) -> int:
 # «/The rest of the table»
 
 
-# «The early console» book/host.md:702 @10a13961
+# «The early console» book/host.md:727 @10a13961
 class EarlyConsole:
     """Input for CONSOLE_READ: bytes from a stream, announced on CONSOLE_IRQ."""
 
