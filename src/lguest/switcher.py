@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/switcher.py» book/switcher.md:512 @6ef8c8d0
+# «src/lguest/switcher.py» book/switcher.md:523 @6ef8c8d0
 """The Switcher: its pages at the top of every address space, and the way into the guest."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def descriptor(base: int, limit: int, access: int, flags: int = 0xC) -> int:
 # «/The Switcher's pages»
 
 
-# «The way in» book/switcher.md:250 @d44f1321
+# «The way in» book/switcher.md:261 @d44f1321
 class Switcher:
     """The Switcher's pages, the GDT that lives in them, and the way into the guest."""
 
@@ -92,7 +92,7 @@ class Switcher:
 # «/The way in»
 
 
-# «The register file» book/switcher.md:328 @cd8639fa
+# «The register file» book/switcher.md:339 @cd8639fa
 GPRS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 GPR_IDS = (UC_X86_REG_EAX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_EBX,
            UC_X86_REG_ESP, UC_X86_REG_EBP, UC_X86_REG_ESI, UC_X86_REG_EDI)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/page_tables.py» book/host.md:1448 @c19497ed
+# «src/lguest/host/page_tables.py» book/host.md:1456 @c19497ed
 """Shadow page tables: what the CPU really uses, built from the guest's own."""
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ class ShadowPages:
         return (found[1] & FRAME_MASK) + (vaddr & 0xFFF)
     # «/Walk the guest's tables»
 
-    # «Demand paging» book/host.md:1390 @7363ac71
+    # «Demand paging» book/host.md:1390 @1bd4aabd
     def demand_page(self, vaddr: int, write: bool, user: bool) -> bool:
         """Fill the shadow entry for a faulting access; False if the guest must see the fault."""
         if vaddr >= SWITCHER_ADDR:
@@ -138,11 +138,10 @@ class ShadowPages:
                 POOL_ADDRESS + tables[index] * PAGE_SIZE | PRESENT | WRITABLE | USER)
         flags = PRESENT | pde & pte & USER | (pde & pte & WRITABLE if pte & DIRTY else 0)
         self.words[tables[index] * 1024 + (vaddr >> 12 & 1023)] = pte & FRAME_MASK | flags
-        self.flush = True
         return True
     # «/Demand paging»
 
-    # «When the guest changes its tables» book/host.md:1424 @55c29003
+    # «When the guest changes its tables» book/host.md:1432 @55c29003
     def set_pte(self, pgdir: int, vaddr: int) -> None:
         for shadow in self._affected(pgdir, vaddr >> 22):
             page = self.tables[shadow].get(vaddr >> 22)
