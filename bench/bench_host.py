@@ -61,7 +61,7 @@ START = abi.PAGE_OFFSET + abi.KERNEL_LOAD
 FAULT_BASE, FAULT_PAGES = 0xC0200000, 128  # fresh pages, written once each
 SIZES = {False: {"loop": 30_000_000, "calls": 200_000, "batches": 1_000, "exits": 20_000,
                  "ticks": 2_000},
-         True: {"loop": 500_000, "calls": 20_000, "batches": 50, "exits": 1_000, "ticks": 200}}
+         True: {"loop": 1_000_000, "calls": 20_000, "batches": 50, "exits": 1_000, "ticks": 200}}
 
 
 def assemble(source: str, address: int) -> bytes:
