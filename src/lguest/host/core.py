@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1566 @c0f1fff5
+# «src/lguest/host/core.py» book/host.md:1566 @0f03a85f
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from unicorn.unicorn_py3.unicorn import uclib
 from unicorn import (UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_MODE_32,
                      Uc, UcError)
 from unicorn.x86_const import (UC_X86_INS_IN, UC_X86_INS_OUT, UC_X86_REG_CR2, UC_X86_REG_CS,
-                               UC_X86_REG_DS, UC_X86_REG_EFLAGS, UC_X86_REG_EIP, UC_X86_REG_ES,
-                               UC_X86_REG_FS, UC_X86_REG_GS, UC_X86_REG_SS)
+                               UC_X86_REG_EIP)
 
 from ..abi import (ASYNC_READY, HYPERCALL_NAMES, HYPERCALL_VECTOR, HYPERCALLS, KERNEL_CS,
                    KERNEL_DS, LGUEST_DATA, TIMER_IRQ)
