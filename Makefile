@@ -5,7 +5,7 @@
 #   make stitch  carry edits in src/lguest back into the chapters
 #   make run     boot a guest: make run [GUEST=path/to/kernel.elf] [MEM=32]
 #   make guest   build the book's own kernel and print its path
-#   make bench   run the benchmarks in bench/
+#   make bench   run the benchmarks in bench/: one table, bench/results/latest.json
 #   make soak    hostile guests for a long while: make soak [LGUEST_SOAK_CASES=N LGUEST_SOAK_SEED=S]
 #   make notebooks  open a chapter in JupyterLab: make notebooks [CHAPTER=host]
 #   make system  install the Debian packages the project needs (run as root)
@@ -65,10 +65,7 @@ guest: $(STAMP)
 	$(BIN)/python -m lguest.guest
 
 bench: $(STAMP)
-	$(BIN)/python bench/bench_literate.py
-	$(BIN)/python bench/bench_host.py
-	$(BIN)/python bench/bench_guest.py
-	$(BIN)/python bench/bench_drivers.py
+	$(BIN)/python bench/run.py
 
 soak: $(STAMP)
 	$(BIN)/python tests/soak.py

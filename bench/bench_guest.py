@@ -10,7 +10,8 @@ process, the way the Launcher boots it, with "poweroff" waiting on its console. 
   Unicorn code hook on the guest's addresses (slow, so kept out of the timings);
 - total: seconds from start to the guest's poweroff.
 
-Run with `python bench/bench_guest.py` (or `make bench`); results go to bench/results/guest.json.
+bench/run.py takes the boot times through ``rows()``; ``python bench/bench_guest.py`` prints
+the long report, exits and instruction counts included, into bench/results/guest.json.
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ from __future__ import annotations
 import io
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
 from unicorn import UC_HOOK_CODE
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import interleaved, row  # noqa: E402
 
 from lguest import abi
 from lguest.guest import build_kernel
@@ -80,7 +85,18 @@ def boot_once(kernel: Path, deterministic: bool, count_instructions: bool = Fals
             "total": end - start, "instructions": counted["at_prompt"]}
 
 
+def rows(repeats: int = 5, quick: bool = False) -> list[dict]:
+    """Boot to the prompt, by the wall clock and by the virtual clock's rules, in turns."""
+    kernel = build_kernel()
+    boot_once(kernel, False)  # warm up: imports, Switcher, page cache
+    runs = interleaved({"wall": lambda: boot_once(kernel, False)["boot"] * 1e3,
+                        "deterministic": lambda: boot_once(kernel, True)["boot"] * 1e3}, repeats)
+    return [row("boot to shell prompt", "ms", runs["wall"]),
+            row("boot to shell prompt, --deterministic", "ms", runs["deterministic"])]
+
+
 def main() -> None:
+    """The long report: exits and guest instructions to the prompt as well."""
     kernel = build_kernel()
     results = {}
     for name, deterministic in (("wall clock", False), ("deterministic", True)):

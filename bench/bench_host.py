@@ -1,43 +1,67 @@
-"""Benchmarks for the Host and the Switcher, against bare Unicorn in the same run.
+"""Benchmarks for the Host and the Switcher, each against bare Unicorn in the same run.
 
-- guest CPU loop: the same loop at the same addresses run by bare Unicorn
-  (ring 0, no hooks, with the guest's page tables; and, for information,
-  with no paging at all, which Unicorn runs about 13% faster) and by a guest
-  under the Host (ring 1, shadow paging, the timer thread looking in every
-  100 ms); ratio = bare time / guest time (target >= 0.9);
-- hypercall round trip: a loop of `int $0x1f` under bare Unicorn with an
-  empty UC_HOOK_INTR callback, and the same loop in a guest making an
-  in-hook hypercall; ratio = guest cost / bare cost (target <= 3);
-- full exits per second: a guest taking #GP on `cli` and handling it, each a
-  full exit, Switcher and frame delivery (reported, no baseline).
+Every guest here is a few lines of assembler loaded where a kernel would be, with
+physical memory mapped at 0xC0000000 by its own page tables. It marks the start and
+the end of the part being timed with a one-byte CONSOLE_WRITE, and the console notes
+the time of each mark, so Host start-up and shutdown stay out of the figures. The bare
+Unicorn runs are timed around ``emu_start`` alone.
 
-Run with `make bench`; results go to bench/results/host.json.
+- guest CPU loop: the same loop at the same addresses under bare Unicorn (ring 0, no
+  hooks, the guest's page tables) and under the Host (ring 1, shadow paging, the timer
+  thread looking in every 100 ms); ratio = bare time / guest time (target >= 0.95).
+  For information, bare Unicorn without paging, which runs the loop faster still.
+- synchronous hypercall: ``int $0x1f`` in a loop, under bare Unicorn with an empty
+  UC_HOOK_INTR callback registered through the binding, and in the guest as an in-hook
+  SET_CLOCKEVENT; ratio = guest / bare (target <= 2). For information, the same bare loop
+  with an empty callback registered through ctypes, the way the Host registers its own.
+- batched hypercalls: SET_PTE queued 64 at a time in the asynchronous ring and flushed
+  with one FLUSH_ASYNC, per call, against SET_PTE made synchronously (a full exit each);
+  ratio = batched / synchronous (target < 0.5). For information, against the in-hook
+  synchronous hypercall above.
+- full exit: a guest taking #GP on ``cli`` in a loop, each reflected to its own handler
+  through the Switcher; against the in-hook hypercall, for the cost of the long way.
+- shadow page fault: the first write to each of 128 pages, each a page fault the Host
+  serves by filling a shadow entry (a full exit each); against bare Unicorn mapping the
+  same pages one by one from a UC_HOOK_MEM_WRITE_UNMAPPED callback. Only 128, because
+  each page mapped that way is a memory region of its own in Unicorn, and with
+  thousands of them every further map gets slower: at 1024 pages the bare fault costs
+  ten times what it costs at 64, which would flatter us.
+- timer interrupt: the guest arms a 1 ns clock event and spins until its handler has
+  counted the tick, over and over; the time from arming to the handler (the timer
+  thread's stop, an exit, the frame pushed, the handler) per tick, no baseline.
+
+Run with ``python bench/bench_host.py`` or through bench/run.py.
 """
 
 from __future__ import annotations
 
 import ctypes
 import io
-import json
 import mmap
-import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from unicorn import UC_ARCH_X86, UC_HOOK_INTR, UC_MODE_32, UC_PROT_ALL, Uc
+from unicorn import (UC_ARCH_X86, UC_HOOK_INTR, UC_HOOK_MEM_WRITE_UNMAPPED, UC_MODE_32,
+                     UC_PROT_ALL, Uc)
 from unicorn.x86_const import UC_X86_REG_CR0, UC_X86_REG_CR3
 
-from lguest import abi
-from lguest.host.core import Host
-from lguest.memory import GuestMemory
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import interleaved, row  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-LOOP_ITERATIONS = 30_000_000
-HYPERCALLS = 200_000
-FAULTS = 20_000
-REPEAT = 7
+from lguest import abi  # noqa: E402
+from lguest.host.core import Host, hook_traps  # noqa: E402
+from lguest.memory import GuestMemory  # noqa: E402
+
+MEMORY = 16 << 20
+PGDIR = MEMORY - abi.PAGE_SIZE  # the guest's page directory, tables just below it
+START = abi.PAGE_OFFSET + abi.KERNEL_LOAD
+FAULT_BASE, FAULT_PAGES = 0xC0200000, 128  # fresh pages, written once each
+SIZES = {False: {"loop": 30_000_000, "calls": 200_000, "batches": 1_000, "exits": 20_000,
+                 "ticks": 2_000},
+         True: {"loop": 1_000_000, "calls": 20_000, "batches": 50, "exits": 1_000, "ticks": 200}}
 
 
 def assemble(source: str, address: int) -> bytes:
@@ -49,15 +73,20 @@ def assemble(source: str, address: int) -> bytes:
         return Path(scratch, "g.bin").read_bytes()
 
 
-LOOP = f"""
-    mov ecx, {LOOP_ITERATIONS}
+# The programs. Each is the timed part only; registers are free for them to use.
+def cpu_loop(n: int) -> str:
+    return f"""
+    mov ecx, {n}
     mov esi, 0xC0300000
 1:  add dword ptr [esi], ecx
     dec ecx
     jnz 1b
 """
-HYPERCALL_LOOP = f"""
-    mov edi, {HYPERCALLS}
+
+
+def hypercall_loop(n: int) -> str:  # SET_CLOCKEVENT(0): served in the hook
+    return f"""
+    mov edi, {n}
 1:  mov eax, 9
     xor ebx, ebx
     int 0x1f
@@ -66,13 +95,131 @@ HYPERCALL_LOOP = f"""
 """
 
 
-def guest(body: str, setup: str = "") -> tuple[GuestMemory, int]:
+def sync_pte_loop(n: int) -> str:  # SET_PTE: a full exit each
+    return f"""
+    mov edi, {n}
+1:  mov eax, 14
+    mov ebx, {PGDIR}
+    mov ecx, 0xC0300000
+    xor edx, edx
+    int 0x1f
+    dec edi
+    jnz 1b
+"""
+
+
+def async_pte_loop(batches: int) -> str:  # 64 SET_PTEs in the ring, then FLUSH_ASYNC
+    return f"""
+    mov edi, {batches}
+2:  xor ecx, ecx
+    mov ebx, offset shared + 128
+1:  mov dword ptr [ebx], 14
+    mov dword ptr [ebx + 4], {PGDIR}
+    mov dword ptr [ebx + 8], 0xC0300000
+    mov dword ptr [ebx + 12], 0
+    mov dword ptr [ebx + 16], 0
+    mov byte ptr [shared + 64 + ecx], 0
+    add ebx, 20
+    inc ecx
+    cmp ecx, 64
+    jne 1b
+    xor eax, eax
+    int 0x1f
+    dec edi
+    jnz 2b
+"""
+
+
+def gp_loop(n: int) -> str:  # cli at ring 1: #GP, a full exit, reflected to the handler
+    return f"""
+    mov edi, {n}
+1:  cli
+    dec edi
+    jnz 1b
+"""
+
+
+def fault_loop(pages: int) -> str:  # the first write to each page
+    return f"""
+    mov ecx, {pages}
+    mov esi, {FAULT_BASE}
+1:  mov dword ptr [esi], ecx
+    add esi, 4096
+    dec ecx
+    jnz 1b
+"""
+
+
+def timer_loop(ticks: int) -> str:  # arm a 1 ns clock event, spin until the tick, again
+    return f"""
+    xor edi, edi
+2:  mov eax, 9
+    mov ebx, 1
+    int 0x1f
+    inc edi
+1:  cmp dword ptr [shared + 2048], edi
+    jb 1b
+    cmp edi, {ticks}
+    jb 2b
+"""
+
+
+def gate(handler: str, kind: int) -> str:
+    """Load ecx and edx with an IDT gate for ``handler`` (0x8E00 interrupt, 0x8F00 trap)."""
+    return f"""
+    mov ecx, offset {handler}
+    and ecx, 0xffff
+    or ecx, {abi.KERNEL_CS << 16:#x}
+    mov edx, offset {handler}
+    and edx, 0xffff0000
+    or edx, {kind:#x}
+"""
+
+
+GP_SETUP = f"""
+    mov eax, 6
+    mov ebx, 13
+    {gate("gp", 0x8F00)}
+    int 0x1f
+    mov esp, 0xC0090000
+"""
+TIMER_SETUP = f"""
+    mov eax, 6
+    mov ebx, {abi.FIRST_EXTERNAL_VECTOR + abi.TIMER_IRQ}
+    {gate("tick", 0x8E00)}
+    int 0x1f
+    mov esp, 0xC0090000
+    mov dword ptr [shared + {abi.LGUEST_DATA["noirq_iret"]}], offset tick_iret
+    mov dword ptr [shared + {abi.LGUEST_DATA["irq_enabled"]}], {abi.X86_EFLAGS_IF}
+"""
+HANDLERS = f"""
+gp: add dword ptr [esp + 4], 1
+    add esp, 4
+    iretd
+tick:
+    inc dword ptr [shared + 2048]
+    mov dword ptr [shared + {abi.LGUEST_DATA["irq_enabled"]}], {abi.X86_EFLAGS_IF}
+tick_iret:
+    iretd
+"""
+MARK = """
+    mov eax, 20
+    mov ebx, offset shared - 0xC0000000
+    mov ecx, 1
+    int 0x1f
+"""
+
+
+def guest(body: str, setup: str = "") -> GuestMemory:
+    """A guest: LGUEST_INIT, ``setup``, a mark, ``body``, a mark, and power off."""
     source = f"""
     mov eax, 1
     mov ebx, offset shared - 0xC0000000
     int 0x1f
     {setup}
+    {MARK}
     {body}
+    {MARK}
     mov eax, 2
     mov ebx, 0
     mov ecx, 1
@@ -81,120 +228,130 @@ def guest(body: str, setup: str = "") -> tuple[GuestMemory, int]:
 .align 4096
 shared: .space 4096
 """
-    memory = GuestMemory(16 << 20)
-    pgdir = memory.size - abi.PAGE_SIZE
+    memory = GuestMemory(MEMORY)
+    map_kernel(memory.view.cast("I"))
+    memory.write(abi.KERNEL_LOAD, assemble(source, START))
+    return memory
+
+
+def map_kernel(words: memoryview) -> None:
+    """Page tables mapping all 16 MiB at PAGE_OFFSET, in the top pages of memory."""
     for table in range(4):
-        address = pgdir - (table + 1) * abi.PAGE_SIZE
-        memory.write_u32(pgdir + 4 * (abi.PAGE_OFFSET >> 22) + 4 * table, address | 3)
+        address = PGDIR - (table + 1) * abi.PAGE_SIZE
+        words[PGDIR // 4 + (abi.PAGE_OFFSET >> 22) + table] = address | 3
         for page in range(1024):
-            memory.write_u32(address + 4 * page, (table * 1024 + page) * abi.PAGE_SIZE | 3)
-    memory.write(abi.KERNEL_LOAD, assemble(source, abi.PAGE_OFFSET + abi.KERNEL_LOAD))
-    return memory, pgdir
+            words[address // 4 + page] = (table * 1024 + page) * abi.PAGE_SIZE | 3
 
 
-HANDLERS = """
-gp: add dword ptr [esp + 4], 1
-    add esp, 4
-    iretd
-"""
-GP_SETUP = """
-    mov eax, 6
-    mov ebx, 13
-    mov ecx, offset gp
-    and ecx, 0xffff
-    or ecx, 0x190000
-    mov edx, offset gp
-    and edx, 0xffff0000
-    or edx, 0x8f00
-    int 0x1f
-    mov esp, 0xC0090000
-"""
-GP_LOOP = f"""
-    mov edi, {FAULTS}
-1:  cli
-    dec edi
-    jnz 1b
-"""
+class Marks(io.RawIOBase):
+    """A console that notes the time of every write: the guest's marks."""
+
+    def __init__(self):
+        self.times: list[float] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.times.append(time.perf_counter())
+        return len(data)
 
 
-def run_guest(body: str, setup: str = "") -> tuple[float, Host]:
-    memory, pgdir = guest(body, setup)
-    host = Host(memory, console=io.BytesIO())
-    start = time.perf_counter()
-    outcome = host.run(entry=abi.PAGE_OFFSET + abi.KERNEL_LOAD, stack=abi.PAGE_OFFSET + abi.BOOT_PAGE,
-                       boot=abi.BOOT_PAGE, pgdir=pgdir)
-    elapsed = time.perf_counter() - start
-    assert outcome.kind == "poweroff", outcome
-    return elapsed, host
+def hosted(body: str, setup: str = "", count: int = 1) -> float:
+    """Seconds per ``count`` of the guest's timed part, under the Host."""
+    memory = guest(body, setup)
+    marks = Marks()
+    host = Host(memory, console=marks)
+    outcome = host.run(entry=START, stack=abi.PAGE_OFFSET + abi.BOOT_PAGE, boot=abi.BOOT_PAGE,
+                       pgdir=PGDIR)
+    if outcome.kind != "poweroff" or len(marks.times) != 2:
+        raise RuntimeError(f"the benchmark guest failed: {outcome}")
+    return (marks.times[1] - marks.times[0]) / count
 
 
-def run_bare(body: str, hook: bool = False, paged: bool = False) -> float:
-    """The same code under bare Unicorn at ring 0: flat, or paged with the guest's mapping."""
+def bare(body: str, count: int = 1, *, paged: bool = True, hook: str | None = None,
+         fault_map: bool = False) -> float:
+    """Seconds per ``count`` of the same code under bare Unicorn at ring 0.
+
+    ``paged``: through the guest's page tables, else a second flat mapping of memory at
+    0xC0000000. ``hook``: None, "binding" (an empty UC_HOOK_INTR through the binding) or
+    "ctypes" (the same, registered the way the Host does). ``fault_map``: leave the fault
+    loop's pages unmapped and map each from an unmapped-write callback (flat only).
+    """
     uc = Uc(UC_ARCH_X86, UC_MODE_32)
-    buffer = mmap.mmap(-1, 16 << 20)
+    buffer = mmap.mmap(-1, MEMORY)
     pointer = ctypes.addressof(ctypes.c_char.from_buffer(buffer))
-    uc.mem_map_ptr(0, 16 << 20, UC_PROT_ALL, pointer)
-    if paged:  # the guest's view: physical memory at 0xC0000000 through page tables
-        words, pgdir = memoryview(buffer).cast("I"), 0xF00000
-        for table in range(4):
-            address = pgdir + (table + 1) * abi.PAGE_SIZE
-            words[pgdir // 4 + (abi.PAGE_OFFSET >> 22) + table] = address | 3
-            for page in range(1024):
-                words[address // 4 + page] = (table * 1024 + page) * abi.PAGE_SIZE | 3
-        uc.reg_write(UC_X86_REG_CR3, pgdir)
+    uc.mem_map_ptr(0, MEMORY, UC_PROT_ALL, pointer)
+    if paged:
+        map_kernel(memoryview(buffer).cast("I"))
+        uc.reg_write(UC_X86_REG_CR3, PGDIR)
         uc.reg_write(UC_X86_REG_CR0, uc.reg_read(UC_X86_REG_CR0) | 0x80010000)
-    else:  # the same addresses without paging: a second mapping of the same memory
-        uc.mem_map_ptr(0xC0000000, 16 << 20, UC_PROT_ALL, pointer)
-    start_address = abi.PAGE_OFFSET + abi.KERNEL_LOAD
-    code = assemble(body + "\n    hlt\n", start_address)
+    elif fault_map:  # everything but the fault loop's pages, which are mapped on demand
+        low = FAULT_BASE - abi.PAGE_OFFSET
+        uc.mem_map_ptr(abi.PAGE_OFFSET, low, UC_PROT_ALL, pointer)
+
+        def on_unmapped(uc, access, address, size, value, _):
+            page = address & ~0xFFF
+            uc.mem_map_ptr(page, abi.PAGE_SIZE, UC_PROT_ALL, pointer + page - abi.PAGE_OFFSET)
+            return True
+
+        uc.hook_add(UC_HOOK_MEM_WRITE_UNMAPPED, on_unmapped)
+    else:
+        uc.mem_map_ptr(abi.PAGE_OFFSET, MEMORY, UC_PROT_ALL, pointer)
+    code = assemble(body + "\n    hlt\n", START)
     buffer[abi.KERNEL_LOAD:abi.KERNEL_LOAD + len(code)] = code
-    if hook:
+    keep = None
+    if hook == "binding":
         uc.hook_add(UC_HOOK_INTR, lambda uc, number, _: None)
+    elif hook == "ctypes":
+        keep = hook_traps(uc, lambda engine, number, _: None)
     start = time.perf_counter()
-    uc.emu_start(start_address, start_address + len(code) - 1)
-    return time.perf_counter() - start
+    uc.emu_start(START, START + len(code) - 1)
+    elapsed = time.perf_counter() - start
+    del keep
+    return elapsed / count
 
 
-def median(samples: list[float]) -> tuple[float, float, float]:
-    return statistics.median(samples), min(samples), max(samples)
-
-
-def main() -> None:
-    rows = []
-    paged_runs, flat_runs, hosted_runs = [], [], []
-    for _ in range(REPEAT):  # interleaved, so that drift in the machine hits all alike
-        paged_runs.append(run_bare(LOOP, paged=True))
-        flat_runs.append(run_bare(LOOP))
-        hosted_runs.append(run_guest(LOOP)[0])
-    paged, flat, hosted = median(paged_runs), median(flat_runs), median(hosted_runs)
-    rows.append({"name": "guest CPU loop vs bare Unicorn, same page tables", "value": hosted[0],
-                 "baseline": paged[0], "ratio": paged[0] / hosted[0], "target": ">= 0.9",
-                 "meets": paged[0] / hosted[0] >= 0.9, "spread": [hosted[1], hosted[2]]})
-    rows.append({"name": "guest CPU loop vs bare Unicorn, no paging", "value": hosted[0],
-                 "baseline": flat[0], "ratio": flat[0] / hosted[0], "target": None, "meets": None,
-                 "spread": [hosted[1], hosted[2]]})
-    bare_call = median([run_bare(HYPERCALL_LOOP, hook=True) / HYPERCALLS
-                        for _ in range(REPEAT)])
-    hosted_call = median([run_guest(HYPERCALL_LOOP)[0] / HYPERCALLS for _ in range(REPEAT)])
-    rows.append({"name": "hypercall round trip vs bare UC_HOOK_INTR", "value": hosted_call[0],
-                 "baseline": bare_call[0], "ratio": hosted_call[0] / bare_call[0], "target": "<= 3",
-                 "meets": hosted_call[0] / bare_call[0] <= 3, "spread": [hosted_call[1], hosted_call[2]]})
-    faults = []
-    for _ in range(REPEAT):
-        elapsed, host = run_guest(GP_LOOP, GP_SETUP)
-        faults.append(host.exits / elapsed)
-    rate = median(faults)
-    rows.append({"name": "full exits per second (#GP reflected)", "value": rate[0], "baseline": None,
-                 "ratio": None, "target": None, "meets": None, "spread": [rate[1], rate[2]]})
-    print(f"{'benchmark':50} {'value':>12} {'baseline':>12} {'ratio':>7}  target")
-    for row in rows:
-        ratio = "" if row["ratio"] is None else f"{row['ratio']:7.2f}"
-        baseline = "" if row["baseline"] is None else f"{row['baseline']:.3g}"
-        print(f"{row['name']:50} {row['value']:12.3g} {baseline:>12} {ratio:>7}  {row['target'] or ''}")
-    out = ROOT / "bench/results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "host.json").write_text(json.dumps(rows, indent=2) + "\n")
+def rows(repeats: int = 5, quick: bool = False) -> list[dict]:
+    size = SIZES[quick]
+    loop, calls, batches = size["loop"], size["calls"], size["batches"]
+    s = interleaved({
+        "loop bare": lambda: bare(cpu_loop(loop)),
+        "loop flat": lambda: bare(cpu_loop(loop), paged=False),
+        "loop guest": lambda: hosted(cpu_loop(loop)),
+        "call binding": lambda: bare(hypercall_loop(calls), calls, paged=False, hook="binding"),
+        "call ctypes": lambda: bare(hypercall_loop(calls), calls, paged=False, hook="ctypes"),
+        "call guest": lambda: hosted(hypercall_loop(calls), count=calls),
+        "pte sync": lambda: hosted(sync_pte_loop(batches * 4), count=batches * 4),
+        "pte async": lambda: hosted(async_pte_loop(batches), count=batches * 64),
+        "full exit": lambda: hosted(gp_loop(size["exits"]), GP_SETUP, count=size["exits"]),
+        "fault bare": lambda: bare(fault_loop(FAULT_PAGES), FAULT_PAGES, paged=False,
+                                   fault_map=True),
+        "fault guest": lambda: hosted(fault_loop(FAULT_PAGES), count=FAULT_PAGES),
+        "tick": lambda: hosted(timer_loop(size["ticks"]), TIMER_SETUP, count=size["ticks"]),
+    }, repeats)
+    us = {name: [value * 1e6 for value in values] for name, values in s.items()}
+    return [
+        row("guest CPU loop vs bare Unicorn, same page tables", "s", s["loop guest"],
+            s["loop bare"], target=0.95, higher_is_better=True, ratio="baseline/value"),
+        row("guest CPU loop vs bare Unicorn, no paging", "s", s["loop guest"], s["loop flat"],
+            higher_is_better=True, ratio="baseline/value"),
+        row("sync hypercall vs bare UC_HOOK_INTR (binding)", "us", us["call guest"],
+            us["call binding"], target=2.0),
+        row("sync hypercall vs bare UC_HOOK_INTR (ctypes)", "us", us["call guest"],
+            us["call ctypes"]),
+        row("batched SET_PTE per call vs sync SET_PTE", "us", us["pte async"], us["pte sync"],
+            target=0.5),
+        row("batched SET_PTE per call vs in-hook hypercall", "us", us["pte async"],
+            us["call guest"]),
+        row("full exit (#GP reflected) vs in-hook hypercall", "us", us["full exit"],
+            us["call guest"]),
+        row("shadow page fault vs bare Unicorn map-on-fault", "us", us["fault guest"],
+            us["fault bare"]),
+        row("timer tick, armed to delivered (1 ns clock event)", "us", us["tick"]),
+    ]
 
 
 if __name__ == "__main__":
-    main()
+    from run import main
+    main(["bench_host", *sys.argv[1:]])

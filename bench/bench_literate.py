@@ -1,45 +1,44 @@
 """Benchmarks for the literate engine: tangling the whole book, and
 rebuilding the rendered book when nothing changed.
 
-Each figure is reported as a median with its spread over repeated runs, next
-to a baseline measured in the same run on the same machine:
-- tangling is compared with merely reading every chapter from disk, the
-  floor any tangler must pay;
-- a no-change rebuild is compared with a full build from an empty output
-  directory and an empty execution cache.
+Each figure is measured against a baseline in the same rounds:
+- tangling is compared with merely reading every chapter from disk, the floor any
+  tangler must pay (each round's figure is the best of ten runs, both sides);
+- a no-change rebuild is compared with a full build from an empty output directory
+  and an empty execution cache, in a scratch copy of the project (at most three
+  rounds: a full build executes every cell of the book, this suite's own quick run
+  in the Mastery chapter included). Not in quick mode.
 
-Run with `make bench`; results go to bench/results/literate.json.
+Run with ``python bench/bench_literate.py`` or through bench/run.py.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from lguest.literate.book import read_book
-from lguest.literate.tangle import tangle
-from lguest.literate.web import load_web
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import interleaved, row  # noqa: E402
+
+from lguest.literate.book import read_book  # noqa: E402
+from lguest.literate.tangle import tangle  # noqa: E402
+from lguest.literate.web import load_web  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+FULL_BUILD_ROUNDS = 3
 
 
-def timed(function, repeat: int) -> list[float]:
+def best_of(function, runs: int = 10) -> float:
     times = []
-    for _ in range(repeat):
+    for _ in range(runs):
         start = time.perf_counter()
         function()
         times.append(time.perf_counter() - start)
-    return times
-
-
-def summary(times: list[float]) -> dict:
-    return {"median": statistics.median(times), "min": min(times), "max": max(times), "runs": len(times)}
+    return min(times)
 
 
 def read_everything() -> None:
@@ -52,42 +51,41 @@ def tangle_everything() -> None:
     tangle(load_web(ROOT))
 
 
-def sphinx(root: Path) -> None:
-    subprocess.run([sys.executable, "-m", "sphinx", "-q", "-W", "-b", "html", "-c", str(root),
-                    str(root / "book"), str(root / "_build/html")], check=True, capture_output=True)
+def sphinx(root: Path) -> float:
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "sphinx", "-q", "-W", "-b", "html", "-c", str(root),
+                             str(root / "book"), str(root / "_build/html")], capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f"the book did not build:\n{result.stderr[-2000:]}")
+    return time.perf_counter() - start
 
 
-def main() -> None:
-    rows = []
-    baseline = summary(timed(read_everything, 50))
-    value = summary(timed(tangle_everything, 50))
-    rows.append({"name": "tangle the whole book", "value": value["median"], "baseline": baseline["median"],
-                 "ratio": value["median"] / baseline["median"], "spread": [value["min"], value["max"]],
-                 "baseline_name": "read every chapter"})
+def rows(repeats: int = 5, quick: bool = False) -> list[dict]:
+    s = interleaved({"read": lambda: best_of(read_everything),
+                     "tangle": lambda: best_of(tangle_everything)}, repeats)
+    ms = {name: [value * 1e3 for value in values] for name, values in s.items()}
+    result = [row("tangle the whole book vs reading every chapter", "ms", ms["tangle"], ms["read"])]
+    if quick:
+        return result
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        for name in ("book", "src"):
-            shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        for name in ("book", "src", "bench"):
+            shutil.copytree(ROOT / name, root / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "results"))
         for name in ("chapters.yml", "conf.py"):
             shutil.copy(ROOT / name, root / name)
 
-        def full() -> None:
+        def full() -> float:
             shutil.rmtree(root / "_build", ignore_errors=True)
-            sphinx(root)
+            return sphinx(root)
 
-        baseline = summary(timed(full, 3))
-        value = summary(timed(lambda: sphinx(root), 5))
-    rows.append({"name": "rebuild the book, nothing changed", "value": value["median"],
-                 "baseline": baseline["median"], "ratio": value["median"] / baseline["median"],
-                 "spread": [value["min"], value["max"]], "baseline_name": "full build, empty cache"})
-    print(f"{'benchmark':36} {'median':>10} {'baseline':>10} {'ratio':>7}  baseline is")
-    for row in rows:
-        print(f"{row['name']:36} {row['value'] * 1000:8.1f}ms {row['baseline'] * 1000:8.1f}ms "
-              f"{row['ratio']:7.2f}  {row['baseline_name']}")
-    out = ROOT / "bench/results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "literate.json").write_text(json.dumps(rows, indent=2) + "\n")
+        builds = interleaved({"full": full, "again": lambda: sphinx(root)},
+                             min(repeats, FULL_BUILD_ROUNDS))
+    result.append(row("rebuild the book, nothing changed, vs a full build", "s", builds["again"],
+                      builds["full"]))
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    from run import main
+    main(["bench_literate", *sys.argv[1:]])

@@ -65,8 +65,9 @@ def build_book(root: Path) -> str:
 def rendered_book(tmp_path_factory) -> tuple[Path, str]:
     """One rendered copy of the book for the whole session: (its root, the first build's log)."""
     root = tmp_path_factory.mktemp("book")
-    for name in ("book", "src"):
-        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("book", "src", "bench"):  # bench: the Mastery chapter runs the quick suite
+        shutil.copytree(ROOT / name, root / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "results"))
     for name in ("chapters.yml", "conf.py"):
         shutil.copy(ROOT / name, root / name)
     return root, build_book(root)

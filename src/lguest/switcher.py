@@ -1,10 +1,11 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/switcher.py» book/switcher.md:559 @5cf5d408
+# «src/lguest/switcher.py» book/switcher.md:621 @6ef8c8d0
 """The Switcher: its pages at the top of every address space, and the way into the guest."""
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import mmap
 import struct
 
@@ -13,7 +14,8 @@ from unicorn.unicorn_py3.unicorn import uclib
 from unicorn.x86_const import (UC_X86_REG_CR0, UC_X86_REG_CR3, UC_X86_REG_CS, UC_X86_REG_DS,
                                UC_X86_REG_EAX, UC_X86_REG_EBP, UC_X86_REG_EBX, UC_X86_REG_ECX,
                                UC_X86_REG_EDI, UC_X86_REG_EDX, UC_X86_REG_EFLAGS, UC_X86_REG_ES,
-                               UC_X86_REG_ESI, UC_X86_REG_ESP, UC_X86_REG_GDTR, UC_X86_REG_SS)
+                               UC_X86_REG_EIP, UC_X86_REG_ESI, UC_X86_REG_ESP, UC_X86_REG_FS,
+                               UC_X86_REG_GDTR, UC_X86_REG_GS, UC_X86_REG_SS)
 
 from .abi import GDT_ENTRIES, KERNEL_CS, KERNEL_DS, PAGE_SIZE, SWITCHER_ADDR, USER_CS, USER_DS
 
@@ -36,7 +38,7 @@ def descriptor(base: int, limit: int, access: int, flags: int = 0xC) -> int:
 # «/The Switcher's pages»
 
 
-# «The way in» book/switcher.md:250 @d44f1321
+# «The way in» book/switcher.md:261 @d44f1321
 class Switcher:
     """The Switcher's pages, the GDT that lives in them, and the way into the guest."""
 
@@ -90,7 +92,7 @@ class Switcher:
 # «/The way in»
 
 
-# «The register file» book/switcher.md:388 @37cc74c9
+# «The register file» book/switcher.md:399 @cd8639fa
 GPRS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 GPR_IDS = (UC_X86_REG_EAX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_EBX,
            UC_X86_REG_ESP, UC_X86_REG_EBP, UC_X86_REG_ESI, UC_X86_REG_EDI)
@@ -137,22 +139,40 @@ def probe_context_layout() -> dict[str, int]:
 LAYOUT = probe_context_layout()
 
 
+READ_BATCH = ctypes.PyDLL(uclib._name).uc_reg_read_batch  # no argtypes: see below
+FRAME_REGISTERS = tuple({"gs": UC_X86_REG_GS, "fs": UC_X86_REG_FS, "es": UC_X86_REG_ES,
+                         "ds": UC_X86_REG_DS, "eip": UC_X86_REG_EIP, "cs": UC_X86_REG_CS,
+                         "eflags": UC_X86_REG_EFLAGS, "ss": UC_X86_REG_SS, "unused": UC_X86_REG_ESP,
+                         **dict(zip(GPRS, GPR_IDS))}[name] for name in FRAME)
+
+
+class RegisterBatch:
+    """Several registers in one trip into Unicorn: ``read()`` fetches, ``unpack()`` hands out."""
+
+    def __init__(self, uc: Uc, registers: tuple[int, ...]):
+        count = len(registers)
+        self._ids = (ctypes.c_int * count)(*registers)
+        self._words = (ctypes.c_uint64 * count)()
+        self._pointers = (ctypes.c_void_p * count)(
+            *(ctypes.addressof(self._words) + 8 * index for index in range(count)))
+        self.read = functools.partial(READ_BATCH, uc._uch, self._ids, self._pointers, count)
+        self.unpack = functools.partial(struct.Struct(f"<{count}Q").unpack_from, self._words)
+
+    def __call__(self) -> tuple[int, ...]:
+        self.read()
+        return self.unpack()
+
+
 class RegisterFile:
-    """The guest's registers, read in bulk through one reused saved context."""
+    """The guest's registers, read in bulk: by batch, or through one reused saved context."""
 
     def __init__(self, uc: Uc):
         self.uc = uc
         self.context = uc.context_save()
         base = ctypes.cast(self.context.context, ctypes.c_void_p).value
         self.words = {name: ctypes.c_uint32.from_address(base + offset) for name, offset in LAYOUT.items()}
-        self._read_batch = ctypes.CDLL(uclib._name).uc_reg_read_batch  # no argtypes: see below
-        self._handle = uc._uch
-        self._count = count = len(HYPERCALL_REGISTERS)
-        self._ids = (ctypes.c_int * count)(*HYPERCALL_REGISTERS)
-        self._values = (ctypes.c_uint64 * count)()
-        self._unpack = struct.Struct(f"<{count}Q").unpack_from
-        self._pointers = (ctypes.c_void_p * count)(
-            *(ctypes.addressof(self._values) + 8 * index for index in range(count)))
+        self.hypercall = RegisterBatch(uc, HYPERCALL_REGISTERS)  # the call number and four arguments
+        self.frame = RegisterBatch(uc, FRAME_REGISTERS)  # the guest's frame, in the Switcher's order
 
     def load(self) -> None:
         """Copy the CPU's state into the context: about half a microsecond."""
@@ -160,10 +180,5 @@ class RegisterFile:
 
     def __getitem__(self, name: str) -> int:
         return self.words[name].value
-
-    def hypercall(self) -> tuple[int, int, int, int, int]:
-        """The call number and four arguments, in one trip into Unicorn."""
-        self._read_batch(self._handle, self._ids, self._pointers, self._count)
-        return self._unpack(self._values)
 # «/The register file»
 # «/src/lguest/switcher.py»

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1655 @e0bea4f6
+# «src/lguest/host/core.py» book/host.md:1707 @1837a3ca
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from unicorn.unicorn_py3.unicorn import uclib
 from unicorn import (UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_MODE_32,
                      Uc, UcError)
 from unicorn.x86_const import (UC_X86_INS_IN, UC_X86_INS_OUT, UC_X86_REG_CR2, UC_X86_REG_CS,
-                               UC_X86_REG_DS, UC_X86_REG_EFLAGS, UC_X86_REG_EIP, UC_X86_REG_ES,
-                               UC_X86_REG_FS, UC_X86_REG_GS, UC_X86_REG_SS)
+                               UC_X86_REG_EIP)
 
 from ..abi import (ASYNC_READY, HYPERCALL_NAMES, HYPERCALL_VECTOR, HYPERCALLS, KERNEL_CS,
                    KERNEL_DS, LGUEST_DATA, TIMER_IRQ)
@@ -29,6 +28,7 @@ from .page_tables import POOL_PAGES, ShadowPages
 PAGE_FAULT, DOUBLE_FAULT, INVALID_OPCODE = 14, 8, 6
 TICK = 0.1  # the timer thread looks in at least this often, in seconds
 KICK_DELAY = 50e-6  # how long a kicked timer thread waits before it stops the CPU
+RETRY = 0.001  # and stops the CPU again if a due deadline is still pending after this
 SLICE = 200_000  # instructions per slice in deterministic mode
 EXIT_COST_NS = 1_000  # virtual nanoseconds charged for each exit in deterministic mode
 
@@ -61,7 +61,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Register the trap hook» book/host.md:391 @ee2467ac
+# «Register the trap hook» book/host.md:416 @ee2467ac
 TRAP_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 
 
@@ -77,7 +77,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:1195 @fe41e502
+# «Clocks» book/host.md:1239 @fe41e502
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -115,12 +115,11 @@ class VirtualClock:
 # «/Clocks»
 
 
-# «The Host's state» book/host.md:94 @28ddd170
+# «The Host's state» book/host.md:94 @20e48b9e
 FRAME_INDEX = {name: index for index, name in enumerate(FRAME)}
 EIP, CS, EFLAGS, ESP, SS = (FRAME_INDEX[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 ASYNC_STATUS = LGUEST_DATA["async_status"]
-SEGMENT_REGISTERS = {"gs": UC_X86_REG_GS, "fs": UC_X86_REG_FS, "es": UC_X86_REG_ES,
-                     "ds": UC_X86_REG_DS, "cs": UC_X86_REG_CS, "ss": UC_X86_REG_SS}
+LGUEST_INIT = HYPERCALLS["LGUEST_INIT"]
 
 
 class Host:
@@ -136,7 +135,6 @@ class Host:
         self.pages = ShadowPages(uc, memory, self.kill, shadow_pool_pages)
         self.interrupts = Interrupts(self)
         self.cpu = RegisterFile(uc)
-        self._read_hypercall, self._view = self.cpu.hypercall, memory.view  # for the fast path
         self.console = console if console is not None else sys.stdout.buffer
         self.console_input = console_input  # an EarlyConsole, or None for no input at all
         self.deterministic = deterministic
@@ -163,12 +161,12 @@ class Host:
         self._wakes_at = 0  # when the timer thread next looks in, clock nanoseconds
         self._kicked = False  # a device asked, from inside the CPU, for the CPU to stop
         self._cpu_thread: int | None = None  # the thread that runs the guest
-        self._trap_hook = hook_traps(uc, self._on_trap)
+        self._trap_hook = hook_traps(uc, self._fast_path())
         uc.hook_add(UC_HOOK_INSN, self._on_in, aux1=UC_X86_INS_IN)
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1634 @f9a84bbe
+    # «Killing and stopping» book/host.md:1686 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -187,7 +185,7 @@ class Host:
             raise Killed(f"stopped by the host: {self.stop_request}")
     # «/Killing and stopping»
 
-    # «Run the guest» book/host.md:174 @09803a26
+    # «Run the guest» book/host.md:172 @09803a26
     def run(self, *, entry: int, stack: int, boot: int, pgdir: int) -> Outcome:
         """Run the guest from ``entry`` until it shuts down or dies."""
         self._cpu_thread = threading.get_ident()
@@ -231,7 +229,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest» book/host.md:241 @5c799717
+    # «One trip into the Guest» book/host.md:239 @f349be15
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
@@ -250,52 +248,74 @@ class Host:
             self.running = False
         if self.dead is not None:
             raise Killed(self.dead)
-        if self.uc.reg_read(UC_X86_REG_CS) & 3 == 0:
+        frame = self.cpu.frame()
+        if frame[CS] & 3 == 0:
             return  # stopped inside the Switcher: the guest never ran
-        self._save()
+        self.regs[:] = frame
         self.exits += 1
         self.clock.advance(EXIT_COST_NS if self.trap is not None else SLICE)
 
 
     def _save(self) -> None:
         """Copy the guest's registers out of the CPU into ``self.regs``."""
-        cpu, uc, regs = self.cpu, self.uc, self.regs
-        cpu.load()
-        for name in ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "eip"):
-            regs[FRAME_INDEX[name]] = cpu[name]
-        for name, register in SEGMENT_REGISTERS.items():
-            regs[FRAME_INDEX[name]] = uc.reg_read(register)
-        regs[EFLAGS] = uc.reg_read(UC_X86_REG_EFLAGS)
+        self.regs[:] = self.cpu.frame()
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:336 @cde2db3a
-    def _on_trap(self, _engine: int, vector: int, _data: int) -> None:
-        try:
-            if vector == HYPERCALL_VECTOR:
-                number, a1, a2, a3, a4 = self._read_hypercall()
-                handler = IN_HOOK.get(number)
-                data = self.lguest_data
-                # Not before LGUEST_INIT (but INIT itself), nor with calls queued in the ring.
-                if handler is not None and (number == HYPERCALLS["LGUEST_INIT"] if data is None else
-                                            self._view[data + ASYNC_STATUS + self.next_async]
-                                            != ASYNC_READY):
-                    self.exits += 1
-                    if self.deterministic:
-                        self.clock.advance(EXIT_COST_NS)
-                    if self.trace is not None:
-                        self._trace("hypercall", vector, number, eip=self.uc.reg_read(UC_X86_REG_EIP))
-                    handler(self, a1, a2, a3, a4)
-                    return
-            self.trap = vector
-            if vector != HYPERCALL_VECTOR:  # the fault's details, before anything can disturb them
-                self.cpu.load()
-                self.error_code = self.cpu["error_code"]
-                self.fault_address = self.uc.reg_read(UC_X86_REG_CR2) if vector == PAGE_FAULT else 0
-        except Killed as death:
-            self.dead = death.reason
-        except GuestMemoryError as error:
+    # «The trap hook» book/host.md:334 @f5c73b0e
+    def _fast_path(self) -> Callable[[int, int, int], None]:
+        """The trap hook: serve a hypercall in place if we may, else stop for the loop."""
+        host, in_hook, view = self, IN_HOOK, self.memory.view
+        read, unpack = self.cpu.hypercall.read, self.cpu.hypercall.unpack
+        accounting = self.deterministic or self.trace is not None  # both fixed at birth
+
+        def on_trap(_engine: int, vector: int, _data: int) -> None:
+            try:
+                if vector == HYPERCALL_VECTOR:
+                    read()
+                    number, a1, a2, a3, a4 = unpack()
+                    handler = in_hook.get(number)
+                    data = host.lguest_data
+                    # Not before LGUEST_INIT (but INIT itself), nor with calls queued in the ring.
+                    if handler is not None and (number == LGUEST_INIT if data is None else
+                                                view[data + ASYNC_STATUS + host.next_async]
+                                                != ASYNC_READY):
+                        host.exits += 1
+                        if accounting:
+                            host._account_in_hook(number)
+                        handler(host, a1, a2, a3, a4)
+                        return
+                host._stop_for(vector)
+            except Exception as error:  # never let a Host bug vanish inside Unicorn
+                host._die_in_hook(error)
+
+        return on_trap
+
+
+    def _stop_for(self, vector: int) -> None:
+        """The long way: note the trap and its details, and stop the CPU for the loop."""
+        self.trap = vector
+        if vector != HYPERCALL_VECTOR:  # the fault's details, before anything can disturb them
+            self.cpu.load()
+            self.error_code = self.cpu["error_code"]
+            self.fault_address = self.uc.reg_read(UC_X86_REG_CR2) if vector == PAGE_FAULT else 0
+        self.uc.emu_stop()
+
+
+    def _account_in_hook(self, number: int) -> None:
+        """What a served hypercall owes the virtual clock and the watcher."""
+        if self.deterministic:
+            self.clock.advance(EXIT_COST_NS)
+        if self.trace is not None:
+            self._trace("hypercall", HYPERCALL_VECTOR, number, eip=self.uc.reg_read(UC_X86_REG_EIP))
+
+
+    def _die_in_hook(self, error: Exception) -> None:
+        """Turn anything raised in the hook into a death sentence, and stop the CPU."""
+        if isinstance(error, Killed):
+            self.dead = error.reason
+        elif isinstance(error, GuestMemoryError):
             self.dead = str(error)
-        except Exception as error:  # never let a Host bug vanish inside Unicorn
+        else:
             self.dead = f"host error in the trap hook: {error!r}"
         self.uc.emu_stop()
 
@@ -314,7 +334,7 @@ class Host:
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:425 @d2dc251a
+    # «Handle an exit» book/host.md:450 @d2dc251a
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
@@ -354,14 +374,19 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:1086 @92b90e0d
+    # «Time passes» book/host.md:1124 @fb4779ef
     def _timer(self) -> None:
         """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
+        stopped_for = None  # the deadline the CPU was last stopped for
         while self.stop_request is None:
-            wait = TICK
-            if self.deadline is not None:
-                wait = max(0.0, min(wait, (self.deadline - self.clock.now()) / 1e9))
+            deadline, wait = self.deadline, TICK
+            if deadline == stopped_for:  # stopped already: again only if the stop was lost
+                wait = RETRY
+            elif deadline is not None:
+                wait = max(0.0, min(wait, (deadline - self.clock.now()) / 1e9))
             self._wakes_at = self.clock.now() + int(wait * 1e9)
+            if self.deadline != deadline:
+                continue  # a new deadline arrived while we planned: plan again
             if self._wake.wait(wait):
                 self._wake.clear()  # woken early to look at a new deadline: plan again
                 if self._kicked and self.running:  # or to stop the CPU from outside it
@@ -371,6 +396,7 @@ class Host:
                 continue
             if self.running:
                 self.uc.emu_stop()
+            stopped_for = deadline
 
 
     def wake_timer(self) -> None:
@@ -415,7 +441,7 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
 
-    # «Plugging in devices» book/host.md:821 @d1e4bf64
+    # «Plugging in devices» book/host.md:850 @d1e4bf64
     def add_device(self, device) -> None:
         """Map a virtio device's registers and lend it an interrupt line."""
         self.devices.append(device)

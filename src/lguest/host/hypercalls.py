@@ -1,20 +1,19 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/hypercalls.py» book/host.md:754 @4ca30d62
+# «src/lguest/host/hypercalls.py» book/host.md:784 @e69e3a1b
 """Hypercalls: the guest asks, the Host answers (or kills it)."""
 
 from __future__ import annotations
 
-from typing import Callable
-
+import struct
 import threading
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 from ..abi import (ASYNC_DONE, ASYNC_READY, ASYNC_SLOTS, CONSOLE_EOF, CONSOLE_IRQ, HYPERCALLS,
                    LGUEST_DATA, LGUEST_DATA_SIZE, SHUTDOWN_POWEROFF, SHUTDOWN_RESTART,
                    SWITCHER_ADDR)
 from .segments import guest_descriptor
 
-# «The hypercall table» book/host.md:482 @afc4197c
+# «The hypercall table» book/host.md:507 @afc4197c
 HANDLERS: dict[int, Callable] = {}
 IN_HOOK: dict[int, Callable] = {}  # the handlers that may run inside the trap hook
 
@@ -48,19 +47,21 @@ def do_hypercall(host, number: int, a1: int, a2: int, a3: int, a4: int) -> int |
 # «/The hypercall table»
 
 
-# «The asynchronous ring» book/host.md:525 @1a7368fd
+# «The asynchronous ring» book/host.md:553 @4fce902e
+ASYNC_CALL = struct.Struct("<5I")  # a slot: the call number and four arguments
+
+
 def run_async(host) -> None:
     """Run every queued call in the guest's ring, in order."""
-    status = host.lguest_data + LGUEST_DATA["async_status"]
-    calls = host.lguest_data + LGUEST_DATA["async_calls"]
+    view, data = host.memory.view, host.lguest_data
+    status, calls = data + LGUEST_DATA["async_status"], data + LGUEST_DATA["async_calls"]
+    slot = host.next_async
     for _ in range(ASYNC_SLOTS):
-        slot = host.next_async
-        if host.memory.view[status + slot] != ASYNC_READY:
+        if view[status + slot] != ASYNC_READY:
             return
-        number, *arguments = (host.memory.read_u32(calls + slot * 20 + 4 * word) for word in range(5))
-        do_hypercall(host, number, *arguments)
-        host.memory.view[status + slot] = ASYNC_DONE
-        host.next_async = (slot + 1) % ASYNC_SLOTS
+        do_hypercall(host, *ASYNC_CALL.unpack_from(view, calls + 20 * slot))
+        view[status + slot] = ASYNC_DONE
+        slot = host.next_async = (slot + 1) % ASYNC_SLOTS
 
 
 @hypercall("FLUSH_ASYNC")
@@ -69,7 +70,7 @@ def flush_async(host, *_) -> None:
 # «/The asynchronous ring»
 
 
-# «Init and shutdown» book/host.md:557 @e4c66d2e
+# «Init and shutdown» book/host.md:587 @e4c66d2e
 @hypercall("LGUEST_INIT", in_hook=True)
 def lguest_init(host, address, *_) -> None:
     if host.lguest_data is not None:
@@ -94,7 +95,7 @@ def shutdown(host, message, reason, *_) -> None:
 # «/Init and shutdown»
 
 
-# «The rest of the table» book/host.md:599 @8904e31d
+# «The rest of the table» book/host.md:629 @8904e31d
 @hypercall("NEW_PGTABLE")
 def new_pgtable(host, pgdir, *_) -> None:
     host.pages.new_pgtable(pgdir)
@@ -192,7 +193,7 @@ def beer(host, address, room, *_) -> int:
 # «/The rest of the table»
 
 
-# «The early console» book/host.md:706 @10a13961
+# «The early console» book/host.md:736 @10a13961
 class EarlyConsole:
     """Input for CONSOLE_READ: bytes from a stream, announced on CONSOLE_IRQ."""
 

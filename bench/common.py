@@ -1,0 +1,61 @@
+"""What every benchmark in bench/ shares: interleaved timing, and the row each figure becomes.
+
+A benchmark module exposes ``rows(repeats: int = 5) -> list[dict]`` (and may accept
+``quick=True`` for small sizes). Each row is a dict with the keys of ``row()`` below; the
+runner, bench/run.py, decides whether a row meets its target and prints the table.
+
+Figures are taken round by round: in each round every variant (the figure and its
+baseline) runs once, so that a noisy neighbour on the machine slows all of them alike.
+A row's value and baseline are medians over the rounds; its ratio is the median of the
+rounds' own ratios, which cancels drift that hits both sides of a round; its spread is
+half the range of the values over their median.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+Sample = Callable[[], float]
+
+
+def timed(function: Callable[[], object]) -> float:
+    """Seconds of wall clock one call of ``function`` takes."""
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def interleaved(variants: dict[str, Sample], repeats: int) -> dict[str, list[float]]:
+    """Run each variant once per round for ``repeats`` rounds; what each returned, by name."""
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, variant in variants.items():
+            samples[name].append(variant())
+    return samples
+
+
+def row(name: str, unit: str, values: list[float], baselines: list[float] | None = None, *,
+        target: float | None = None, higher_is_better: bool = False,
+        ratio: str = "value/baseline", note: str = "") -> dict:
+    """One figure: the median of ``values`` against the median of ``baselines``.
+
+    ``ratio`` is "value/baseline" for costs (lower is better) or "baseline/value" when
+    the figure is a speed relative to its baseline (higher is better).
+    """
+    value = statistics.median(values)
+    result = {"name": name, "unit": unit, "value": value, "baseline": None, "ratio": None,
+              "spread": (max(values) - min(values)) / 2 / value if value else 0.0,
+              "target": target, "higher_is_better": higher_is_better,
+              "median": value, "min": min(values), "max": max(values), "runs": len(values)}
+    if baselines:
+        result["baseline"] = statistics.median(baselines)
+        if ratio == "value/baseline":
+            ratios = [v / b for v, b in zip(values, baselines)]
+        else:
+            ratios = [b / v for v, b in zip(values, baselines)]
+        result["ratio"] = statistics.median(ratios)
+    if note:
+        result["note"] = note
+    return result
