@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/virtio.c» book/drivers.md:3391 @18d43daf */
+/* «src/lguest/guest/virtio.c» book/drivers.md:3392 @18d43daf */
 /* virtio.c: the Guest's virtio-mmio drivers: discovery, a split virtqueue, rng, block, net, console. */
 #include "kernel.h"
 
@@ -221,7 +221,7 @@ static u32 read_capacity(struct virtio_dev *d)
 }
 /* «/Read a disk's capacity» */
 
-/* «The network card, as the driver keeps it» book/drivers.md:2744 @2d927eef */
+/* «The network card, as the driver keeps it» book/drivers.md:2748 @099ca42b */
 #define NET_RX 0
 #define NET_TX 1
 #define NET_HEADER 12	/* flags, gso type, header length, gso size, csum start, offset, buffers */
@@ -235,12 +235,25 @@ struct queue {
 	u16 size, last_used;
 };
 
+/* Offer descriptor id, one buffer, on q's available ring (the caller notifies). */
+static void offer(struct queue *q, u16 id, volatile void *buffer, u32 len, u16 flags)
+{
+	u16 avail = q->ring->avail.idx;
+
+	q->ring->desc[id].addr = __pa(buffer);
+	q->ring->desc[id].len = len;
+	q->ring->desc[id].flags = flags;
+	q->ring->avail.ring[avail % q->size] = id;
+	barrier();
+	q->ring->avail.idx = (u16)(avail + 1);
+}
+
 static struct {
 	struct virtio_dev *dev;
 	struct queue rx, tx;
 	u8 mac[ETH_ALEN];
 	u32 sent, received, dropped, answered;
-	/* «What a ping waits for» book/drivers.md:2942 @4d21aa91 */
+	/* «What a ping waits for» book/drivers.md:2951 @4d21aa91 */
 	u32 seq;			/* the last ping we sent */
 	volatile u32 ponged, rtt_us;	/* its pong arrived; and how long it took */
 	volatile u8 ponger[ETH_ALEN];
@@ -264,7 +277,7 @@ static const char *net_mac_text(void)
 }
 /* «/The network card, as the driver keeps it» */
 
-/* «Bring up the network card» book/drivers.md:2796 @71e48183 */
+/* «Bring up the network card» book/drivers.md:2813 @74591e65 */
 #define AVAIL_F_NO_INTERRUPT 1
 
 static int net_queues(struct virtio_dev *d)
@@ -288,15 +301,7 @@ static int net_queues(struct virtio_dev *d)
 
 static void give_back(u16 id)
 {
-	volatile struct vring *ring = net.rx.ring;
-	u16 avail = ring->avail.idx;
-
-	ring->desc[id].addr = __pa(rx_buffers[id]);
-	ring->desc[id].len = sizeof(rx_buffers[id]);
-	ring->desc[id].flags = DESC_F_WRITE;
-	ring->avail.ring[avail % net.rx.size] = id;
-	barrier();
-	ring->avail.idx = (u16)(avail + 1);
+	offer(&net.rx, id, rx_buffers[id], sizeof(rx_buffers[id]), DESC_F_WRITE);
 }
 
 static void net_start(struct virtio_dev *d)
@@ -310,7 +315,7 @@ static void net_start(struct virtio_dev *d)
 }
 /* «/Bring up the network card» */
 
-/* «Receive frames» book/drivers.md:2852 @0baa390f */
+/* «Receive frames» book/drivers.md:2861 @0baa390f */
 static void net_frame(volatile u8 *frame, u32 len);
 
 static void net_receive(void)
@@ -343,7 +348,7 @@ static void net_receive(void)
 }
 /* «/Receive frames» */
 
-/* «Send a frame» book/drivers.md:2893 @afa634c7 */
+/* «Send a frame» book/drivers.md:2902 @afa634c7 */
 static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 {
 	volatile struct vring *ring = net.tx.ring;
@@ -374,7 +379,7 @@ static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 }
 /* «/Send a frame» */
 
-/* «The console's driver» book/drivers.md:3209 @94ca91e7 */
+/* «The console's driver» book/drivers.md:3218 @febef957 */
 #define CONSOLE_RX 0
 #define CONSOLE_TX 1
 #define CONSOLE_RX_BUFFER 64
@@ -402,15 +407,7 @@ static int console_queues(struct virtio_dev *d)
 
 static void post_rx(u16 id)
 {
-	volatile struct vring *ring = vcon.rx.ring;
-	u16 avail = ring->avail.idx;
-
-	ring->desc[id].addr = __pa(con_rx[id]);
-	ring->desc[id].len = CONSOLE_RX_BUFFER;
-	ring->desc[id].flags = DESC_F_WRITE;
-	ring->avail.ring[avail % vcon.rx.size] = id;
-	barrier();
-	ring->avail.idx = (u16)(avail + 1);
+	offer(&vcon.rx, id, con_rx[id], CONSOLE_RX_BUFFER, DESC_F_WRITE);
 }
 
 static void console_start(struct virtio_dev *d)
@@ -434,7 +431,7 @@ static int console_lost(void)
 	return 1;
 }
 /* «/The console's driver» */
-/* «The console's driver»[2] book/drivers.md:3276 @9e7a3c3c */
+/* «The console's driver»[2] book/drivers.md:3277 @9e7a3c3c */
 static void vcon_write(const char *s, u32 len)
 {
 	volatile struct vring *ring = vcon.tx.ring;
@@ -469,7 +466,7 @@ static void vcon_write(const char *s, u32 len)
 	irq_restore(flags);
 }
 /* «/The console's driver» */
-/* «The console's driver»[3] book/drivers.md:3325 @382ccd92 */
+/* «The console's driver»[3] book/drivers.md:3326 @382ccd92 */
 static int vcon_read(char *buf, u32 room)
 {
 	volatile struct vring *ring = vcon.rx.ring;
@@ -847,7 +844,7 @@ void cmd_blk(int argc, char **argv)
 }
 /* «/The block driver» */
 
-/* «Ping and pong» book/drivers.md:2949 @602f9c21 */
+/* «Ping and pong» book/drivers.md:2958 @602f9c21 */
 #define ETHERTYPE_PING 0x88B5	/* IEEE 802 "local experimental" */
 #define PING 1
 #define PONG 2
@@ -895,7 +892,7 @@ static void net_frame(volatile u8 *frame, u32 len)
 	}
 }
 /* «/Ping and pong» */
-/* «Ping and pong»[2] book/drivers.md:3007 @c0168f9b */
+/* «Ping and pong»[2] book/drivers.md:3016 @c0168f9b */
 static int parse_mac(const char *text, u8 *mac)
 {
 	u32 i, j, digit;
@@ -956,7 +953,7 @@ void cmd_ping(int argc, char **argv)
 	       to[3], to[4], to[5], net.rtt_us);
 }
 
-/* «Flood the wire» book/drivers.md:3110 @ccd1b799 */
+/* «Flood the wire» book/drivers.md:3119 @ccd1b799 */
 #define FLOOD_WINDOW (QUEUE_SIZE - 1)	/* the other side holds one buffer while it answers */
 
 static void net_flood(const char *count, const char *mac)
