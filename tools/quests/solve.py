@@ -117,13 +117,13 @@ from unicorn.unicorn_py3.unicorn import uclib''')
 ''', '''        self.exits = 0
         self.exit_kinds: Counter[str] = Counter()  # "hypercall", "trap" or "timer"
 ''')
-    edit("host.md", '''                self.exits += 1
-                if self.deterministic:''', '''                self.exits += 1
-                self.exit_kinds["hypercall"] += 1
-                if self.deterministic:''')
-    edit("host.md", '''    self._save()
+    edit("host.md", '''                    host.exits += 1
+                    if accounting:''', '''                    host.exits += 1
+                    host.exit_kinds["hypercall"] += 1
+                    if accounting:''')
+    edit("host.md", '''    self.regs[:] = frame
     self.exits += 1
-''', '''    self._save()
+''', '''    self.regs[:] = frame
     self.exits += 1
     self.exit_kinds["timer" if self.trap is None else
                     "hypercall" if self.trap == HYPERCALL_VECTOR else "trap"] += 1
