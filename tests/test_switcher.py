@@ -46,3 +46,39 @@ def test_trap_from_ring_3_lands_on_the_set_stack_stack(guest):
 def test_the_switcher_pages_are_out_of_reach(guest, case):
     result = run_guest(guest("kill", **{f"CASE_{case}": 1}))
     assert_killed(result, KILL_CASES[case])
+
+
+def test_the_hypercall_registers_come_straight_from_the_live_cpu():
+    from unicorn import UC_ARCH_X86, UC_MODE_32, Uc
+
+    from lguest.switcher import (GPR_IDS, GPRS, HYPERCALL_ORDER, RegisterBatch, find_live_cpu,
+                                 hypercall_reader)
+    uc = Uc(UC_ARCH_X86, UC_MODE_32)
+    before = {name: 0x1000 * index + 7 for index, name in enumerate(GPRS)}
+    for name, register in zip(GPRS, GPR_IDS):
+        uc.reg_write(register, before[name])
+    assert find_live_cpu(uc) is not None
+    assert [uc.reg_read(register) for register in GPR_IDS] == list(before.values())  # put back
+    read = hypercall_reader(uc)
+    assert not isinstance(read, RegisterBatch)  # this Unicorn's CPU was found
+    batch = RegisterBatch(uc, tuple(GPR_IDS[GPRS.index(name)] for name in HYPERCALL_ORDER))
+    for trial in range(3):
+        for index, register in enumerate(GPR_IDS):
+            uc.reg_write(register, 0xC0DE0000 + 0x100 * trial + index)
+        expected = tuple(0xC0DE0000 + 0x100 * trial + GPRS.index(name) for name in HYPERCALL_ORDER)
+        assert read() == batch() == expected
+
+
+def test_without_the_live_cpu_the_hypercall_registers_come_by_batch(monkeypatch):
+    from unicorn import UC_ARCH_X86, UC_MODE_32, Uc
+    from unicorn.x86_const import UC_X86_REG_EAX, UC_X86_REG_EBX, UC_X86_REG_ESI
+
+    from lguest import switcher
+    monkeypatch.setattr(switcher, "find_live_cpu", lambda uc: None)
+    uc = Uc(UC_ARCH_X86, UC_MODE_32)
+    read = switcher.hypercall_reader(uc)
+    assert isinstance(read, switcher.RegisterBatch)
+    uc.reg_write(UC_X86_REG_EAX, 9)
+    uc.reg_write(UC_X86_REG_EBX, 0x1234)
+    uc.reg_write(UC_X86_REG_ESI, 0x5678)
+    assert read() == (9, 0, 0, 0x1234, 0x5678)

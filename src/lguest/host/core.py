@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1707 @1837a3ca
+# «src/lguest/host/core.py» book/host.md:1706 @1837a3ca
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Register the trap hook» book/host.md:416 @ee2467ac
+# «Register the trap hook» book/host.md:415 @ee2467ac
 TRAP_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 
 
@@ -77,7 +77,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:1239 @fe41e502
+# «Clocks» book/host.md:1238 @fe41e502
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -166,7 +166,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1686 @f9a84bbe
+    # «Killing and stopping» book/host.md:1685 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -261,18 +261,17 @@ class Host:
         self.regs[:] = self.cpu.frame()
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:334 @f5c73b0e
+    # «The trap hook» book/host.md:334 @e9e02300
     def _fast_path(self) -> Callable[[int, int, int], None]:
         """The trap hook: serve a hypercall in place if we may, else stop for the loop."""
         host, in_hook, view = self, IN_HOOK, self.memory.view
-        read, unpack = self.cpu.hypercall.read, self.cpu.hypercall.unpack
+        registers = self.cpu.hypercall  # eax, ecx, edx, ebx, esi: the CPU's own order
         accounting = self.deterministic or self.trace is not None  # both fixed at birth
 
         def on_trap(_engine: int, vector: int, _data: int) -> None:
             try:
                 if vector == HYPERCALL_VECTOR:
-                    read()
-                    number, a1, a2, a3, a4 = unpack()
+                    number, a2, a3, a1, a4 = registers()
                     handler = in_hook.get(number)
                     data = host.lguest_data
                     # Not before LGUEST_INIT (but INIT itself), nor with calls queued in the ring.
@@ -334,7 +333,7 @@ class Host:
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:450 @d2dc251a
+    # «Handle an exit» book/host.md:449 @d2dc251a
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
@@ -374,7 +373,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:1124 @fb4779ef
+    # «Time passes» book/host.md:1123 @fb4779ef
     def _timer(self) -> None:
         """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
         stopped_for = None  # the deadline the CPU was last stopped for
@@ -441,7 +440,7 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
 
-    # «Plugging in devices» book/host.md:850 @d1e4bf64
+    # «Plugging in devices» book/host.md:849 @d1e4bf64
     def add_device(self, device) -> None:
         """Map a virtio device's registers and lend it an interrupt line."""
         self.devices.append(device)

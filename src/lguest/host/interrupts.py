@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/interrupts.py» book/host.md:1063 @0b0832fc
+# «src/lguest/host/interrupts.py» book/host.md:1062 @0b0832fc
 """Interrupts and traps: the frames the Host pushes on the guest's behalf."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from ..switcher import FRAME
 EIP, CS, EFLAGS, ESP, SS = (FRAME.index(name) for name in ("eip", "cs", "eflags", "esp", "ss"))
 EFLAGS_TF, EFLAGS_NT = 0x100, 0x4000
 
-# «Gates» book/host.md:891 @f5a854fa
+# «Gates» book/host.md:890 @f5a854fa
 INTERRUPT_GATE, TRAP_GATE = 0xE, 0xF
 ERROR_CODE_VECTORS = frozenset({8, 10, 11, 12, 13, 14, 17})
 RESERVED_VECTORS = frozenset({2, 8, 15, HYPERCALL_VECTOR})
@@ -44,7 +44,7 @@ def decode_gate(vector: int, low: int, high: int, kill: Callable) -> Gate | None
 # «/Gates»
 
 
-# «The interrupt controller» book/host.md:1025 @0b0b8ff7
+# «The interrupt controller» book/host.md:1024 @0b0b8ff7
 class Interrupts:
     """The guest's interrupt table, its pending lines, and delivery."""
 
@@ -73,7 +73,7 @@ class Interrupts:
         with self.lock:
             self.pending |= 1 << line
 
-    # «Which interrupt, if any» book/host.md:932 @cee59760
+    # «Which interrupt, if any» book/host.md:931 @cee59760
     def deliverable(self) -> int | None:
         """The lowest pending, unblocked line, if the guest can take it now."""
         data, memory = self.host.lguest_data, self.host.memory
@@ -90,7 +90,7 @@ class Interrupts:
         return (lines & -lines).bit_length() - 1
     # «/Which interrupt, if any»
 
-    # «Deliver interrupts and traps» book/host.md:1002 @77d42a80
+    # «Deliver interrupts and traps» book/host.md:1001 @77d42a80
     def deliver_pending(self) -> bool:
         line = self.deliverable()
         if line is None:
@@ -113,7 +113,7 @@ class Interrupts:
         self.push_frame(vector, gate, error_code)
     # «/Deliver interrupts and traps»
 
-    # «Push a frame» book/host.md:964 @97d9d58b
+    # «Push a frame» book/host.md:963 @97d9d58b
     def push_frame(self, vector: int, gate: Gate, error_code: int | None) -> None:
         host = self.host
         regs, data = host.regs, host.lguest_data
