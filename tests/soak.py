@@ -3,7 +3,7 @@
     make soak                                   # LGUEST_SOAK_CASES=20000 by default
     LGUEST_SOAK_CASES=100000 LGUEST_SOAK_SEED=7 make soak
 
-Runs the cases of tests/hostile.py in rounds of ROUND cases (a fresh
+Runs the cases of tests/hostile.py in rounds of at most ROUND cases (a fresh
 hypothesis run each, so that hypothesis's own memory of the cases it has
 seen does not grow with the soak), prints the outcomes by kind and the
 process's resident memory at the start, after every tenth of the run and at
@@ -49,8 +49,11 @@ def main() -> int:
     print(f"resident memory at the start: {start:.1f} MiB", flush=True)
     began = time.monotonic()
     done, round_number = 0, 0
+    # Rounds no longer than a tenth of the run, so that a short soak still has a
+    # warm-up sample before its end to compare the end with.
+    size = min(ROUND, max(1, -(-cases // 10)))
     while done < cases:
-        count = min(ROUND, cases - done)
+        count = min(size, cases - done)
 
         @seed(base + round_number)
         @settings(max_examples=count, database=None, deadline=None, derandomize=False,

@@ -61,6 +61,7 @@ def killed(seen: hostile.Tally) -> list[str]:
 def test_a_hostile_guest_ends_well_or_dies_in_one_line(devices):
     """Everything at once: hypercalls, page tables, traps, devices, raw bytes."""
     seen = attack(devices, st.tuples(cases()), 1000)
+    assert seen.total() >= 1000, f"only {seen.total()} cases ran"  # max_examples is a ceiling
     assert seen.kinds["poweroff"] > 0 and len(killed(seen)) >= 15, seen.kinds
     for expected in ("bad page table entry", "Switcher's pages", "virtio-", "unhandled trap",
                      "bad hypercall", "system descriptor", "bad page directory"):
