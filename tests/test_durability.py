@@ -22,3 +22,4 @@ def test_every_write_reported_flushed_survives_sigkill(kernel, tmp_path):
     disk, problems = run_rounds(kernel, tmp_path / "disk.img", ROUNDS, seed=20261125)
     assert problems == []
     assert disk.reported >= ROUNDS  # the kills were not all before the first write
+    assert disk.interrupted >= ROUNDS // 2  # nor all after the last one
