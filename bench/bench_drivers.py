@@ -13,10 +13,11 @@ interleaved as in the other modules):
   host MB/s (target 0.25);
 - exits per virtio-blk request inside the Guest: value = the Host's exits between the shell's
   prompts around the counted bench command, baseline = the requests that command completed
-  (the write's FLUSH included), ratio = exits per request, lower is better. The notify is one
-  exit per request, so 1 is the floor; the rest are timer stops, the odd interrupt, and the
-  few exits of the shell reading the command and printing its answer, which the requests
-  amortize (16 of them, 8 in quick mode). Target at most 2;
+  (the write's FLUSH included), ratio = exits per request, lower is better. A request costs
+  about one exit, its notify (and less when one notify covers requests queued while the
+  device was still busy: we have measured 0.94); on top come timer stops, the odd
+  interrupt, and the few exits of the shell reading the command and printing its answer,
+  which the requests amortize (16 of them, 8 in quick mode). Target at most 2;
 - network frames per second between two guests in one Launcher on its switch: `net flood N MAC`
   in guest 0 (3000 pings, 300 in quick mode), every ping answered by guest 1's interrupt
   handler, pings + pongs over the time the Guest measured on the Host's clock; baseline: the
