@@ -14,10 +14,11 @@ interleaved as in the other modules):
 - exits per virtio-blk request inside the Guest: value = the Host's exits between the shell's
   prompts around the counted bench command, baseline = the requests that command completed
   (the write's FLUSH included), ratio = exits per request, lower is better. A request costs
-  about one exit, its notify (and less when one notify covers requests queued while the
-  device was still busy: we have measured 0.94); on top come timer stops, the odd
-  interrupt, and the few exits of the shell reading the command and printing its answer,
-  which the requests amortize (16 of them, 8 in quick mode). Target at most 2;
+  about one exit, for its notify and the interrupt that answers it; on top come timer
+  stops and the few exits of the shell reading the command and printing its answer,
+  which the requests amortize (16 of them, 8 in quick mode). The count is taken when a
+  prompt's bytes reach the Host's console, so an exit can land on either side of a
+  command's boundary, and a run has shown 15 exits for 16 reads. Target at most 2;
 - network frames per second between two guests in one Launcher on its switch: `net flood N MAC`
   in guest 0 (3000 pings, 300 in quick mode), every ping answered by guest 1's interrupt
   handler, pings + pongs over the time the Guest measured on the Host's clock; baseline: the
