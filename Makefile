@@ -6,6 +6,7 @@
 #   make run     boot a guest: make run [GUEST=path/to/kernel.elf] [MEM=32]
 #   make guest   build the book's own kernel and print its path
 #   make bench   run the benchmarks in bench/: one table, bench/results/latest.json
+#   make profile profile the hypercall fast path and the full exit with pyinstrument
 #   make soak    hostile guests for a long while: make soak [LGUEST_SOAK_CASES=N LGUEST_SOAK_SEED=S]
 #   make notebooks  open a chapter in JupyterLab: make notebooks [CHAPTER=host]
 #   make system  install the Debian packages the project needs (run as root)
@@ -18,7 +19,7 @@ SPHINXOPTS ?= -W --keep-going
 
 MEM ?= 32
 
-.PHONY: setup system book test tangle stitch check run guest bench soak clean notebooks
+.PHONY: setup system book test tangle stitch check run guest bench profile soak clean notebooks
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +67,9 @@ guest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+profile: $(STAMP)
+	$(BIN)/python bench/profile.py hypercall bare exit
 
 soak: $(STAMP)
 	$(BIN)/python tests/soak.py
