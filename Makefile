@@ -69,7 +69,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 profile: $(STAMP)
-	$(BIN)/python bench/profile.py hypercall bare exit
+	$(BIN)/python bench/profiling.py hypercall bare exit
 
 soak: $(STAMP)
 	$(BIN)/python tests/soak.py

@@ -23,11 +23,7 @@ KEYS = {"name", "unit", "value", "baseline", "ratio", "spread", "target", "highe
 
 @pytest.fixture(scope="module")
 def run():
-    """bench/run.py, imported the way the Mastery chapter imports it; sys.path left as found.
-
-    (bench/ holds a profile.py, which must not shadow the standard library's profile
-    for the rest of the session.)
-    """
+    """bench/run.py, imported the way the Mastery chapter imports it; sys.path left as found."""
     path = list(sys.path)
     sys.path.insert(0, BENCH)
     try:

@@ -1,7 +1,7 @@
 """Profile the hottest path with pyinstrument: the guest's CPU loop making hypercalls.
 
     make profile                        (all three workloads below)
-    python bench/profile.py [WORKLOAD ...] [--calls N] [--interval SECONDS] [--html PATH]
+    python bench/profiling.py [WORKLOAD ...] [--calls N] [--interval SECONDS] [--html PATH]
 
 WORKLOAD is one or more of:
 
