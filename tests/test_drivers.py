@@ -223,6 +223,61 @@ def test_read_only_image_keeps_its_hash(image):
     assert hashlib.sha256(image.read_bytes()).hexdigest() == before
 
 
+def flush_request(driver, queue) -> tuple[int, int]:
+    """A FLUSH with its status byte primed to 0xEE, which no status is: (header, status) addresses."""
+    header, _ = driver.buffer(struct.pack("<IIQ", T_FLUSH, 0, 0))
+    status, _ = driver.buffer(b"\xee")
+    queue.offer([(header, 16, False), (status, 1, True)], kick=False)
+    return header, status
+
+
+def test_flush_calls_fsync_on_the_image_and_answers_after_it(image, monkeypatch):
+    device = Block(image)
+    driver, (queue,) = driven(device)
+    assert block_request(queue, T_OUT, 5, b"sync me!" * 64)[0] == S_OK
+    used_before = U16.unpack_from(driver.memory.view, queue.used + 2)[0]
+    _, status = flush_request(driver, queue)
+    seen = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        # At the moment of the sync, the guest must not yet have been told anything.
+        seen.append((os.fstat(fd).st_ino, driver.memory.read(status, 1),
+                     U16.unpack_from(driver.memory.view, queue.used + 2)[0],
+                     list(driver.interrupts)))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    interrupts_before = list(driver.interrupts)
+    queue.kick()
+    assert seen == [(image.stat().st_ino, b"\xee", used_before, interrupts_before)]
+    assert [written for _, written in queue.collect()] == [1]
+    assert driver.memory.read(status, 1) == bytes([S_OK])
+    assert len(driver.interrupts) > len(interrupts_before)  # and told once it was done
+    device.close()
+
+
+def test_a_failing_fsync_answers_ioerr_not_ok(image, monkeypatch):
+    device = Block(image)
+    driver, (queue,) = driven(device)
+    assert block_request(queue, T_OUT, 5, b"lost?..." * 64)[0] == S_OK
+    calls = []
+
+    def fsync(fd):
+        calls.append(fd)
+        raise OSError(5, "Input/output error")  # the disk under the image has gone bad
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    _, status = flush_request(driver, queue)
+    queue.kick()
+    assert calls == [device.fd]
+    assert queue.collect()[0][1] == 1
+    assert driver.memory.read(status, 1) == bytes([S_IOERR])
+    monkeypatch.undo()  # the disk recovers, and the guest carries on: an IOERR is not a death
+    assert block_request(queue, T_FLUSH, 0)[0] == S_OK
+    device.close()
+
+
 def test_flushed_writes_survive_sigkill(image):
     script = f"""
 import os, signal

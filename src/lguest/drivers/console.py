@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/console.py» book/drivers.md:988 @78e776be
+# «src/lguest/drivers/console.py» book/drivers.md:995 @78e776be
 """virtio-console: text out to a stream, keys in from another."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Console(VirtioDevice):
         else:
             self.deliver()
 
-    # «Console input» book/drivers.md:1046 @49f345a8
+    # «Console input» book/drivers.md:1053 @49f345a8
     def feed(self, data: bytes) -> None:
         """Bytes typed for the guest: deliver what fits now, keep the rest."""
         with self.lock:

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/driver.py» book/drivers.md:1482 @3242f2b1
+# «src/lguest/drivers/driver.py» book/drivers.md:1489 @3242f2b1
 """A virtio-mmio driver in Python, from the specification: for tests, benchmarks, readers."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ class GuestKilled(Exception):
     """What the device's kill does when a test driver, not a Host, is watching."""
 
 
-# «The test driver» book/drivers.md:1505 @b70f93fb
+# «The test driver» book/drivers.md:1512 @b70f93fb
 class TestDriver:
     """Drive one device through its registers, with rings in ``memory``."""
 
@@ -82,7 +82,7 @@ class TestDriver:
 # «/The test driver»
 
 
-# «A driver's queue» book/drivers.md:1575 @5fa5918e
+# «A driver's queue» book/drivers.md:1582 @5fa5918e
 class DriverQueue:
     def __init__(self, driver: TestDriver, index: int, size: int | None):
         self.driver, self.index = driver, index
