@@ -67,6 +67,56 @@ def test_registers_identify_a_version_2_device():
     assert driver.get(mmio.VENDOR_ID) == mmio.VENDOR
 
 
+def test_the_device_answers_at_the_specifications_offsets(image):
+    """Every number here is typed from the virtio 1.x register table, not imported from mmio.py."""
+    device = Block(image)
+    device.connect(GuestMemory(MEMORY), lambda line: None, lambda reason: None)
+    get = lambda offset: device.read(offset, 4)  # noqa: E731
+    put = lambda offset, value: device.write(offset, 4, value)  # noqa: E731
+    assert [get(0x000), get(0x004), get(0x008)] == [0x74726976, 2, 2]  # "virt", version 2, blk
+    assert get(0x00C) != 0  # somebody's vendor ID
+    put(0x014, 1)  # DeviceFeaturesSel: the high half
+    assert get(0x010) & 1  # VIRTIO_F_VERSION_1 is bit 32
+    put(0x014, 0)
+    assert get(0x010) & 1 << 9  # VIRTIO_BLK_F_FLUSH
+    put(0x070, 1 | 2)  # Status: ACKNOWLEDGE | DRIVER
+    assert get(0x070) == 3
+    put(0x024, 1)  # DriverFeaturesSel, DriverFeatures: accept VERSION_1 only
+    put(0x020, 1)
+    put(0x070, 1 | 2 | 8)
+    assert get(0x070) == 1 | 2 | 8  # FEATURES_OK stuck
+    put(0x030, 1)  # QueueSel: there is no queue 1
+    assert get(0x034) == 0
+    put(0x030, 0)
+    assert get(0x034) == 128 and get(0x044) == 0  # QueueNumMax, QueueReady
+    put(0x038, 8)  # QueueNum, then the three rings' addresses, low and high halves
+    for low, address in ((0x080, 0x1000), (0x090, 0x2000), (0x0A0, 0x3000)):
+        put(low, address)
+        put(low + 4, 0)
+    put(0x044, 1)
+    assert get(0x044) == 1
+    put(0x070, 1 | 2 | 8 | 4)  # DRIVER_OK
+    assert get(0x070) == 15
+    # One GET_ID request, laid out by hand as the specification draws the split ring.
+    memory = device.memory
+    memory.write(0x4000, struct.pack("<IIQ", 8, 0, 0))
+    memory.write(0x1000, struct.pack("<QIHH", 0x4000, 16, 1, 1) + struct.pack("<QIHH", 0x5000, 20, 3, 2)
+                 + struct.pack("<QIHH", 0x6000, 1, 2, 0))
+    memory.write(0x2000 + 4, struct.pack("<H", 0))  # avail ring[0] = head 0
+    memory.write(0x2000 + 2, struct.pack("<H", 1))  # avail idx = 1
+    put(0x050, 0)  # QueueNotify
+    assert struct.unpack("<HH", memory.read(0x3000, 4))[1] == 1  # used idx
+    assert struct.unpack("<II", memory.read(0x3004, 8)) == (0, 21)  # {id, len}
+    assert memory.read(0x5000, 8) == b"disk.img" and memory.read(0x6000, 1) == bytes([0])
+    assert get(0x060) & 1  # InterruptStatus: the used buffer notification
+    put(0x064, 1)  # InterruptACK
+    assert get(0x060) == 0
+    generation = get(0x0FC)
+    assert struct.unpack("<Q", bytes(device.read(0x100 + i, 1) for i in range(8)))[0] == 32
+    assert get(0x0FC) == generation  # nothing changed the configuration
+    device.close()
+
+
 def test_status_handshake_and_reset():
     driver = TestDriver(Rng(), GuestMemory(MEMORY))
     assert driver.negotiate()
@@ -221,6 +271,61 @@ def test_read_only_image_keeps_its_hash(image):
     assert block_request(queue, T_IN, 0, 512)[0] == S_OK
     device.close()
     assert hashlib.sha256(image.read_bytes()).hexdigest() == before
+
+
+def flush_request(driver, queue) -> tuple[int, int]:
+    """A FLUSH with its status byte primed to 0xEE, which no status is: (header, status) addresses."""
+    header, _ = driver.buffer(struct.pack("<IIQ", T_FLUSH, 0, 0))
+    status, _ = driver.buffer(b"\xee")
+    queue.offer([(header, 16, False), (status, 1, True)], kick=False)
+    return header, status
+
+
+def test_flush_calls_fsync_on_the_image_and_answers_after_it(image, monkeypatch):
+    device = Block(image)
+    driver, (queue,) = driven(device)
+    assert block_request(queue, T_OUT, 5, b"sync me!" * 64)[0] == S_OK
+    used_before = U16.unpack_from(driver.memory.view, queue.used + 2)[0]
+    _, status = flush_request(driver, queue)
+    seen = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        # At the moment of the sync, the guest must not yet have been told anything.
+        seen.append((os.fstat(fd).st_ino, driver.memory.read(status, 1),
+                     U16.unpack_from(driver.memory.view, queue.used + 2)[0],
+                     list(driver.interrupts)))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    interrupts_before = list(driver.interrupts)
+    queue.kick()
+    assert seen == [(image.stat().st_ino, b"\xee", used_before, interrupts_before)]
+    assert [written for _, written in queue.collect()] == [1]
+    assert driver.memory.read(status, 1) == bytes([S_OK])
+    assert len(driver.interrupts) > len(interrupts_before)  # and told once it was done
+    device.close()
+
+
+def test_a_failing_fsync_answers_ioerr_not_ok(image, monkeypatch):
+    device = Block(image)
+    driver, (queue,) = driven(device)
+    assert block_request(queue, T_OUT, 5, b"lost?..." * 64)[0] == S_OK
+    calls = []
+
+    def fsync(fd):
+        calls.append(fd)
+        raise OSError(5, "Input/output error")  # the disk under the image has gone bad
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    _, status = flush_request(driver, queue)
+    queue.kick()
+    assert calls == [device.fd]
+    assert queue.collect()[0][1] == 1
+    assert driver.memory.read(status, 1) == bytes([S_IOERR])
+    monkeypatch.undo()  # the disk recovers, and the guest carries on: an IOERR is not a death
+    assert block_request(queue, T_FLUSH, 0)[0] == S_OK
+    device.close()
 
 
 def test_flushed_writes_survive_sigkill(image):

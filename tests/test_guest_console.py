@@ -113,13 +113,14 @@ def test_a_device_without_a_driver_is_acknowledged_and_left_alone(kernel):
 class Terminal:
     """``lguest run --console=virtio`` on a pty: keys in through the master, the screen out."""
 
-    def __init__(self, kernel: Path, *flags: str):
+    def __init__(self, kernel: Path, *flags: str, preexec_fn=None):
         self.master, self.slave = os.openpty()
         self.before = termios.tcgetattr(self.slave)
         env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "lguest", "run", "--console=virtio", *flags, "32", str(kernel)],
-            stdin=self.slave, stdout=self.slave, stderr=subprocess.PIPE, cwd=ROOT, env=env)
+            stdin=self.slave, stdout=self.slave, stderr=subprocess.PIPE, cwd=ROOT, env=env,
+            preexec_fn=preexec_fn)
         self.screen = b""
 
     def wait_for(self, text: bytes, seconds: float = 60) -> None:
@@ -155,8 +156,8 @@ class Terminal:
 def terminal(kernel):
     made = []
 
-    def start(*flags: str) -> Terminal:
-        made.append(Terminal(kernel, *flags))
+    def start(*flags: str, preexec_fn=None) -> Terminal:
+        made.append(Terminal(kernel, *flags, preexec_fn=preexec_fn))
         return made[-1]
 
     yield start
@@ -172,7 +173,9 @@ def test_the_terminal_is_quiet_while_the_guest_runs_and_restored_after(terminal)
     term.wait_for(b"lguest$ ")
     during = term.settings()
     assert not during[3] & (termios.ICANON | termios.ECHO)  # each key at once, echoed by the guest
-    assert during[3] & termios.ISIG  # Ctrl-C still stops the Launcher
+    assert not during[3] & termios.IEXTEN and not during[0] & termios.IXON  # Ctrl-V, Ctrl-S: keys
+    assert during[3] & termios.ISIG and during[6][termios.VINTR] == b"\x03"  # Ctrl-C stops us
+    assert during[6][termios.VSUSP] == during[6][termios.VQUIT] == b"\0"  # but Ctrl-Z, Ctrl-\ don't
     term.type(b"echo hi\x7fo\r")  # Enter sends a carriage return; the terminal makes it a newline
     term.wait_for(b"echo hi\x08 \x08o\r\nho\r\n")
     term.type(b"poweroff\r")
@@ -210,3 +213,27 @@ def test_ctrl_c_and_a_timeout_restore_the_terminal(terminal):
     status, error = late.finish()
     assert status == EXIT_KILLED and "timed out after 3 seconds" in error
     assert late.settings() == late.before
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_killing_signal_restores_the_terminal_and_still_kills(terminal, number):
+    term = terminal()
+    term.wait_for(b"lguest$ ")
+    assert term.settings() != term.before  # raw while the guest runs
+    term.process.send_signal(number)
+    status, _ = term.finish()
+    assert status == -number  # died of the signal it was sent, as its parent expects
+    assert term.settings() == term.before
+
+
+def test_an_ignored_hangup_stays_ignored(terminal):
+    # nohup's arrangement: SIGHUP ignored before the Launcher starts (exec keeps it ignored).
+    term = terminal(preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    term.wait_for(b"lguest$ ")
+    term.process.send_signal(signal.SIGHUP)
+    term.type(b"echo still here\r")
+    term.wait_for(b"still here\r\n")
+    assert term.settings() != term.before  # the hangup did not even tidy up: it never happened
+    term.type(b"poweroff\r")
+    assert term.finish() == (EXIT_POWEROFF, "")
+    assert term.settings() == term.before

@@ -1,20 +1,22 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/console.py» book/drivers.md:988 @78e776be
+# «src/lguest/drivers/console.py» book/drivers.md:1020 @4f35ef3e
 """virtio-console: text out to a stream, keys in from another."""
 
 from __future__ import annotations
 
 import atexit
 import os
+import signal
 import termios
 import threading
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ..memory import GuestMemoryError
 from .mmio import CONSOLE, INTERRUPT_USED, VirtioDevice
 from .virtqueue import Chain, RingError, Virtqueue
 
 RECEIVE, TRANSMIT = 0, 1
+HANGUPS = (signal.SIGHUP, signal.SIGTERM)  # signals that end us politely: restore, then die
 
 
 class Console(VirtioDevice):
@@ -29,6 +31,7 @@ class Console(VirtioDevice):
         self.ended = input is None  # no more bytes will come
         self.told_end = False  # and the guest has had its zero-length read
         self.saved_terminal: list | None = None
+        self.saved_handlers: dict[int, Any] = {}
         super().__init__(**placement)
 
     def config(self) -> bytes:
@@ -46,7 +49,7 @@ class Console(VirtioDevice):
         else:
             self.deliver()
 
-    # «Console input» book/drivers.md:1046 @49f345a8
+    # «Console input» book/drivers.md:1081 @132aaa35
     def feed(self, data: bytes) -> None:
         """Bytes typed for the guest: deliver what fits now, keep the rest."""
         with self.lock:
@@ -115,27 +118,57 @@ class Console(VirtioDevice):
         return not self.ended
 
     def quiet_terminal(self) -> None:
-        """No line editing and no echo on a terminal; keep signals."""
+        """Raw but for Ctrl-C: every key to the guest as it comes, nothing echoed."""
         try:
             fd = self.input.fileno()
             if not os.isatty(fd):
                 return
             self.saved_terminal = termios.tcgetattr(fd)
+            disabled = bytes([os.fpathconf(fd, "PC_VDISABLE")])  # "no key": 0 on Linux
         except (OSError, ValueError, AttributeError, termios.error):
+            self.saved_terminal = None
             return
-        quiet = termios.tcgetattr(fd)
-        quiet[3] &= ~(termios.ICANON | termios.ECHO)
-        quiet[6][termios.VMIN], quiet[6][termios.VTIME] = 1, 0  # every key, as soon as it comes
-        termios.tcsetattr(fd, termios.TCSANOW, quiet)
+        raw = termios.tcgetattr(fd)
+        raw[0] &= ~termios.IXON  # Ctrl-S and Ctrl-Q go to the guest
+        raw[3] &= ~(termios.ICANON | termios.ECHO | termios.IEXTEN)
+        raw[6][termios.VQUIT] = raw[6][termios.VSUSP] = disabled  # Ctrl-\ and Ctrl-Z: keys too
+        raw[6][termios.VMIN], raw[6][termios.VTIME] = 1, 0  # every key, as soon as it comes
+        self.catch_hangups()
+        termios.tcsetattr(fd, termios.TCSANOW, raw)
         atexit.register(self.close)
+
+    def catch_hangups(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal.signal would refuse; close and atexit are all we have
+        for number in HANGUPS:
+            previous = signal.getsignal(number)
+            if previous == signal.SIG_IGN:
+                continue  # nohup: whoever ignored it meant it
+            self.saved_handlers[number] = signal.SIG_DFL if previous is None else previous
+            signal.signal(number, self.hung_up)
+
+    def hung_up(self, number: int, frame: Any) -> None:
+        """SIGTERM or SIGHUP: the terminal back first, then the death that was asked for."""
+        previous = self.saved_handlers.get(number, signal.SIG_DFL)
+        self.restore_terminal()
+        signal.signal(number, previous)  # the handler runs in the main thread, so this is allowed
+        os.kill(os.getpid(), number)
 
     def close(self) -> None:
         self.ended = True
+        self.restore_terminal()
+
+    def restore_terminal(self) -> None:
         if self.saved_terminal is not None:
             try:
                 termios.tcsetattr(self.input.fileno(), termios.TCSANOW, self.saved_terminal)
             except (OSError, ValueError, termios.error):
                 pass
             self.saved_terminal = None
+        if threading.current_thread() is threading.main_thread():
+            for number, previous in list(self.saved_handlers.items()):
+                if signal.getsignal(number) == self.hung_up:  # unless somebody has since taken over
+                    signal.signal(number, previous)
+                del self.saved_handlers[number]
     # «/Console input»
 # «/src/lguest/drivers/console.py»

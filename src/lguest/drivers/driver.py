@@ -1,22 +1,51 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/driver.py» book/drivers.md:1482 @3242f2b1
+# «src/lguest/drivers/driver.py» book/drivers.md:1601 @0d639c98
 """A virtio-mmio driver in Python, from the specification: for tests, benchmarks, readers."""
 
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
 from ..memory import GuestMemory
-from . import mmio
-from .mmio import VirtioDevice
-from .virtqueue import DESC_F_NEXT, DESC_F_WRITE, DESCRIPTOR, U16, USED_ELEMENT
+
+if TYPE_CHECKING:  # for the annotations only: the driver learns nothing else from the device
+    from .mmio import VirtioDevice
+
+# «The specification's numbers» book/drivers.md:1571 @6db7c701
+# virtio-mmio registers, version 2 (virtio 1.x, section 4.2.2): byte offsets.
+MAGIC_VALUE, VERSION, DEVICE_ID, VENDOR_ID = 0x000, 0x004, 0x008, 0x00C
+DEVICE_FEATURES, DEVICE_FEATURES_SEL = 0x010, 0x014
+DRIVER_FEATURES, DRIVER_FEATURES_SEL = 0x020, 0x024
+QUEUE_SEL, QUEUE_NUM_MAX, QUEUE_NUM = 0x030, 0x034, 0x038
+QUEUE_READY, QUEUE_NOTIFY = 0x044, 0x050
+INTERRUPT_STATUS, INTERRUPT_ACK = 0x060, 0x064
+STATUS = 0x070
+QUEUE_DESC_LOW, QUEUE_DESC_HIGH = 0x080, 0x084
+QUEUE_DRIVER_LOW, QUEUE_DRIVER_HIGH = 0x090, 0x094
+QUEUE_DEVICE_LOW, QUEUE_DEVICE_HIGH = 0x0A0, 0x0A4
+CONFIG_GENERATION, CONFIG = 0x0FC, 0x100
+
+MAGIC = 0x74726976  # "virt", little-endian
+MAX_QUEUES = 0x10000  # a queue index is a 16-bit number in every transport
+
+# Device status bits (section 2.1).
+ACKNOWLEDGE, DRIVER, DRIVER_OK, FEATURES_OK = 1, 2, 4, 8
+
+# The split virtqueue (section 2.7), everything little-endian.
+DESC = struct.Struct("<QIHH")  # struct virtq_desc: le64 addr, le32 len, le16 flags, le16 next
+F_NEXT, F_WRITE = 1, 2  # VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE
+LE16 = struct.Struct("<H")  # virtq_avail: flags, idx, ring[]; virtq_used: flags, idx, ...
+USED_ELEM = struct.Struct("<II")  # struct virtq_used_elem: le32 id, le32 len
+RING_HEADER = 4  # flags and idx, before either ring's array
+# «/The specification's numbers»
 
 
 class GuestKilled(Exception):
     """What the device's kill does when a test driver, not a Host, is watching."""
 
 
-# «The test driver» book/drivers.md:1505 @b70f93fb
+# «The test driver» book/drivers.md:1627 @91220180
 class TestDriver:
     """Drive one device through its registers, with rings in ``memory``."""
 
@@ -45,31 +74,41 @@ class TestDriver:
 
     def negotiate(self, accept: int | None = None) -> bool:
         """Reset, acknowledge, and accept the offered features (or only ``accept``)."""
-        self.put(mmio.STATUS, 0)
-        self.put(mmio.STATUS, mmio.ACKNOWLEDGE)
-        self.put(mmio.STATUS, mmio.ACKNOWLEDGE | mmio.DRIVER)
+        if (self.get(MAGIC_VALUE), self.get(VERSION)) != (MAGIC, 2):
+            raise AssertionError("no virtio-mmio version 2 device at these registers")
+        self.put(STATUS, 0)
+        self.put(STATUS, ACKNOWLEDGE)
+        self.put(STATUS, ACKNOWLEDGE | DRIVER)
         offered = 0
         for half in (0, 1):
-            self.put(mmio.DEVICE_FEATURES_SEL, half)
-            offered |= self.get(mmio.DEVICE_FEATURES) << 32 * half
+            self.put(DEVICE_FEATURES_SEL, half)
+            offered |= self.get(DEVICE_FEATURES) << 32 * half
         chosen = offered if accept is None else accept
         for half in (0, 1):
-            self.put(mmio.DRIVER_FEATURES_SEL, half)
-            self.put(mmio.DRIVER_FEATURES, chosen >> 32 * half & 0xFFFFFFFF)
-        self.put(mmio.STATUS, mmio.ACKNOWLEDGE | mmio.DRIVER | mmio.FEATURES_OK)
-        return bool(self.get(mmio.STATUS) & mmio.FEATURES_OK)
+            self.put(DRIVER_FEATURES_SEL, half)
+            self.put(DRIVER_FEATURES, chosen >> 32 * half & 0xFFFFFFFF)
+        self.put(STATUS, ACKNOWLEDGE | DRIVER | FEATURES_OK)
+        return bool(self.get(STATUS) & FEATURES_OK)
 
     def queue(self, index: int, size: int | None = None) -> DriverQueue:
         return DriverQueue(self, index, size)
 
     def go(self) -> None:
-        self.put(mmio.STATUS, self.get(mmio.STATUS) | mmio.DRIVER_OK)
+        self.put(STATUS, self.get(STATUS) | DRIVER_OK)
+
+    def queue_count(self) -> int:
+        """How many queues the device has: select each in turn until one has no size."""
+        for index in range(MAX_QUEUES):
+            self.put(QUEUE_SEL, index)
+            if self.get(QUEUE_NUM_MAX) == 0:
+                return index
+        raise AssertionError(f"a device that claims all {MAX_QUEUES} queues")
 
     def setup(self) -> list[DriverQueue]:
         """The whole dance: features, every queue at its largest, DRIVER_OK."""
         if not self.negotiate():
             raise AssertionError("the device refused its own features")
-        queues = [self.queue(index) for index in range(len(self.device.queues))]
+        queues = [self.queue(index) for index in range(self.queue_count())]
         self.go()
         return queues
 
@@ -82,22 +121,24 @@ class TestDriver:
 # «/The test driver»
 
 
-# «A driver's queue» book/drivers.md:1575 @5fa5918e
+# «A driver's queue» book/drivers.md:1721 @60b8e819
 class DriverQueue:
     def __init__(self, driver: TestDriver, index: int, size: int | None):
         self.driver, self.index = driver, index
-        driver.put(mmio.QUEUE_SEL, index)
-        self.size = size or driver.get(mmio.QUEUE_NUM_MAX)
-        self.desc = driver.allocate(DESCRIPTOR.size * self.size, 16)
-        self.avail = driver.allocate(6 + 2 * self.size, 2)
-        self.used = driver.allocate(6 + USED_ELEMENT.size * self.size, 4)
-        driver.put(mmio.QUEUE_NUM, self.size)
-        for low, address in ((mmio.QUEUE_DESC_LOW, self.desc),
-                             (mmio.QUEUE_DRIVER_LOW, self.avail),
-                             (mmio.QUEUE_DEVICE_LOW, self.used)):
+        driver.put(QUEUE_SEL, index)
+        if driver.get(QUEUE_READY) != 0:
+            raise AssertionError(f"queue {index} is already in use")
+        self.size = size or driver.get(QUEUE_NUM_MAX)
+        self.desc = driver.allocate(DESC.size * self.size, 16)
+        self.avail = driver.allocate(RING_HEADER + LE16.size * self.size + 2, 2)
+        self.used = driver.allocate(RING_HEADER + USED_ELEM.size * self.size + 2, 4)
+        driver.put(QUEUE_NUM, self.size)
+        for low, high, address in ((QUEUE_DESC_LOW, QUEUE_DESC_HIGH, self.desc),
+                                   (QUEUE_DRIVER_LOW, QUEUE_DRIVER_HIGH, self.avail),
+                                   (QUEUE_DEVICE_LOW, QUEUE_DEVICE_HIGH, self.used)):
             driver.put(low, address & 0xFFFFFFFF)
-            driver.put(low + 4, address >> 32)
-        driver.put(mmio.QUEUE_READY, 1)
+            driver.put(high, address >> 32)
+        driver.put(QUEUE_READY, 1)
         self.free = list(range(self.size))
         self.chains: dict[int, list[int]] = {}
         self.avail_idx = self.last_used = 0
@@ -107,27 +148,27 @@ class DriverQueue:
         slots = [self.free.pop(0) for _ in buffers]
         for number, (slot, (address, length, writable)) in enumerate(zip(slots, buffers)):
             last = number == len(buffers) - 1
-            flags = (0 if last else DESC_F_NEXT) | (DESC_F_WRITE if writable else 0)
+            flags = (0 if last else F_NEXT) | (F_WRITE if writable else 0)
             following = 0 if last else slots[number + 1]
-            DESCRIPTOR.pack_into(view, self.desc + DESCRIPTOR.size * slot,
-                                 address, length, flags, following)
+            DESC.pack_into(view, self.desc + DESC.size * slot, address, length, flags, following)
         self.chains[slots[0]] = slots
-        U16.pack_into(view, self.avail + 4 + 2 * (self.avail_idx % self.size), slots[0])
+        ring = self.avail + RING_HEADER
+        LE16.pack_into(view, ring + LE16.size * (self.avail_idx % self.size), slots[0])
         self.avail_idx = (self.avail_idx + 1) & 0xFFFF
-        U16.pack_into(view, self.avail + 2, self.avail_idx)
+        LE16.pack_into(view, self.avail + 2, self.avail_idx)  # idx, after the ring entry
         if kick:
             self.kick()
         return slots[0]
 
     def kick(self) -> None:
-        self.driver.put(mmio.QUEUE_NOTIFY, self.index)
+        self.driver.put(QUEUE_NOTIFY, self.index)
 
     def collect(self) -> list[tuple[int, int]]:
         """The (head, bytes written) pairs the device has used since we last looked."""
         view, done = self.driver.memory.view, []
-        while self.last_used != U16.unpack_from(view, self.used + 2)[0]:
-            slot = self.used + 4 + USED_ELEMENT.size * (self.last_used % self.size)
-            head, written = USED_ELEMENT.unpack_from(view, slot)
+        while self.last_used != LE16.unpack_from(view, self.used + 2)[0]:
+            slot = self.used + RING_HEADER + USED_ELEM.size * (self.last_used % self.size)
+            head, written = USED_ELEM.unpack_from(view, slot)
             self.free.extend(self.chains.pop(head, []))
             done.append((head, written))
             self.last_used = (self.last_used + 1) & 0xFFFF
@@ -137,9 +178,9 @@ class DriverQueue:
         """The chain from ``head``, one line per descriptor, as the device will see it."""
         lines = []
         for slot in self.chains.get(head, []):
-            address, length, flags, following = DESCRIPTOR.unpack_from(
-                self.driver.memory.view, self.desc + DESCRIPTOR.size * slot)
-            names = [name for bit, name in ((DESC_F_NEXT, "NEXT"), (DESC_F_WRITE, "WRITE"))
+            address, length, flags, following = DESC.unpack_from(
+                self.driver.memory.view, self.desc + DESC.size * slot)
+            names = [name for bit, name in ((F_NEXT, "NEXT"), (F_WRITE, "WRITE"))
                      if flags & bit]
             lines.append(f"desc[{slot}] {address:#x} len {length:<5} "
                          f"{'|'.join(names) or '-':10} next {following}")
@@ -147,8 +188,8 @@ class DriverQueue:
 
     def used_ring(self) -> str:
         view = self.driver.memory.view
-        index = U16.unpack_from(view, self.used + 2)[0]
-        ring = [USED_ELEMENT.unpack_from(view, self.used + 4 + 8 * slot)
+        index = LE16.unpack_from(view, self.used + 2)[0]
+        ring = [USED_ELEM.unpack_from(view, self.used + RING_HEADER + USED_ELEM.size * slot)
                 for slot in range(min(index, self.size))]
         return f"used idx {index}: {ring}"
 
