@@ -84,8 +84,8 @@ def test_a_read_beyond_the_disk_is_an_io_error_and_the_shell_carries_on(kernel, 
     boot, beyond, usage, still = shell(kernel, f"blk read {SECTORS}\nblk read\necho still here\n",
                                        f"--block={image}")
     assert beyond == f"blk read: sector {SECTORS}: I/O error\n"
-    assert usage == ("usage: blk info | blk read SECTOR | blk write SECTOR TEXT"
-                     " | blk bench read|write SECTORS\n")
+    assert usage == ("usage: blk [N] info | blk [N] read SECTOR | blk [N] write SECTOR TEXT"
+                     " | blk [N] bench read|write SECTORS\n")
     assert still == "still here\n"
 
 
@@ -98,6 +98,60 @@ def test_a_read_only_disk_refuses_writes(kernel, image):
     assert write == "blk write: the disk is read-only\n"
     assert "scribble" not in read
     assert hashlib.sha256(image.read_bytes()).hexdigest() == before
+
+
+def test_two_disks_each_get_their_own_writes(kernel, image, tmp_path):
+    spare = tmp_path / "spare.img"
+    spare.write_bytes(bytes(64 * 512))
+    sealed = tmp_path / "sealed.img"
+    sealed.write_bytes(b"do not touch".ljust(16 * 512, b"\0"))
+    before = hashlib.sha256(sealed.read_bytes()).hexdigest()
+    script = ("blk info\nblk 1 write 5 second disk\nblk 1 info\nblk 0 write 5 first disk\n"
+              "blk write 6 still the first\nblk 2 write 0 scribble\nblk 2 read 0\nblk info\n")
+    boot, info, write1, info1, write0, write_default, refused, read2, again = shell(
+        kernel, script, f"--block={image}", f"--block={spare}", f"--block={sealed}:ro")
+    assert boot.splitlines()[1:] == ["virtio: block at 0xd0000000, line 2: 32 sectors, read-write",
+                                     "virtio: block at 0xd0001000, line 3: 64 sectors, read-write",
+                                     "virtio: block at 0xd0002000, line 4: 16 sectors, read-only"]
+    assert info.splitlines() == [
+        "blk 0: 32 sectors (16 KiB), read-write, flush; 0 interrupts so far",
+        "blk 1: 64 sectors (32 KiB), read-write, flush; 0 interrupts so far",
+        "blk 2: 16 sectors (8 KiB), read-only, flush; 0 interrupts so far"]
+    assert write1 == "blk write: sector 5: 11 bytes and 501 zeros, flushed\n"
+    # Disk 1's requests rang disk 1's line, and only that one.
+    assert re.fullmatch(r"blk 1: 64 sectors \(32 KiB\), read-write, flush; [12] interrupts so far\n",
+                        info1)
+    assert write0 == "blk write: sector 5: 10 bytes and 502 zeros, flushed\n"
+    assert write_default == "blk write: sector 6: 15 bytes and 497 zeros, flushed\n"
+    assert refused == "blk write: the disk is read-only\n"
+    assert read2.splitlines()[0] == "0000  " + " ".join(f"{b:02x}" for b in b"do not touch") + \
+        " 00" * 4 + "  |do not touch....|"
+    lines = again.splitlines()
+    assert [line.split(";")[0] for line in lines] == [
+        "blk 0: 32 sectors (16 KiB), read-write, flush",
+        "blk 1: 64 sectors (32 KiB), read-write, flush",
+        "blk 2: 16 sectors (8 KiB), read-only, flush"]
+    assert all(re.fullmatch(r".*; [1-9]\d* interrupts so far", line) for line in lines)
+
+    first, second = image.read_bytes(), spare.read_bytes()
+    assert first[5 * 512:6 * 512] == b"first disk".ljust(512, b"\0")
+    assert first[6 * 512:7 * 512] == b"still the first".ljust(512, b"\0")
+    assert second[5 * 512:6 * 512] == b"second disk".ljust(512, b"\0")
+    assert second == bytes(5 * 512) + b"second disk".ljust(512, b"\0") + bytes(58 * 512)
+    assert first[:5 * 512] == (bytes(range(256)) * 10)  # the first disk's neighbours untouched
+    assert hashlib.sha256(sealed.read_bytes()).hexdigest() == before
+
+
+def test_a_disk_that_does_not_exist_is_one_line_and_the_shell_carries_on(kernel, image):
+    boot, read, write, info, usage, still, info0 = shell(
+        kernel, "blk 1 read 0\nblk 7 write 0 lost\nblk 1 info\nblk 1x read 0\necho still here\n"
+                "blk 0 info\n", f"--block={image}")
+    assert read == info == "blk 1: no such disk; this guest has 1, numbered from 0\n"
+    assert write == "blk 7: no such disk; this guest has 1, numbered from 0\n"
+    assert usage.startswith("usage: blk [N] info | ") and usage.count("\n") == 1
+    assert still == "still here\n"
+    assert info0 == "blk 0: 32 sectors (16 KiB), read-write, flush; 0 interrupts so far\n"
+    assert image.read_bytes() == bytes(range(256)) * 2 * SECTORS
 
 
 def test_without_devices_the_commands_say_so(kernel):

@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/virtio.c» book/drivers.md:3540 @18d43daf */
+/* «src/lguest/guest/virtio.c» book/drivers.md:3632 @18d43daf */
 /* virtio.c: the Guest's virtio-mmio drivers: discovery, a split virtqueue, rng, block, net, console. */
 #include "kernel.h"
 
@@ -221,7 +221,7 @@ static u32 read_capacity(struct virtio_dev *d)
 }
 /* «/Read a disk's capacity» */
 
-/* «The network card, as the driver keeps it» book/drivers.md:2896 @099ca42b */
+/* «The network card, as the driver keeps it» book/drivers.md:2984 @099ca42b */
 #define NET_RX 0
 #define NET_TX 1
 #define NET_HEADER 12	/* flags, gso type, header length, gso size, csum start, offset, buffers */
@@ -253,7 +253,7 @@ static struct {
 	struct queue rx, tx;
 	u8 mac[ETH_ALEN];
 	u32 sent, received, dropped, answered;
-	/* «What a ping waits for» book/drivers.md:3099 @4d21aa91 */
+	/* «What a ping waits for» book/drivers.md:3187 @4d21aa91 */
 	u32 seq;			/* the last ping we sent */
 	volatile u32 ponged, rtt_us;	/* its pong arrived; and how long it took */
 	volatile u8 ponger[ETH_ALEN];
@@ -277,7 +277,7 @@ static const char *net_mac_text(void)
 }
 /* «/The network card, as the driver keeps it» */
 
-/* «Bring up the network card» book/drivers.md:2961 @74591e65 */
+/* «Bring up the network card» book/drivers.md:3049 @74591e65 */
 #define AVAIL_F_NO_INTERRUPT 1
 
 static int net_queues(struct virtio_dev *d)
@@ -315,7 +315,7 @@ static void net_start(struct virtio_dev *d)
 }
 /* «/Bring up the network card» */
 
-/* «Receive frames» book/drivers.md:3009 @0baa390f */
+/* «Receive frames» book/drivers.md:3097 @0baa390f */
 static void net_frame(volatile u8 *frame, u32 len);
 
 static void net_receive(void)
@@ -348,7 +348,7 @@ static void net_receive(void)
 }
 /* «/Receive frames» */
 
-/* «Send a frame» book/drivers.md:3050 @afa634c7 */
+/* «Send a frame» book/drivers.md:3138 @afa634c7 */
 static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 {
 	volatile struct vring *ring = net.tx.ring;
@@ -379,7 +379,7 @@ static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 }
 /* «/Send a frame» */
 
-/* «The console's driver» book/drivers.md:3366 @febef957 */
+/* «The console's driver» book/drivers.md:3454 @febef957 */
 #define CONSOLE_RX 0
 #define CONSOLE_TX 1
 #define CONSOLE_RX_BUFFER 64
@@ -431,7 +431,7 @@ static int console_lost(void)
 	return 1;
 }
 /* «/The console's driver» */
-/* «The console's driver»[2] book/drivers.md:3425 @9e7a3c3c */
+/* «The console's driver»[2] book/drivers.md:3513 @9e7a3c3c */
 static void vcon_write(const char *s, u32 len)
 {
 	volatile struct vring *ring = vcon.tx.ring;
@@ -466,7 +466,7 @@ static void vcon_write(const char *s, u32 len)
 	irq_restore(flags);
 }
 /* «/The console's driver» */
-/* «The console's driver»[3] book/drivers.md:3474 @382ccd92 */
+/* «The console's driver»[3] book/drivers.md:3562 @382ccd92 */
 static int vcon_read(char *buf, u32 room)
 {
 	volatile struct vring *ring = vcon.rx.ring;
@@ -711,7 +711,7 @@ static int blk_ok(const char *what, u32 sector, int status)
 }
 /* «/Block requests» */
 
-/* «The block driver» book/drivers.md:2670 @8dbc23b1 */
+/* «The block driver» book/drivers.md:2674 @3b6c835d */
 static void blk_read(struct virtio_dev *d, u32 sector)
 {
 	static volatile u8 data[SECTOR_SIZE];
@@ -760,7 +760,7 @@ static void blk_write(struct virtio_dev *d, u32 sector, int words, char **word)
 	       HAS(d->features, BLK_F_FLUSH) ? ", flushed" : "");
 }
 
-/* «Time the disk» book/drivers.md:2804 @23d770aa */
+/* «Time the disk» book/drivers.md:2817 @23d770aa */
 #define BENCH_SECTORS 8192	/* the largest request we make: 4 MiB */
 
 static u32 host_time_us(u32 *sec)
@@ -820,31 +820,72 @@ static void blk_bench(struct virtio_dev *d, const char *how, const char *count)
 }
 /* «/Time the disk» */
 
-void cmd_blk(int argc, char **argv)
+/* «Choose a disk» book/drivers.md:2918 @e724ce9f */
+/* Disk index, counting the block devices in boot-page order; and how many disks there are. */
+static struct virtio_dev *find_disk(u32 index, u32 *disks)
 {
-	struct virtio_dev *d = find_device(VIRTIO_ID_BLOCK);
-	int ok = argc >= 3;
-	u32 sector = ok ? parse_number(argv[2], &ok) : 0;
+	struct virtio_dev *found = 0;
+	u32 i;
 
-	if (!d)
-		printf("blk: no block device; boot with --block=IMAGE\n");
-	else if (argc == 2 && !strcmp(argv[1], "info"))
-		printf("blk: %u sectors (%u KiB), %s%s; %u interrupts so far\n", d->sectors,
+	for (*disks = 0, i = 0; i < device_count; i++)
+		if (devices[i].type == VIRTIO_ID_BLOCK && (*disks)++ == index)
+			found = &devices[i];
+	return found;
+}
+
+static void blk_info(struct virtio_dev *d, u32 index, int named)
+{
+	if (named)
+		printf("blk %u: ", index);
+	else
+		printf("blk: ");
+	if (!d->ready)
+		printf("out of service\n");
+	else
+		printf("%u sectors (%u KiB), %s%s; %u interrupts so far\n", d->sectors,
 		       d->sectors / 2, HAS(d->features, BLK_F_RO) ? "read-only" : "read-write",
 		       HAS(d->features, BLK_F_FLUSH) ? ", flush" : "", d->interrupts);
-	else if (ok && argc == 3 && !strcmp(argv[1], "read"))
+}
+
+static void blk_usage(void)
+{
+	printf("usage: blk [N] info | blk [N] read SECTOR | blk [N] write SECTOR TEXT"
+	       " | blk [N] bench read|write SECTORS\n");
+}
+/* «/Choose a disk» */
+
+void cmd_blk(int argc, char **argv)
+{
+	int named = argc >= 2 && argv[1][0] >= '0' && argv[1][0] <= '9', ok = 1, sector_ok = 0;
+	u32 index = named ? parse_number(argv[1], &ok) : 0, disks, sector = 0, i;
+	struct virtio_dev *d = find_disk(index, &disks);
+
+	argc -= named, argv += named;	/* from here on, the command as a lone disk hears it */
+	if (argc >= 3)
+		sector = parse_number(argv[2], &sector_ok);
+	if (!disks)
+		printf("blk: no block device; boot with --block=IMAGE\n");
+	else if (!ok)
+		blk_usage();
+	else if (!d)
+		printf("blk %u: no such disk; this guest has %u, numbered from 0\n", index, disks);
+	else if (argc == 2 && !strcmp(argv[1], "info") && (named || disks == 1))
+		blk_info(d, index, named);
+	else if (argc == 2 && !strcmp(argv[1], "info"))
+		for (i = 0; i < disks; i++)
+			blk_info(find_disk(i, &disks), i, 1);
+	else if (sector_ok && argc == 3 && !strcmp(argv[1], "read"))
 		blk_read(d, sector);
-	else if (ok && argc >= 4 && !strcmp(argv[1], "write"))
+	else if (sector_ok && argc >= 4 && !strcmp(argv[1], "write"))
 		blk_write(d, sector, argc - 3, argv + 3);
 	else if (argc == 4 && !strcmp(argv[1], "bench"))
 		blk_bench(d, argv[2], argv[3]);
 	else
-		printf("usage: blk info | blk read SECTOR | blk write SECTOR TEXT"
-		       " | blk bench read|write SECTORS\n");
+		blk_usage();
 }
 /* «/The block driver» */
 
-/* «Ping and pong» book/drivers.md:3106 @602f9c21 */
+/* «Ping and pong» book/drivers.md:3194 @602f9c21 */
 #define ETHERTYPE_PING 0x88B5	/* IEEE 802 "local experimental" */
 #define PING 1
 #define PONG 2
@@ -892,7 +933,7 @@ static void net_frame(volatile u8 *frame, u32 len)
 	}
 }
 /* «/Ping and pong» */
-/* «Ping and pong»[2] book/drivers.md:3164 @c0168f9b */
+/* «Ping and pong»[2] book/drivers.md:3252 @c0168f9b */
 static int parse_mac(const char *text, u8 *mac)
 {
 	u32 i, j, digit;
@@ -953,7 +994,7 @@ void cmd_ping(int argc, char **argv)
 	       to[3], to[4], to[5], net.rtt_us);
 }
 
-/* «Flood the wire» book/drivers.md:3267 @ccd1b799 */
+/* «Flood the wire» book/drivers.md:3355 @ccd1b799 */
 #define FLOOD_WINDOW (QUEUE_SIZE - 1)	/* the other side holds one buffer while it answers */
 
 static void net_flood(const char *count, const char *mac)
