@@ -38,7 +38,7 @@ HELP = """\
   cli                disable interrupts the bare-metal way
   crash              fault inside the fault handler
   random N           N random bytes from the Host, in hex
-  blk SUBCOMMAND     the disk: info, read SECTOR, write SECTOR TEXT, bench
+  blk [N] SUBCOMMAND disk N, or 0: info, read SECTOR, write SECTOR TEXT, bench
   ping [MAC]         ping a guest on the wire, or all of them
   net [SUBCOMMAND]   the network card: counters, or flood N [MAC]
   beer               the Beer voucher, if the Host has one for you

@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/shell.c» book/guest.md:1840 @b3f89a7a */
+/* «src/lguest/guest/shell.c» book/guest.md:1841 @b3f89a7a */
 /* shell.c: a small shell on the console. */
 #include "kernel.h"
 
@@ -212,7 +212,7 @@ static void cmd_crash(int argc, char **argv)
 }
 /* «/Commands that break things» */
 
-/* «The command table» book/guest.md:1756 @df623796 */
+/* «The command table» book/guest.md:1757 @df623796 */
 struct command {
 	const char *name, *args, *help;
 	void (*run)(int argc, char **argv);
@@ -255,7 +255,7 @@ static void cmd_help(int argc, char **argv)
 }
 /* «/The command table» */
 
-/* «The shell's loop» book/guest.md:1806 @3c578076 */
+/* «The shell's loop» book/guest.md:1807 @3c578076 */
 void shell(void)
 {
 	static struct context saved;

@@ -167,7 +167,7 @@ def check_preparation(root: Path) -> str:
                            "alphabetical order, ignoring case")
     return f"lguest chunks lists all {len(expected)} chunks"
 # «/The quests' checks»
-# «The quests' checks»[2] book/launcher.md:1497 @e42d421b
+# «The quests' checks»[2] book/launcher.md:1499 @e42d421b
 
 @quest("launcher", "Memory by the kilo, the mega and the giga: lguest run 8192K")
 def check_launcher(root: Path) -> str:
@@ -188,7 +188,7 @@ def check_launcher(root: Path) -> str:
                                f"not {result.returncode}: {last_line(result.stderr)}")
     return "lguest run takes 8192K, 24m and 16, and refuses 12X, M, 1500K, 1K and 1G"
 # «/The quests' checks»
-# «The quests' checks»[3] book/guest.md:2128 @c7af7cd4
+# «The quests' checks»[3] book/guest.md:2129 @c7af7cd4
 
 @quest("guest", "Time a command: time COMMAND in the shell")
 def check_guest(root: Path) -> str:
@@ -265,7 +265,7 @@ def check_switcher(root: Path) -> str:
                            "and fewer than crossings, since most crossings change no page table")
     return f"{crossings} crossings, {flushes} of them flushed the TLB"
 # «/The quests' checks»
-# «The quests' checks»[6] book/drivers.md:3765 @4622cd34
+# «The quests' checks»[6] book/drivers.md:3773 @4622cd34
 
 @quest("drivers", "Tell the driver the block size: VIRTIO_BLK_F_BLK_SIZE")
 def check_drivers(root: Path) -> str:
