@@ -22,6 +22,10 @@ KILL_CASES = {
     "console_outside_memory": "start\n",
     "no_handler": "start\n",
     "unmapped_stack": "start\n",
+    "split_stack_unmapped": "start\n",
+    "split_stack_read_only": "start\n",
+    "split_stack_outside_memory": "start\n",
+    "stack_wraps_into_switcher": "start\n",
     "pte_outside_memory": "start\n",
     "pte_outside_memory_no_set_pte": "start\n",
     "switcher_write": "start\n",
@@ -268,6 +272,33 @@ def test_deterministic_host_repeats_too(guest):
 def test_misbehaving_guest_is_killed_with_one_line(guest, case):
     result = run_guest(guest("kill", **{f"CASE_{case}": 1}))
     assert_killed(result, KILL_CASES[case])
+
+
+# Where a frame could not be pushed, the reason names the first word that found no
+# writable page in guest memory, even when the words above it found one.
+STACK_DEATHS = {
+    "unmapped_stack": "fault while delivering trap 0: the stack at 0x4ffffffc is not writable",
+    "split_stack_unmapped": "fault while delivering trap 13: the stack at 0x40000ffc is not writable",
+    "split_stack_read_only": "fault while delivering trap 13: the stack at 0x40000ffc is not writable",
+    "split_stack_outside_memory": "bad page table entry 0x7f000003 for 0x40000ffc",
+    "stack_wraps_into_switcher": "fault while delivering trap 0: the stack at 0xfffffffc is not writable",
+}
+
+
+@pytest.mark.parametrize("case", STACK_DEATHS)
+def test_a_frame_that_cannot_be_pushed_names_the_word_that_failed(guest, case):
+    result = run_guest(guest("kill", **{f"CASE_{case}": 1}))
+    assert assert_killed(result, KILL_CASES[case]) == STACK_DEATHS[case]
+
+
+def test_a_frame_across_a_page_boundary_lands_on_both_pages(guest):
+    result = run_guest(guest("frames"))
+    assert (result.returncode, result.stdout) == (0, (
+        "low's frame is high's + 1000\n"
+        "the handler saw eip at cli, cs 19, error 0, the frame's eip at 40000ffc\n"
+        "above the boundary: cs 19, eflags as seen, then 5a5a5a5a\n"
+        "below it: eip just past cli, error 0\n"
+        "the next frame up from low: 5a5a5a5a, the last word of high: 5a5a5a5a\n")), result.stderr
 
 
 def test_trap_without_handler_kills_through_the_host_too(guest):

@@ -56,6 +56,34 @@ void main(void)
 		     "xorl %%ecx, %%ecx\n\t"
 		     "divl %%ecx"
 		     : : : "eax", "ecx", "edx", "cc");
+#elif defined(CASE_split_stack_unmapped) || defined(CASE_split_stack_read_only) \
+	|| defined(CASE_split_stack_outside_memory)
+	/* A #GP whose frame straddles 0x40001000: its flags and cs fit in the
+	 * writable page above the boundary, its eip finds below it no page,
+	 * a read-only page, or a page beyond guest memory. */
+	u32 *pgdir;
+	start();
+	on_trap(13, printed_after, TRAP_GATE);
+	pgdir = new_pgdir();
+	map_page(pgdir, 0x40001000, PHYS(alloc_page()), PTE_P | PTE_RW);
+#if defined(CASE_split_stack_read_only)
+	map_page(pgdir, 0x40000000, PHYS(alloc_page()), PTE_P);
+#elif defined(CASE_split_stack_outside_memory)
+	map_page(pgdir, 0x40000000, 0x7F000000, PTE_P | PTE_RW);
+#endif
+	use_pgdir(pgdir);
+	asm volatile("movl $0x40001008, %%esp\n\tcli" : : : "memory");
+#elif defined(CASE_stack_wraps_into_switcher)
+	/* A divide error with the stack pointer at 4: the flags fit at 0, and
+	 * cs would go at 0xfffffffc, in the Switcher's pages. */
+	start();
+	on_trap(0, printed_after, TRAP_GATE);
+	asm volatile("movl $4, %%esp\n\t"
+		     "xorl %%edx, %%edx\n\t"
+		     "movl $1, %%eax\n\t"
+		     "xorl %%ecx, %%ecx\n\t"
+		     "divl %%ecx"
+		     : : : "eax", "ecx", "edx", "cc", "memory");
 #elif defined(CASE_pte_outside_memory) || defined(CASE_pte_outside_memory_no_set_pte)
 	/* A page-table entry for a frame far beyond the guest's memory. */
 	u32 *pgdir;

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1706 @1837a3ca
+# «src/lguest/host/core.py» book/host.md:1754 @1837a3ca
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:1238 @fe41e502
+# «Clocks» book/host.md:1271 @fe41e502
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -166,7 +166,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1685 @f9a84bbe
+    # «Killing and stopping» book/host.md:1733 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -373,7 +373,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:1123 @fb4779ef
+    # «Time passes» book/host.md:1156 @fb4779ef
     def _timer(self) -> None:
         """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
         stopped_for = None  # the deadline the CPU was last stopped for

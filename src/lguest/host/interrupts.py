@@ -1,9 +1,10 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/interrupts.py» book/host.md:1062 @0b0832fc
+# «src/lguest/host/interrupts.py» book/host.md:1093 @8e7a5a07
 """Interrupts and traps: the frames the Host pushes on the guest's behalf."""
 
 from __future__ import annotations
 
+import struct
 import threading
 from dataclasses import dataclass
 from typing import Callable
@@ -13,6 +14,7 @@ from ..switcher import FRAME
 
 EIP, CS, EFLAGS, ESP, SS = (FRAME.index(name) for name in ("eip", "cs", "eflags", "esp", "ss"))
 EFLAGS_TF, EFLAGS_NT = 0x100, 0x4000
+WORDS = [struct.Struct(f"<{count}I") for count in range(7)]  # a frame is at most six words
 
 # «Gates» book/host.md:890 @f5a854fa
 INTERRUPT_GATE, TRAP_GATE = 0xE, 0xF
@@ -44,7 +46,7 @@ def decode_gate(vector: int, low: int, high: int, kill: Callable) -> Gate | None
 # «/Gates»
 
 
-# «The interrupt controller» book/host.md:1024 @0b0b8ff7
+# «The interrupt controller» book/host.md:1055 @0b0b8ff7
 class Interrupts:
     """The guest's interrupt table, its pending lines, and delivery."""
 
@@ -90,7 +92,7 @@ class Interrupts:
         return (lines & -lines).bit_length() - 1
     # «/Which interrupt, if any»
 
-    # «Deliver interrupts and traps» book/host.md:1001 @77d42a80
+    # «Deliver interrupts and traps» book/host.md:1032 @77d42a80
     def deliver_pending(self) -> bool:
         line = self.deliverable()
         if line is None:
@@ -113,27 +115,31 @@ class Interrupts:
         self.push_frame(vector, gate, error_code)
     # «/Deliver interrupts and traps»
 
-    # «Push a frame» book/host.md:963 @97d9d58b
+    # «Push a frame» book/host.md:990 @d21f487a
     def push_frame(self, vector: int, gate: Gate, error_code: int | None) -> None:
         host = self.host
         regs, data = host.regs, host.lguest_data
         virtual_if = host.memory.read_u32(data + LGUEST_DATA["irq_enabled"]) & X86_EFLAGS_IF if data else 0
         eflags = regs[EFLAGS] & ~X86_EFLAGS_IF | virtual_if
-        words = []
+        frame = [regs[EIP], regs[CS], eflags]  # as it will lie in memory, lowest address first
         if regs[CS] & 3 == 3:  # from user mode: onto the kernel stack
             ss, esp = host.kernel_stack
-            words += [regs[SS], regs[ESP]]
+            frame += [regs[ESP], regs[SS]]
         else:
             ss, esp = regs[SS], regs[ESP]
-        words += [eflags, regs[CS], regs[EIP]]
         if error_code is not None:
-            words.append(error_code)
-        for word in words:
-            esp = esp - 4 & 0xFFFFFFFF
-            address = host.pages.translate(esp, write=True)
+            frame.insert(0, error_code)
+        memory, translate = host.memory, host.pages.translate
+        while frame:  # a page at a time, from the top, as the CPU pushes
+            top = esp - 4 & 0xFFFFFFFF  # where the next word goes
+            address = translate(top, write=True)
             if address is None:
-                host.kill(f"fault while delivering trap {vector}: the stack at {esp:#x} is not writable")
-            host.memory.write_u32(address, word)
+                host.kill(f"fault while delivering trap {vector}: the stack at {top:#x} is not writable")
+            count = min(len(frame), (top & 0xFFF) // 4 + 1)  # the words that fit in top's page
+            memory.check(address, 4)  # the top word, if a misaligned stack hangs it over the end
+            esp = top - 4 * (count - 1)
+            WORDS[count].pack_into(memory.view, address - 4 * (count - 1), *frame[-count:])
+            del frame[-count:]
         regs[SS], regs[ESP], regs[CS], regs[EIP] = ss, esp, gate.selector, gate.offset
         regs[EFLAGS] = eflags & ~(EFLAGS_TF | EFLAGS_NT) | X86_EFLAGS_IF
         if gate.kind == INTERRUPT_GATE and data is not None:
