@@ -182,8 +182,12 @@ OP_LIST = (
               st.integers(0, DEVICE_SLOTS), st.one_of(st.sampled_from(REGISTERS),
                                                       st.integers(0, 0xFFF)),
               st.sampled_from([4, 4, 4, 1, 2]), words("arg"), st.booleans()),
-    st.builds(lambda slot, size, avail, descriptors, heads: Op("ring", (slot, size, avail, descriptors, heads)),
-              st.integers(0, DEVICE_SLOTS - 1), st.sampled_from([1, 2, 4, 8, 8, 8, 3, 0, 256]),
+    st.builds(lambda slot, queue, size, avail, descriptors, heads:
+              Op("ring", (slot, queue, size, avail, descriptors, heads)),
+              # queue 1 is the console's and the network card's transmit queue, which the
+              # device reads on the notify itself; a receive queue waits for input to come
+              st.integers(0, DEVICE_SLOTS - 1), st.sampled_from([0, 0, 1]),
+              st.sampled_from([1, 2, 4, 8, 8, 8, 3, 0, 256]),
               st.one_of(st.integers(1, 3), st.integers(0, 0xFFFF)),
               st.lists(st.tuples(st.one_of(st.sampled_from([BUFFERS, BUFFERS + 0x1000, MEM - 16, MEM,
                                                             RING, 0]), st.integers(0, 0xFFFFFFFF)),
@@ -302,12 +306,12 @@ def encode(op: Op) -> bytes:
         address = M.MMIO_BASE + slot * M.MMIO_SIZE + (register & ~(size - 1) if size > 1 else register)
         return store(address, value, size) if write else load(address, size)
     if k == "ring":
-        slot, size, avail, descriptors, heads = a
+        slot, queue, size, avail, descriptors, heads = a
         base = M.MMIO_BASE + slot * M.MMIO_SIZE
         desc, driver, device = RING, RING + 0x1000, RING + 0x2000
         regs = [(M.STATUS, 0), (M.STATUS, M.ACKNOWLEDGE | M.DRIVER), (M.DRIVER_FEATURES_SEL, 1),
                 (M.DRIVER_FEATURES, 1), (M.STATUS, M.ACKNOWLEDGE | M.DRIVER | M.FEATURES_OK),
-                (M.QUEUE_SEL, 0), (M.QUEUE_NUM, size), (M.QUEUE_DESC_LOW, desc),
+                (M.QUEUE_SEL, queue), (M.QUEUE_NUM, size), (M.QUEUE_DESC_LOW, desc),
                 (M.QUEUE_DRIVER_LOW, driver), (M.QUEUE_DEVICE_LOW, device), (M.QUEUE_READY, 1),
                 (M.STATUS, M.ACKNOWLEDGE | M.DRIVER | M.FEATURES_OK | M.DRIVER_OK)]
         code = b"".join(store(base + register, value) for register, value in regs)
@@ -318,7 +322,7 @@ def encode(op: Op) -> bytes:
         for index, head in enumerate(heads):
             code += store(V + driver + 4 + 2 * index, head, 2)
         code += store(V + driver + 2, avail, 2)  # the available index, ahead by who knows
-        return code + store(base + M.QUEUE_NOTIFY, 0) + store(base + M.INTERRUPT_ACK, 3)
+        return code + store(base + M.QUEUE_NOTIFY, queue) + store(base + M.INTERRUPT_ACK, 3)
     if k == "storm":
         nanoseconds, interrupts_on, count = a
         code = hypercall(H["SET_CLOCKEVENT"], nanoseconds)
