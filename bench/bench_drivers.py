@@ -52,7 +52,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import interleaved, row  # noqa: E402
 
-from lguest.drivers import Block, Net, Switch, make_devices
+from lguest.drivers import Block, Net, Switch
 from lguest.drivers.block import T_IN, T_OUT
 from lguest.drivers.driver import TestDriver, block_request
 from lguest.guest import build_kernel

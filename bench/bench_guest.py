@@ -32,20 +32,17 @@ the long report, exits and instruction counts included, into bench/results/guest
 
 from __future__ import annotations
 
-import ctypes
 import io
 import json
-import mmap
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from unicorn import UC_ARCH_X86, UC_HOOK_CODE, UC_MODE_32, UC_PROT_ALL, Uc
-from unicorn.x86_const import UC_X86_REG_CR0, UC_X86_REG_CR3
+from unicorn import UC_HOOK_CODE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_host import MEMORY, PGDIR, START, assemble, cpu_loop, map_kernel  # noqa: E402
+from bench_host import START, assemble, cpu_loop, paged_unicorn  # noqa: E402
 from common import interleaved, row  # noqa: E402
 
 from lguest import abi
@@ -108,13 +105,7 @@ def boot_once(kernel: Path, deterministic: bool, count_instructions: bool = Fals
 def bare_loop(code: bytes) -> float:
     """Seconds bare Unicorn takes, from its creation, to run ``code`` with paging on."""
     start = time.perf_counter()
-    uc = Uc(UC_ARCH_X86, UC_MODE_32)
-    buffer = mmap.mmap(-1, MEMORY)
-    uc.mem_map_ptr(0, MEMORY, UC_PROT_ALL, ctypes.addressof(ctypes.c_char.from_buffer(buffer)))
-    map_kernel(memoryview(buffer).cast("I"))
-    uc.reg_write(UC_X86_REG_CR3, PGDIR)
-    uc.reg_write(UC_X86_REG_CR0, uc.reg_read(UC_X86_REG_CR0) | 0x80010000)
-    buffer[abi.KERNEL_LOAD:abi.KERNEL_LOAD + len(code)] = code
+    uc = paged_unicorn(code)
     uc.emu_start(START, START + len(code) - 1)
     return time.perf_counter() - start
 

@@ -285,26 +285,35 @@ def hosted(body: str, setup: str = "", count: int = 1) -> float:
     return (marks.times[1] - marks.times[0]) / count
 
 
-def bare(body: str, count: int = 1, *, paged: bool = True, hook: str | None = None,
-         fault_map: bool = False) -> float:
-    """Seconds per ``count`` of the same code under bare Unicorn at ring 0.
+def unicorn_with_memory() -> tuple[Uc, mmap.mmap, int]:
+    """Bare Unicorn with MEMORY bytes of host memory at physical 0: engine, buffer, address.
 
-    ``paged``: through the guest's page tables, else a second flat mapping of memory at
-    0xC0000000. ``hook``: None, "binding" (an empty UC_HOOK_INTR through the binding) or
-    "ctypes" (the same, registered the way the Host does). ``fault_map``: leave the fault
-    loop's pages unmapped and map each from an unmapped-write callback (flat only).
-    """
+    The engine keeps the buffer: Unicorn reads it through a raw pointer, so it must live
+    as long as the engine does."""
     uc = Uc(UC_ARCH_X86, UC_MODE_32)
     buffer = mmap.mmap(-1, MEMORY)
     pointer = ctypes.addressof(ctypes.c_char.from_buffer(buffer))
     uc.mem_map_ptr(0, MEMORY, UC_PROT_ALL, pointer)
-    if paged:
-        map_kernel(memoryview(buffer).cast("I"))
-        uc.reg_write(UC_X86_REG_CR3, PGDIR)
-        uc.reg_write(UC_X86_REG_CR0, uc.reg_read(UC_X86_REG_CR0) | 0x80010000)
-    elif fault_map:  # everything but the fault loop's pages, which are mapped on demand
-        low = FAULT_BASE - abi.PAGE_OFFSET
-        uc.mem_map_ptr(abi.PAGE_OFFSET, low, UC_PROT_ALL, pointer)
+    uc.memory_buffer = buffer
+    return uc, buffer, pointer
+
+
+def paged_unicorn(code: bytes) -> Uc:
+    """Bare Unicorn at ring 0, paging on through the guest's page tables, ``code`` at START."""
+    uc, buffer, _ = unicorn_with_memory()
+    map_kernel(memoryview(buffer).cast("I"))
+    uc.reg_write(UC_X86_REG_CR3, PGDIR)
+    uc.reg_write(UC_X86_REG_CR0, uc.reg_read(UC_X86_REG_CR0) | 0x80010000)
+    buffer[abi.KERNEL_LOAD:abi.KERNEL_LOAD + len(code)] = code
+    return uc
+
+
+def flat_unicorn(code: bytes, fault_map: bool = False) -> Uc:
+    """Bare Unicorn at ring 0 without paging: memory mapped a second time at PAGE_OFFSET
+    (with ``fault_map``, all but the fault loop's pages, each mapped on its first write)."""
+    uc, buffer, pointer = unicorn_with_memory()
+    if fault_map:
+        uc.mem_map_ptr(abi.PAGE_OFFSET, FAULT_BASE - abi.PAGE_OFFSET, UC_PROT_ALL, pointer)
 
         def on_unmapped(uc, access, address, size, value, _):
             page = address & ~0xFFF
@@ -314,8 +323,21 @@ def bare(body: str, count: int = 1, *, paged: bool = True, hook: str | None = No
         uc.hook_add(UC_HOOK_MEM_WRITE_UNMAPPED, on_unmapped)
     else:
         uc.mem_map_ptr(abi.PAGE_OFFSET, MEMORY, UC_PROT_ALL, pointer)
-    code = assemble(body + "\n    hlt\n", START)
     buffer[abi.KERNEL_LOAD:abi.KERNEL_LOAD + len(code)] = code
+    return uc
+
+
+def bare(body: str, count: int = 1, *, paged: bool = True, hook: str | None = None,
+         fault_map: bool = False) -> float:
+    """Seconds per ``count`` of the same code under bare Unicorn at ring 0.
+
+    ``paged``: through the guest's page tables, else a second flat mapping of memory at
+    0xC0000000. ``hook``: None, "binding" (an empty UC_HOOK_INTR through the binding) or
+    "ctypes" (the same, registered the way the Host does). ``fault_map``: leave the fault
+    loop's pages unmapped and map each from an unmapped-write callback (flat only).
+    """
+    code = assemble(body + "\n    hlt\n", START)
+    uc = paged_unicorn(code) if paged else flat_unicorn(code, fault_map)
     keep = None
     if hook == "binding":
         uc.hook_add(UC_HOOK_INTR, lambda uc, number, _: None)
@@ -330,15 +352,8 @@ def bare(body: str, count: int = 1, *, paged: bool = True, hook: str | None = No
 
 def bare_ticks(ticks: int) -> float:
     """Seconds per tick of the bare timer: armed by ``int $0x1f``, stopped by a host thread."""
-    uc = Uc(UC_ARCH_X86, UC_MODE_32)
-    buffer = mmap.mmap(-1, MEMORY)
-    pointer = ctypes.addressof(ctypes.c_char.from_buffer(buffer))
-    uc.mem_map_ptr(0, MEMORY, UC_PROT_ALL, pointer)
-    map_kernel(memoryview(buffer).cast("I"))
-    uc.reg_write(UC_X86_REG_CR3, PGDIR)
-    uc.reg_write(UC_X86_REG_CR0, uc.reg_read(UC_X86_REG_CR0) | 0x80010000)
     code = assemble("    int 0x1f\n1:  jmp 1b\n    hlt\n", START)
-    buffer[abi.KERNEL_LOAD:abi.KERNEL_LOAD + len(code)] = code
+    uc = paged_unicorn(code)
     armed, done = threading.Event(), False
     keep = hook_traps(uc, lambda engine, number, _: armed.set())
 
