@@ -334,3 +334,17 @@ def test_an_exhausted_shadow_pool_kills_the_guest_with_a_reason(guest):
     host = Host(memory, console=io.BytesIO(), shadow_pool_pages=2)
     outcome = host.run(entry=entry, stack=abi.PAGE_OFFSET + abi.BOOT_PAGE, boot=abi.BOOT_PAGE, pgdir=pgdir)
     assert (outcome.kind, outcome.reason) == ("killed", "out of shadow page-table pages")
+
+
+def test_a_tick_with_nothing_to_deliver_leaves_a_running_guest_alone(guest):
+    """Unicorn can run an instruction twice when another thread stops it (the Host
+    chapter, "Time passes"), so the timer thread stops a running guest only for a due
+    deadline or a line still waiting. The spinning guest arms one tick it can never take
+    (interrupts off, no handler): a stop for that deadline (two, if the first comes a hair
+    early), one for --timeout, and nothing more; a timer that stopped the guest on every
+    look, as ours once did, made 543 stops in the same 0.7 seconds."""
+    result = run_guest(guest("spin"), flags=["--verbose", "--timeout", "0.7"], timeout=60)
+    stops = [line for line in result.stderr.splitlines() if line.startswith("exit timer")]
+    assert (result.returncode, result.stdout) == (4, "spinning\n"), result.stderr
+    assert "timed out" in result.stderr.splitlines()[-1]
+    assert 1 <= len(stops) <= 4, stops

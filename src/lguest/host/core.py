@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1754 @1837a3ca
+# «src/lguest/host/core.py» book/host.md:1784 @1837a3ca
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:1271 @fe41e502
+# «Clocks» book/host.md:1301 @fe41e502
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -166,7 +166,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1733 @f9a84bbe
+    # «Killing and stopping» book/host.md:1763 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -373,13 +373,13 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:1156 @fb4779ef
+    # «Time passes» book/host.md:1183 @7d2637fd
     def _timer(self) -> None:
-        """The timer thread: stop the CPU at the deadline, and every TICK anyway."""
-        stopped_for = None  # the deadline the CPU was last stopped for
+        """The timer thread: stop the CPU at a due deadline, and look in every TICK."""
+        stopped_for = None  # the due deadline the CPU was last stopped for
         while self.stop_request is None:
             deadline, wait = self.deadline, TICK
-            if deadline == stopped_for:  # stopped already: again only if the stop was lost
+            if deadline is not None and deadline == stopped_for:  # again only if the stop was lost
                 wait = RETRY
             elif deadline is not None:
                 wait = max(0.0, min(wait, (deadline - self.clock.now()) / 1e9))
@@ -393,9 +393,12 @@ class Host:
                     time.sleep(KICK_DELAY)  # let the store that raised the line finish
                     self.uc.emu_stop()
                 continue
-            if self.running:
+            due = deadline is not None and self.clock.now() >= deadline
+            waiting = self.interrupts.pending & self.interrupts.handled  # a line a lost stop left behind
+            if self.running and (due or waiting):
                 self.uc.emu_stop()
-            stopped_for = deadline
+            if due:
+                stopped_for = deadline
 
 
     def wake_timer(self) -> None:
