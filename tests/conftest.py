@@ -227,44 +227,96 @@ def load_guest(elf: Path, mem_mb: int = 16):
 HOST_SCRIPT = r"""
 import json, sys, threading, time
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
-from conftest import ConsoleCapture, load_guest
+from conftest import ConsoleCapture, Doorbell, load_guest
+from lguest import abi
 from lguest.host.core import Host
 
-elf, stop_after, deterministic = sys.argv[3], float(sys.argv[4]), sys.argv[5] == "1"
+elf, options = sys.argv[3], json.loads(sys.argv[4])
+stop_after, deterministic = options["stop_after"], options["deterministic"]
 memory, run = load_guest(elf)
 console = ConsoleCapture()
 host = Host(memory, console=console, deterministic=deterministic)
+if options["doorbell"] is not None:
+    Doorbell(options["doorbell"]).plug_into(host, memory)
 stopped = []
 
-def stopper():
+def started():
     deadline = time.monotonic() + 30
     while not console.text and time.monotonic() < deadline:
         time.sleep(0.01)
+
+def stopper():
+    started()
     time.sleep(stop_after)
     stopped.append(time.monotonic())
     host.stop("stopped by the test")
 
+def raiser(line, period):
+    started()
+    while host.dead is None and "done" not in console.text:
+        host.raise_interrupt(line)
+        time.sleep(period)
+
 if stop_after >= 0:
     threading.Thread(target=stopper, daemon=True).start()
+if options["raise_every"] is not None:
+    threading.Thread(target=raiser, args=options["raise_every"], daemon=True).start()
 outcome = host.run(**run)
 print(json.dumps({"kind": outcome.kind, "reason": outcome.reason, "console": console.text,
-                  "after_stop": time.monotonic() - stopped[0] if stopped else None}))
+                  "after_stop": time.monotonic() - stopped[0] if stopped else None,
+                  "brake_stops": host.brake.stops}))
 """
 
 
+class Doorbell:
+    """A device of one register for test guests: a store to it raises its line on the
+    CPU's own thread, as a QueueNotify that finishes its request at once would."""
+
+    base = 0xD0000000
+
+    def __init__(self, line: int):
+        self.line = line
+
+    def plug_into(self, host, memory) -> None:
+        """Plug into ``host`` and list the device in the boot page, as the Launcher would."""
+        from lguest import abi
+
+        host.add_device(self)
+        memory.write_u32(abi.BOOT_PAGE + 4 * abi.BOOT_FIELDS.index("device_count"), 1)
+        for index, value in enumerate(self.boot_entry()):
+            memory.write_u32(abi.BOOT_PAGE + abi.BOOT_DEVICES + 4 * index, value)
+
+    def attach(self, uc, memory, raise_interrupt, kill) -> None:
+        self.raise_interrupt = raise_interrupt
+        uc.mmio_map(self.base, 0x1000, lambda *_: 0, None, self._on_write, None)
+
+    def _on_write(self, uc, offset, size, value, _) -> None:
+        self.raise_interrupt(self.line)
+
+    def boot_entry(self) -> tuple[int, int, int, int]:
+        return (0, self.base, 0x1000, self.line)
+
+    def may_wake(self) -> bool:
+        return False
+
+
 def run_host(elf: Path, stop_after: float | None = None, deterministic: bool = False,
-             timeout: float = 60) -> dict:
+             timeout: float = 60, doorbell: int | None = None,
+             raise_every: tuple[int, float] | None = None) -> dict:
     """Drive ``lguest.host.core.Host`` directly (in a child process, so that a
     hung guest cannot hang the tests), on memory prepared by ``load_guest``.
     With ``stop_after``, another thread calls ``host.stop("stopped by the test")``
-    that many seconds after the guest's first console output. Returns the
-    outcome's kind and reason, the console text, and the seconds from the stop
-    to the end of the run."""
+    that many seconds after the guest's first console output. ``doorbell``: plug in
+    a ``Doorbell`` on that line. ``raise_every=(line, seconds)``: another thread raises
+    the line that often, from the guest's first output until it prints "done".
+    Returns the outcome's kind and reason, the console text, the seconds from the
+    stop to the end of the run, and how many stops the brake made."""
     import json
 
+    options = {"stop_after": -1 if stop_after is None else stop_after, "deterministic": deterministic,
+               "doorbell": doorbell, "raise_every": raise_every}
     result = subprocess.run([sys.executable, "-c", HOST_SCRIPT, str(ROOT / "src"), str(ROOT / "tests"),
-                             str(elf), str(-1 if stop_after is None else stop_after),
-                             "1" if deterministic else "0"],
+                             str(elf), json.dumps(options)],
                             check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.splitlines()[-1])

@@ -348,3 +348,100 @@ def test_a_tick_with_nothing_to_deliver_leaves_a_running_guest_alone(guest):
     assert (result.returncode, result.stdout) == (4, "spinning\n"), result.stderr
     assert "timed out" in result.stderr.splitlines()[-1]
     assert 1 <= len(stops) <= 4, stops
+
+
+# --- Stops land between instructions, and raised lines arrive at once ("Time passes") --------
+
+REPLAY_CLEAN = "running\nadd: 0 replayed\nxchg: 0 tokens lost\n"
+CLOCKS = pytest.mark.parametrize("deterministic", [False, True], ids=["wall-clock", "deterministic"])
+
+
+@CLOCKS
+def test_timer_stops_never_run_a_guest_instruction_twice(guest, deterministic):
+    """A 1 kHz tick (every 20,000 instructions on the deterministic clock) against an add
+    to memory and an xchg: when the timer thread stopped the CPU itself, 1,962 of 2,000
+    stops ran the add a second time."""
+    elf = guest("replay", PERIOD=20_000) if deterministic else guest("replay")
+    result = run_guest(elf, flags=("--deterministic",) if deterministic else (), timeout=120)
+    assert (result.returncode, result.stdout, result.stderr) == (0, REPLAY_CLEAN, "")
+
+
+@CLOCKS
+def test_lines_raised_from_another_thread_never_run_an_instruction_twice(guest, deterministic):
+    """A device thread raising a line a thousand times a second, as a flood of frames
+    at a network card would: every raise stops the CPU, none replays."""
+    outcome = run_host(guest("replay", LINE=5), raise_every=(5, 0.001),
+                       deterministic=deterministic, timeout=120)
+    assert (outcome["kind"], outcome["reason"], outcome["console"]) == (
+        "poweroff", "replay done", REPLAY_CLEAN)
+    assert outcome["brake_stops"] >= 4000, outcome
+
+
+@CLOCKS
+def test_a_raised_line_reaches_its_handler_at_once_or_waits_in_irq_pending(guest, deterministic):
+    """A store to a device register raises a line on the CPU's own thread: with interrupts
+    on, the handler runs within a loop turn or two of the store; with them off, the line
+    shows in irq_pending, and turning them on with SEND_INTERRUPTS runs the handler
+    before the next instruction."""
+    outcome = run_host(guest("irqtiming"), doorbell=5, deterministic=deterministic)
+    assert (outcome["kind"], outcome["console"]) == ("poweroff", (
+        "interrupts on: handler after 1 turn(s)\n"
+        "interrupts off: pending 1, handled 0\n"
+        "turned on: handled 1 before the next instruction\n")), outcome
+
+
+HALT_WITH_INTERRUPTS_OFF = r"""
+#include "guest.h"
+void main(void)
+{
+	lguest_init();
+	irq_disable();
+	hcall(LHCALL_SET_CLOCKEVENT, 1000000, 0, 0, 0);
+	hcall(LHCALL_HALT, 0, 0, 0, 0);
+	poweroff("woken");
+}
+"""
+
+
+def test_halt_with_interrupts_off_is_killed_for_that(guest):
+    result = run_guest(guest(HALT_WITH_INTERRUPTS_OFF))
+    assert assert_killed(result) == "halted with interrupts disabled: no interrupt can ever wake it"
+
+
+def test_a_deterministic_halt_waiting_on_a_device_sleeps(guest, tmp_path):
+    """--deterministic, a network card that might one day deliver a frame, and a guest that
+    halts with no timer: the Host must wait for the card without burning a CPU."""
+    import resource
+    import socket
+
+    ports = []
+    for _ in range(2):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    elf = guest('#include "guest.h"\nvoid main(void)\n{\n\tlguest_init();\n\tirq_enable();\n'
+                '\tprint("halting\\n");\n\thcall(LHCALL_HALT, 0, 0, 0, 0);\n\tpoweroff("woken");\n}\n')
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = run_guest(elf, flags=("--deterministic", "--net", f"udp:{ports[0]}:{ports[1]}",
+                                   "--timeout", "3"))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert assert_killed(result, "halting\n") == "stopped by the host: timed out after 3 seconds"
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    assert cpu < 1.5, f"{cpu:.2f} s of CPU in 3 s of sleep"
+
+
+def test_verbose_names_the_interrupted_eip_and_who_handled_each_page_fault(guest):
+    """An interrupt's line names where the guest was, not where its handler is; a page
+    fault the Host mends is «Demand paging»'s, one it reflects is the guest's to handle."""
+    result = run_guest(guest("pagefault"), flags=("--verbose",))
+    assert result.returncode == 0, result.stderr
+    faults = [line for line in result.stderr.splitlines() if line.startswith("exit trap page fault")]
+    assert any("«Demand paging»" in line for line in faults), faults
+    assert any("«Deliver interrupts and traps»" in line for line in faults), faults
+    elf = guest("timer")
+    with open(elf, "rb") as stream:
+        stub = ELFFile(stream).get_section_by_name(".symtab").get_symbol_by_name("stub_32")[0]
+    result = run_guest(elf, flags=("--verbose",))
+    interrupted = re.findall(r"^exit interrupt vector 32 at (0x[0-9a-f]+)", result.stderr, re.M)
+    assert interrupted, result.stderr
+    assert stub["st_value"] not in {int(eip, 16) for eip in interrupted}, interrupted

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/guest/__init__.py» book/guest.md:1964 @123a1ec6
+# «src/lguest/guest/__init__.py» book/guest.md:1974 @e88207d5
 """The Guest's kernel: its C and assembler sources live here; this builds them."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Callable
 
-# «Build the kernel» book/guest.md:1889 @50b1b11d
+# «Build the kernel» book/guest.md:1891 @60052601
 SOURCES = ("entry.S", "boot.c", "traps.c", "lib.c", "shell.c", "virtio.c")
 HEADERS = ("lguest.h", "kernel.h", "kernel.ld")
 CFLAGS = ("-m32", "-std=gnu11", "-ffreestanding", "-fno-pic", "-fno-pie", "-fno-stack-protector",
@@ -54,27 +55,35 @@ def compile_kernel(source_dir: Path, elf: Path) -> None:
 
 def build_kernel(out_dir: str | Path | None = None) -> Path:
     """The path of the built kernel, building it first if its sources changed."""
-    stamp = fingerprint()
     places = [Path(out_dir)] if out_dir is not None else [SOURCE_DIR, user_cache()]
+    return build_once("kernel.elf", fingerprint(), lambda elf: compile_kernel(SOURCE_DIR, elf),
+                      places, "the kernel", KernelBuildError)
+
+
+def build_once(name: str, stamp: str, make: Callable[[Path], None], places: list[Path],
+               what: str, error: type[Exception]) -> Path:
+    """``name`` from the first of ``places`` that has it built from ``stamp``; else ``make``
+    it in the first writable one, in a scratch directory, and rename it into place."""
+    stamp_name = Path(name).with_suffix(".stamp").name
     for place in places:
-        if (place / "kernel.stamp").is_file() and (place / "kernel.elf").is_file():
-            if (place / "kernel.stamp").read_text() == stamp:
-                return place / "kernel.elf"
+        if (place / stamp_name).is_file() and (place / name).is_file():
+            if (place / stamp_name).read_text() == stamp:
+                return place / name
     for place in places:
         try:
             place.mkdir(parents=True, exist_ok=True)
-            scratch = Path(tempfile.mkdtemp(dir=place, prefix=".kernel-"))
+            scratch = Path(tempfile.mkdtemp(dir=place, prefix=f".{Path(name).stem}-"))
         except OSError:
             continue
         try:
-            compile_kernel(SOURCE_DIR, scratch / "kernel.elf")
-            (scratch / "kernel.stamp").write_text(stamp)
-            os.replace(scratch / "kernel.elf", place / "kernel.elf")
-            os.replace(scratch / "kernel.stamp", place / "kernel.stamp")
+            make(scratch / name)
+            (scratch / stamp_name).write_text(stamp)
+            os.replace(scratch / name, place / name)
+            os.replace(scratch / stamp_name, place / stamp_name)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        return place / "kernel.elf"
-    raise KernelBuildError(f"cannot build the kernel: no writable directory among {places}")
+        return place / name
+    raise error(f"cannot build {what}: no writable directory among {places}")
 
 
 def user_cache() -> Path:

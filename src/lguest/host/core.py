@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1784 @1837a3ca
+# «src/lguest/host/core.py» book/host.md:2066 @6d92ba43
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -18,17 +18,16 @@ from unicorn.x86_const import (UC_X86_INS_IN, UC_X86_INS_OUT, UC_X86_REG_CR2, UC
                                UC_X86_REG_EIP)
 
 from ..abi import (ASYNC_READY, HYPERCALL_NAMES, HYPERCALL_VECTOR, HYPERCALLS, KERNEL_CS,
-                   KERNEL_DS, LGUEST_DATA, TIMER_IRQ)
+                   KERNEL_DS, LGUEST_DATA, TIMER_IRQ, X86_EFLAGS_IF)
 from ..memory import GuestMemory, GuestMemoryError
 from ..switcher import CODE_ADDRESS, FRAME, RegisterFile, Switcher
+from .brake import Brake
 from .hypercalls import HANDLERS, IN_HOOK, Shutdown, do_hypercall, run_async
 from .interrupts import ERROR_CODE_VECTORS, TRAP_NAMES, Interrupts
 from .page_tables import POOL_PAGES, ShadowPages
 
 PAGE_FAULT, DOUBLE_FAULT, INVALID_OPCODE = 14, 8, 6
 TICK = 0.1  # the timer thread looks in at least this often, in seconds
-KICK_DELAY = 50e-6  # how long a kicked timer thread waits before it stops the CPU
-RETRY = 0.001  # and stops the CPU again if a due deadline is still pending after this
 SLICE = 200_000  # instructions per slice in deterministic mode
 EXIT_COST_NS = 1_000  # virtual nanoseconds charged for each exit in deterministic mode
 
@@ -61,7 +60,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Register the trap hook» book/host.md:415 @ee2467ac
+# «Register the trap hook» book/host.md:425 @ee2467ac
 TRAP_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 
 
@@ -77,7 +76,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:1301 @fe41e502
+# «Clocks» book/host.md:1578 @8c2bf6d9
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -90,11 +89,11 @@ class WallClock:
     def advance(self, nanoseconds: int) -> None:
         """Real time needs no help."""
 
-    def sleep_until(self, deadline: int | None, host) -> None:
+    def sleep_until(self, deadline: int | None, doorbell: threading.Event) -> None:
         """Sleep until the deadline, an interrupt from another thread, or a tick."""
         wait = TICK if deadline is None else max(0.0, min(TICK, (deadline - self.now()) / 1e9))
-        if host._doorbell.wait(wait):
-            host._doorbell.clear()
+        if doorbell.wait(wait):
+            doorbell.clear()
 
 
 class VirtualClock:
@@ -109,13 +108,16 @@ class VirtualClock:
     def advance(self, nanoseconds: int) -> None:
         self.nanoseconds += nanoseconds
 
-    def sleep_until(self, deadline: int | None, host) -> None:
+    def sleep_until(self, deadline: int | None, doorbell: threading.Event) -> None:
+        """Jump to the deadline; with none, only the world outside can wake us: wait for it."""
         if deadline is not None:
             self.nanoseconds = max(self.nanoseconds, deadline)
+        elif doorbell.wait(TICK):
+            doorbell.clear()
 # «/Clocks»
 
 
-# «The Host's state» book/host.md:94 @20e48b9e
+# «The Host's state» book/host.md:96 @cdbbc065
 FRAME_INDEX = {name: index for index, name in enumerate(FRAME)}
 EIP, CS, EFLAGS, ESP, SS = (FRAME_INDEX[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 ASYNC_STATUS = LGUEST_DATA["async_status"]
@@ -157,16 +159,16 @@ class Host:
         self.devices: list = []  # virtio devices, from add_device
         self.voucher = b""  # the Beer, for the BEER hypercall: the Launcher's to give (Mastery)
         self._wake = threading.Event()
-        self._doorbell = threading.Event()  # rung when an interrupt is raised from another thread
+        self._doorbell = threading.Event()  # rung when a line is raised, to wake a sleeping HALT
         self._wakes_at = 0  # when the timer thread next looks in, clock nanoseconds
-        self._kicked = False  # a device asked, from inside the CPU, for the CPU to stop
         self._cpu_thread: int | None = None  # the thread that runs the guest
         self._trap_hook = hook_traps(uc, self._fast_path())
+        self.brake = Brake(uc, memory)
         uc.hook_add(UC_HOOK_INSN, self._on_in, aux1=UC_X86_INS_IN)
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1763 @f9a84bbe
+    # «Killing and stopping» book/host.md:2045 @a6ab1af0
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -174,9 +176,9 @@ class Host:
     def stop(self, reason: str) -> None:
         """Ask, from any thread, for the guest to be killed with ``reason``."""
         self.stop_request = reason
+        self.brake.pull_for_good()
         self._wake.set()
-        if self.running:
-            self.uc.emu_stop()
+        self._doorbell.set()
 
     def _check_stop(self) -> None:
         if self.dead is not None:
@@ -185,7 +187,7 @@ class Host:
             raise Killed(f"stopped by the host: {self.stop_request}")
     # «/Killing and stopping»
 
-    # «Run the guest» book/host.md:172 @09803a26
+    # «Run the guest» book/host.md:180 @549336ba
     def run(self, *, entry: int, stack: int, boot: int, pgdir: int) -> Outcome:
         """Run the guest from ``entry`` until it shuts down or dies."""
         self._cpu_thread = threading.get_ident()
@@ -198,14 +200,16 @@ class Host:
             if timer:
                 timer.start()
             while True:
+                self.brake.release()  # whatever it was pulled for, we look at everything now
                 self._check_stop()
                 self._tick()
                 if self.halted:
                     self._sleep()
+                interrupted = self.regs[EIP]
                 if self.interrupts.deliver_pending():
                     self.halted = False
                     self.update_time()
-                    self._trace("interrupt", self.interrupts.last_vector)
+                    self._trace("interrupt", self.interrupts.last_vector, eip=interrupted)
                 if not self.halted:
                     self._run_once()
                     self._handle(self.trap)
@@ -229,7 +233,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest» book/host.md:239 @f349be15
+    # «One trip into the Guest» book/host.md:249 @f349be15
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
@@ -261,7 +265,7 @@ class Host:
         self.regs[:] = self.cpu.frame()
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:334 @e9e02300
+    # «The trap hook» book/host.md:344 @e9e02300
     def _fast_path(self) -> Callable[[int, int, int], None]:
         """The trap hook: serve a hypercall in place if we may, else stop for the loop."""
         host, in_hook, view = self, IN_HOOK, self.memory.view
@@ -333,7 +337,7 @@ class Host:
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:449 @d2dc251a
+    # «Handle an exit» book/host.md:459 @f7ebfb6b
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
@@ -348,57 +352,50 @@ class Host:
             if result is not None:
                 regs[FRAME_INDEX["eax"]] = result & 0xFFFFFFFF
             return
-        self._trace("trap", vector)
         if vector == DOUBLE_FAULT:
+            self._trace("trap", vector)
             self.kill(f"double fault at {regs[EIP]:#x}")
         if vector == PAGE_FAULT:
             address, error = self.fault_address, self.error_code
             if self.pages.demand_page(address, write=bool(error & 2), user=bool(error & 4)):
+                self._trace("trap", vector, handler=self.pages.demand_page)
                 return
             if self.lguest_data is not None:
                 self.memory.write_u32(self.lguest_data + LGUEST_DATA["cr2"], address)
+        self._trace("trap", vector)
         self.interrupts.deliver_trap(vector, self.error_code if vector in ERROR_CODE_VECTORS else None)
 
 
     def _trace(self, kind: str, vector: int | None, number: int | None = None,
-               eip: int | None = None) -> None:
+               eip: int | None = None, handler: Callable | None = None) -> None:
         if self.trace is None:
             return
         if number is not None:
             name, handler = HYPERCALL_NAMES.get(number, f"#{number}"), HANDLERS.get(number)
         else:
             name = TRAP_NAMES.get(vector, "" if vector is None else f"vector {vector}")
-            handler = {"timer": self._tick, "interrupt": self.interrupts.deliver_pending}.get(
-                kind, self.pages.demand_page if vector == PAGE_FAULT else self.interrupts.deliver_trap)
+            handler = handler or {"timer": self._tick, "interrupt": self.interrupts.deliver_pending}.get(
+                kind, self.interrupts.deliver_trap)
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:1183 @7d2637fd
+    # «Time passes» book/host.md:1454 @cbb53860
     def _timer(self) -> None:
-        """The timer thread: stop the CPU at a due deadline, and look in every TICK."""
-        stopped_for = None  # the due deadline the CPU was last stopped for
+        """The timer thread: pull the brake when the deadline comes, and look in every TICK."""
+        pulled_for = None  # the deadline the brake was last pulled for
         while self.stop_request is None:
             deadline, wait = self.deadline, TICK
-            if deadline is not None and deadline == stopped_for:  # again only if the stop was lost
-                wait = RETRY
-            elif deadline is not None:
+            if deadline is not None and deadline != pulled_for:
                 wait = max(0.0, min(wait, (deadline - self.clock.now()) / 1e9))
             self._wakes_at = self.clock.now() + int(wait * 1e9)
             if self.deadline != deadline:
                 continue  # a new deadline arrived while we planned: plan again
             if self._wake.wait(wait):
                 self._wake.clear()  # woken early to look at a new deadline: plan again
-                if self._kicked and self.running:  # or to stop the CPU from outside it
-                    self._kicked = False
-                    time.sleep(KICK_DELAY)  # let the store that raised the line finish
-                    self.uc.emu_stop()
                 continue
-            due = deadline is not None and self.clock.now() >= deadline
-            waiting = self.interrupts.pending & self.interrupts.handled  # a line a lost stop left behind
-            if self.running and (due or waiting):
-                self.uc.emu_stop()
-            if due:
-                stopped_for = deadline
+            if deadline is not None and deadline != pulled_for and self.clock.now() >= deadline:
+                self.brake.pull()
+                pulled_for = deadline
 
 
     def wake_timer(self) -> None:
@@ -413,27 +410,11 @@ class Host:
             self.interrupts.raise_irq(TIMER_IRQ)
 
 
-    def _sleep(self) -> None:
-        """HALT: sleep until an interrupt can be delivered."""
-        while self.interrupts.deliverable() is None:
-            if self.deadline is None and not self._may_wake():
-                self.kill("halted with no timer armed and nothing else to wake it")
-            self.clock.sleep_until(self.deadline, self)
-            self._check_stop()
-            self._tick()
-
-
     def raise_interrupt(self, line: int) -> None:
-        """Raise an interrupt line from any thread, and make sure the loop notices."""
+        """Raise an interrupt line from any thread: the CPU stops at its next block."""
         self.interrupts.raise_irq(line)
         self._doorbell.set()
-        if not self.running:
-            return
-        if threading.get_ident() != self._cpu_thread:
-            self.uc.emu_stop()
-        elif not self.deterministic:  # inside a register access: never stop mid-instruction
-            self._kicked = True
-            self._wake.set()
+        self.brake.pull()
 
 
     def update_time(self) -> None:
@@ -443,7 +424,22 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
 
-    # «Plugging in devices» book/host.md:849 @d1e4bf64
+    # «Sleep until something happens» book/host.md:1537 @4a769f06
+    def _sleep(self) -> None:
+        """HALT: sleep until an interrupt can be delivered."""
+        while self.interrupts.deliverable() is None:
+            if not self.memory.read_u32(self.lguest_data + LGUEST_DATA["irq_enabled"]) & X86_EFLAGS_IF:
+                self.kill("halted with interrupts disabled: no interrupt can ever wake it")
+            if self.deadline is None and not self._may_wake():
+                waiting = self.interrupts.pending
+                self.kill(f"halted with no timer armed and nothing else to wake it"
+                          + (f" (lines {waiting:#x} wait, blocked or without a handler)" if waiting else ""))
+            self.clock.sleep_until(self.deadline, self._doorbell)
+            self._check_stop()
+            self._tick()
+    # «/Sleep until something happens»
+
+    # «Plugging in devices» book/host.md:865 @931341f9
     def add_device(self, device) -> None:
         """Map a virtio device's registers and lend it an interrupt line."""
         self.devices.append(device)
@@ -456,9 +452,8 @@ class Host:
         """Kill the guest from any thread: note why and stop the CPU; raise on the CPU's thread."""
         if self.dead is None:
             self.dead = reason
+        self.brake.pull_for_good()
         self._doorbell.set()
-        if self.running:
-            self.uc.emu_stop()
         if threading.get_ident() == self._cpu_thread:
             raise Killed(reason)
 

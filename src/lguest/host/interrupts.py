@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/interrupts.py» book/host.md:1093 @8e7a5a07
+# «src/lguest/host/interrupts.py» book/host.md:1116 @a0023197
 """Interrupts and traps: the frames the Host pushes on the guest's behalf."""
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from typing import Callable
 
 from ..abi import FIRST_EXTERNAL_VECTOR, HYPERCALL_VECTOR, IRQ_LINES, LGUEST_DATA, X86_EFLAGS_IF
 from ..switcher import FRAME
+from .brake import WHEN_ENABLED
 
 EIP, CS, EFLAGS, ESP, SS = (FRAME.index(name) for name in ("eip", "cs", "eflags", "esp", "ss"))
 EFLAGS_TF, EFLAGS_NT = 0x100, 0x4000
 WORDS = [struct.Struct(f"<{count}I") for count in range(7)]  # a frame is at most six words
 
-# «Gates» book/host.md:890 @f5a854fa
+# «Gates» book/host.md:905 @f5a854fa
 INTERRUPT_GATE, TRAP_GATE = 0xE, 0xF
 ERROR_CODE_VECTORS = frozenset({8, 10, 11, 12, 13, 14, 17})
 RESERVED_VECTORS = frozenset({2, 8, 15, HYPERCALL_VECTOR})
@@ -46,7 +47,7 @@ def decode_gate(vector: int, low: int, high: int, kill: Callable) -> Gate | None
 # «/Gates»
 
 
-# «The interrupt controller» book/host.md:1055 @0b0b8ff7
+# «The interrupt controller» book/host.md:1078 @0b0b8ff7
 class Interrupts:
     """The guest's interrupt table, its pending lines, and delivery."""
 
@@ -75,7 +76,7 @@ class Interrupts:
         with self.lock:
             self.pending |= 1 << line
 
-    # «Which interrupt, if any» book/host.md:931 @cee59760
+    # «Which interrupt, if any» book/host.md:950 @0131aca9
     def deliverable(self) -> int | None:
         """The lowest pending, unblocked line, if the guest can take it now."""
         data, memory = self.host.lguest_data, self.host.memory
@@ -86,13 +87,17 @@ class Interrupts:
             return None
         if not memory.read_u32(data + LGUEST_DATA["irq_enabled"]) & X86_EFLAGS_IF:
             memory.write_u32(data + LGUEST_DATA["irq_pending"], 1)
+            self.host.brake.pull(WHEN_ENABLED)  # and stop the guest as soon as it turns them on
             return None
-        if self.host.regs[EIP] == memory.read_u32(data + LGUEST_DATA["noirq_iret"]):
+        noirq_iret = memory.read_u32(data + LGUEST_DATA["noirq_iret"])
+        if self.host.regs[EIP] == noirq_iret:  # not now: stop again just after that iret
+            self.host.brake.hold_at(noirq_iret)
+            self.host.brake.pull()
             return None
         return (lines & -lines).bit_length() - 1
     # «/Which interrupt, if any»
 
-    # «Deliver interrupts and traps» book/host.md:1032 @77d42a80
+    # «Deliver interrupts and traps» book/host.md:1055 @77d42a80
     def deliver_pending(self) -> bool:
         line = self.deliverable()
         if line is None:
@@ -115,7 +120,7 @@ class Interrupts:
         self.push_frame(vector, gate, error_code)
     # «/Deliver interrupts and traps»
 
-    # «Push a frame» book/host.md:990 @d21f487a
+    # «Push a frame» book/host.md:1013 @d21f487a
     def push_frame(self, vector: int, gate: Gate, error_code: int | None) -> None:
         host = self.host
         regs, data = host.regs, host.lguest_data
