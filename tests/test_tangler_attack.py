@@ -248,7 +248,7 @@ def test_no_command_follows_a_symbolic_link_out_of_the_package(tmp_path, case, c
 # --- Size: a hostile chapter costs time in proportion to its length ------------------------
 
 def many_roots(count: int) -> str:
-    return "".join(chunk(f"src/lguest/d{index}/a.py", f"x = {index}\n", file=True) for index in range(count))
+    return "".join(chunk(f"src/lguest/r{index}.py", f"x = {index}\n", file=True) for index in range(count))
 
 
 def many_users(count: int, root: str = "src/lguest/a.py") -> str:
@@ -269,7 +269,7 @@ def ten_megabytes() -> str:
 # root was compared with every root before it, and each user was searched for among the users.
 SIZES = {
     "one option line of 150 KB": lambda: LONG_OPTION,
-    "40,000 roots": lambda: many_roots(40_000),
+    "30,000 roots": lambda: many_roots(30_000),
     "a chunk with 40,000 parts using another": lambda: many_users(40_000),
     "all of them in a 10 MB chapter": ten_megabytes,
 }
