@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from conftest import ROOT, lguest, snapshot, write_repo
 from lguest.literate import tangle as tangle_module
 from lguest.literate.book import LiterateError
-from lguest.literate.stitch import where
+from lguest.literate.stitch import stitch, where
 from lguest.literate.tangle import drift, tangle, write_package
 from lguest.literate.web import load_web
 
@@ -194,7 +195,7 @@ def test_write_is_all_or_nothing(tmp_path, monkeypatch):
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "write_text", failing)
-    with pytest.raises(OSError):
+    with pytest.raises(LiterateError, match=r"^src/lguest/second\.py: cannot write it: No space left on device$"):
         write_package(root, outputs)
     assert snapshot(root) == before
     assert not list((root / "src").glob(".tangle-*"))
@@ -288,6 +289,37 @@ def test_stitch_refuses_when_both_sides_changed(book_copy):
                         r"book/preparation\.md:\d+ since the last tangle; keep one version and try again\n",
                         result.stderr)
     assert snapshot(book_copy) == before
+
+
+@pytest.mark.parametrize("failing, call", [("mkstemp", 1), ("mkstemp", 2), ("replace", 1), ("replace", 2)])
+def test_a_stitch_that_cannot_write_a_chapter_loses_no_edit(tmp_path, monkeypatch, failing, call):
+    root = write_repo(tmp_path, {"one.md": HELLO, "two.md": MORE})
+    write_package(root, tangle(load_web(root)))
+    target = root / "src/lguest/hello.py"
+    edited = (target.read_text().replace("Hello, Hero.", "Hello again, Hero.")
+              .replace("Your Beer awaits.", "Your Beer is cold."))
+    target.write_text(edited)
+    module = tempfile if failing == "mkstemp" else os
+    real, calls = getattr(module, failing), []
+
+    def full(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == call:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, failing, full)
+    with pytest.raises(LiterateError, match=r"^book/(one|two)\.md: cannot write it: No space left on device;"
+                                            r" the edits are still in src/lguest, so run 'lguest stitch' again$"):
+        stitch(root)
+    monkeypatch.undo()
+    assert target.read_text() == edited  # the package still holds the edits, markers and all
+    assert not list((root / "book").glob(".stitch-*"))
+    assert stitch(root)  # the retry finds what is left to carry
+    assert "Hello again, Hero." in (root / "book/one.md").read_text()
+    assert "Your Beer is cold." in (root / "book/two.md").read_text()
+    assert drift(root, tangle(load_web(root))) == []
+    assert stitch(root) == []
 
 
 def test_stitch_refuses_an_edit_that_breaks_the_book(book_copy):

@@ -23,14 +23,14 @@ import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, snapshot, write_repo
+from conftest import ROOT, lguest, snapshot, write_repo
 from lguest.literate.book import LiterateError
 from lguest.literate.tangle import MAX_DEPTH, tangle, write_package
 from lguest.literate.web import load_web
 
 ATTACK = settings(derandomize=True, database=None, deadline=None, print_blob=True,
                   suppress_health_check=list(HealthCheck))
-ERROR = re.compile(r"(book/[^:\n]+\.md|chapters\.yml)(:\d+)?: [^\n]+")
+ERROR = re.compile(r"(book/[^:\n]+\.md|chapters\.yml|src/lguest[^:\n]*)(:\d+)?: [^\n]+")
 NAMES = ["Alpha", "beta gamma", "naïve λ", "x[2]", "it's", "a:1", "Δ\tδ"]
 ROOTS = ["src/lguest/one.py", "src/lguest/two.c"]
 CODE = st.text(st.sampled_from("abc xyz=()+-*;:#\"'\t\u00a0éλ日"), max_size=30).filter(
@@ -149,8 +149,17 @@ COMMAND_CASES = {
     "chapters.yml with a byte-order mark": (FINE.encode(), b"\xef\xbb\xbf" + TOC.encode(), "ok"),
     "chapters.yml with CRLF": (FINE.encode(), TOC.replace("\n", "\r\n").encode(), "ok"),
     "chapters.yml with a tab": (FINE.encode(), TOC.replace("  - id", "\t- id").encode(), "chapters.yml:"),
-    "a root where the package has a directory": (
-        FINE.replace("src/lguest/a.py", "src/lguest/sub").encode(), None, "lguest: "),
+    "a root where the package has a directory": (  # named as it is, not in the staging directory
+        FINE.replace("src/lguest/a.py", "src/lguest/sub").encode(), None, "src/lguest/sub: cannot write it: "),
+    "code that reads as an end marker": (
+        FINE.replace("x = 1\n", "x = 1\n    # «/B»\n").encode(), None,
+        "book/a.md:6: this line of code reads as a chunk marker"),
+    "code that reads as a begin marker": (
+        FINE.replace("\ty = 2", "\ty = 2\n# «src/lguest/a.py» book/a.md:3 @0123abcd").encode(), None,
+        "book/a.md:11: this line of code reads as a chunk marker"),
+    "a marker of C in Python code": (FINE.replace("x = 1\n", "x = '/* «/B» */'\n/* «/B» */\n").encode(), None, "ok"),
+    "chapters.yml nested 3,000 deep": (FINE.encode(), (TOC + "deep: " + "[" * 3000 + "]" * 3000 + "\n").encode(),
+                                       "chapters.yml: nested too deep for PyYAML to read it"),
 }
 
 
@@ -179,5 +188,98 @@ def test_lguest_tangle_tangles_or_says_one_line_and_writes_nothing(tmp_path, cas
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and expected in lines[0], result.stderr
     assert ERROR.fullmatch(lines[0]) or lines[0].startswith("lguest: "), lines[0]
+    assert ".tangle-" not in lines[0]
     assert snapshot(root) == before
     assert not [path for path in package.parent.iterdir() if path.name.startswith(".tangle-")]
+
+
+# --- Symbolic links: no command follows one out of src/lguest ------------------------------
+
+LINKED = ("# A\n" + chunk("src/lguest/a.py", "x = 1\n", file=True)
+          + chunk("src/lguest/sub/b.py", "y = 2\n", file=True) + chunk("src/lguest/zzz.py", "z = 3\n", file=True))
+
+# name: the link, relative to the repository; it points at what stood there, moved outside the tree
+LINKS = {
+    "a file": "src/lguest/a.py",
+    "a directory": "src/lguest/sub",
+    "a directory, and the tangle then fails": "src/lguest/sub",
+    "a link no root writes through": "src/lguest/sub/c",
+    "the package": "src/lguest",
+    "src": "src",
+}
+COMMANDS = [("tangle",), ("tangle", "--check"), ("stitch",), ("where", "src/lguest/zzz.py:3")]
+
+
+def files_under(top: Path) -> dict[str, bytes]:
+    return {path.relative_to(top).as_posix(): path.read_bytes() for path in sorted(top.rglob("*"))
+            if path.is_file() and not path.is_symlink() and "__pycache__" not in path.parts}
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("case", LINKS)
+def test_no_command_follows_a_symbolic_link_out_of_the_package(tmp_path, case, command):
+    root = write_repo(tmp_path / "repo", {"a.md": LINKED})
+    assert lguest(root, "tangle").returncode == 0
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    link = root / LINKS[case]
+    target = outside / link.name
+    if link.exists():
+        os.rename(link, target)
+    else:
+        target.mkdir()
+    link.symlink_to(target)
+    if "fails" in case:  # a later root cannot be written: main wrote through the link first anyway
+        (root / "src/lguest/zzz.py").unlink()
+        (root / "src/lguest/zzz.py").mkdir()
+    chapter = root / "book/a.md"
+    chapter.write_text(chapter.read_text().replace(" = ", " = 4 + "))  # something to tangle
+    before, outside_before = snapshot(root), files_under(outside)
+    result = lguest(root, *command)
+    assert result.returncode == 1, result.stdout
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [f"{LINKS[case]}: a symbolic link (to {target}); the tangler follows"
+                                          " none, and writes nothing while one is in src/lguest: remove it"]
+    assert files_under(outside) == outside_before
+    assert snapshot(root) == before
+    assert not [path for path in (root / "src").iterdir() if path.name.startswith(".tangle-")]
+
+
+# --- Size: a hostile chapter costs time in proportion to its length ------------------------
+
+def many_roots(count: int) -> str:
+    return "".join(chunk(f"src/lguest/r{index}.py", f"x = {index}\n", file=True) for index in range(count))
+
+
+def many_users(count: int, root: str = "src/lguest/a.py") -> str:
+    return (chunk(root, "<<B>>\n", file=True) + chunk("B", "x = 1\n")
+            + "".join(f"\n```{{chunk}} B\n:append:\n<<C>>\n```\n" for _ in range(count)) + chunk("C", "y = 2\n"))
+
+
+LONG_OPTION = "\n```{chunk} src/lguest/o.py\n:file: src/lguest/o.py\n:lang: x" + " " * 150_000 + "y\nz = 3\n```\n"
+
+
+def ten_megabytes() -> str:
+    text = LONG_OPTION + many_roots(20_000) + many_users(20_000, "src/lguest/b.py")
+    filler = "x = 'a line of code, one of very many in the chapter'\n"
+    return text + chunk("src/lguest/filler.py", filler * ((10_000_000 - len(text)) // len(filler)), file=True)
+
+
+# Each took minutes before: the option pattern backtracked over the line's white space, each
+# root was compared with every root before it, and each user was searched for among the users.
+SIZES = {
+    "one option line of 150 KB": lambda: LONG_OPTION,
+    "30,000 roots": lambda: many_roots(30_000),
+    "a chunk with 40,000 parts using another": lambda: many_users(40_000),
+    "all of them in a 10 MB chapter": ten_megabytes,
+}
+
+
+@pytest.mark.parametrize("case", SIZES)
+def test_a_large_chapter_tangles_in_linear_time(tmp_path, case):
+    root = write_repo(tmp_path, {"a.md": "# A\n" + SIZES[case]()})
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    result = subprocess.run([sys.executable, "-m", "lguest", "tangle"], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith(" files changed\n")

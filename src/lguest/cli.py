@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/cli.py» book/preparation.md:1491 @ca0f614d
+# «src/lguest/cli.py» book/preparation.md:1604 @ca0f614d
 """The lguest command: every chapter adds its subcommands here."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .literate.stitch import stitch, where
 from .literate.tangle import drift, tangle, write_package
 from .literate.web import load_web
 
-# «The lguest command» book/preparation.md:1422 @4a972ec2
+# «The lguest command» book/preparation.md:1535 @4a972ec2
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lguest")
 def main() -> None:
@@ -36,7 +36,7 @@ def reporting() -> Iterator[None]:
         sys.exit(1)
 
 
-# «Commands of the lguest tool» book/preparation.md:1448 @763b47cb
+# «Commands of the lguest tool» book/preparation.md:1561 @763b47cb
 @main.command("tangle")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if src/lguest differs from the book.")
 def tangle_command(check: bool) -> None:
@@ -76,7 +76,7 @@ def where_command(location: str) -> None:
     with reporting():
         click.echo(where(find_root(), location))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[2] book/preparation.md:1627 @fe54c540
+# «Commands of the lguest tool»[2] book/preparation.md:1740 @fe54c540
 @main.command("notebook", context_settings={"ignore_unknown_options": True})
 @click.option("--print", "print_only", is_flag=True,
               help="Pair the notebook and print the command that would open it; start nothing.")

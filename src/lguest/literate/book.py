@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/book.py» book/preparation.md:331 @ac660e77
+# «src/lguest/literate/book.py» book/preparation.md:336 @ac660e77
 """The book's table of contents, and the error that points into the book."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Book:
 # «/Chapters and the book»
 
 
-# «Read chapters.yml» book/preparation.md:229 @92c8dfb9
+# «Read chapters.yml» book/preparation.md:232 @1ef1430d
 TOC = "chapters.yml"
 
 
@@ -60,6 +60,8 @@ def read_book(root: Path) -> Book:
         raise LiterateError(TOC, None, f"cannot read it: {error}") from None
     try:
         document = yaml.compose(text)
+    except RecursionError:
+        raise LiterateError(TOC, None, "nested too deep for PyYAML to read it") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         raise LiterateError(TOC, mark.line + 1 if mark else 1,
@@ -82,7 +84,7 @@ def read_book(root: Path) -> Book:
     _check_pages(book)
     return book
 # «/Read chapters.yml»
-# «Read chapters.yml»[2] book/preparation.md:269 @da578854
+# «Read chapters.yml»[2] book/preparation.md:274 @da578854
 
 def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
@@ -126,7 +128,7 @@ def _check_pages(book: Book) -> None:
 # «/Read chapters.yml»
 
 
-# «Find the repository» book/preparation.md:317 @dcec8525
+# «Find the repository» book/preparation.md:322 @dcec8525
 def find_root(start: Path | None = None) -> Path:
     """The nearest directory at or above ``start`` that holds chapters.yml."""
     here = (start or Path.cwd()).resolve()

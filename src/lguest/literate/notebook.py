@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/notebook.py» book/preparation.md:1572 @72100479
+# «src/lguest/literate/notebook.py» book/preparation.md:1685 @72100479
 """A chapter as a Jupyter notebook, paired with its page by jupytext."""
 
 from __future__ import annotations

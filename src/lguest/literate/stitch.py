@@ -1,9 +1,10 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/stitch.py» book/preparation.md:1375 @dda9ca7e
+# «src/lguest/literate/stitch.py» book/preparation.md:1487 @149db2dd
 """The way back: from a tangled line to its chapter, and from edits to the book."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -11,10 +12,10 @@ from pathlib import Path
 
 from .book import LiterateError
 from .markers import HEADER, Marker, comment_style
-from .tangle import tangle, write_package
+from .tangle import refuse_links, tangle, write_package
 from .web import Part, Web, fingerprint, load_web, read_chapter
 
-# «Read a tangled file back» book/preparation.md:1194 @9fc0c149
+# «Read a tangled file back» book/preparation.md:1287 @9fc0c149
 @dataclass
 class Occurrence:
     """One part as it appears in a tangled file."""
@@ -71,13 +72,14 @@ def read_tangled(path: str, text: str) -> tuple[list[Occurrence], dict[int, tupl
 # «/Read a tangled file back»
 
 
-# «Where a line comes from» book/preparation.md:1254 @0989b28e
+# «Where a line comes from» book/preparation.md:1347 @b7e8cdf0
 def where(root: Path, location: str) -> str:
     """``chapter:line: «chunk»`` for ``src/lguest/file.py:line``."""
     path, _, line = location.rpartition(":")
     if not path or not line.isdigit():
         raise LiterateError(location, None, "expected FILE:LINE, like src/lguest/cli.py:12")
     relative = _relative(root, path)
+    refuse_links(root)
     try:
         text = (root / relative).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -100,9 +102,10 @@ def _relative(root: Path, path: str) -> str:
 # «/Where a line comes from»
 
 
-# «Stitch edits back into the book» book/preparation.md:1306 @1a6d8668
+# «Stitch edits back into the book» book/preparation.md:1400 @59099675
 def stitch(root: Path) -> list[str]:
     """Carry edits in src/lguest back into the chapters; return the chapters changed."""
+    refuse_links(root)
     web = load_web(root)
     edits: dict[tuple[str, int], tuple[Part, list[str]]] = {}
     for path in web.roots:
@@ -123,8 +126,9 @@ def stitch(root: Path) -> list[str]:
             lines[part.first - 1:part.first - 1 + len(part.lines)] = separator + [pad + line if line else ""
                                                                                   for line in new]
         texts[chapter] = "\n".join(lines)
-    write_package(root, tangle(load_web(root, texts)))  # checks the edited book before writing
+    outputs = tangle(load_web(root, texts))  # checks the edited book before writing anything
     _write_chapters(root, texts)
+    write_package(root, outputs)
     return sorted(texts)
 
 
@@ -150,13 +154,22 @@ def _collect(web: Web, path: str, occurrence: Occurrence, edits: dict) -> None:
 
 
 def _write_chapters(root: Path, texts: dict[str, str]) -> None:
-    staged = []
-    for chapter, text in texts.items():
-        handle, name = tempfile.mkstemp(prefix=".stitch-", dir=(root / chapter).parent)
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-        staged.append((name, root / chapter))
-    for name, target in staged:
-        os.replace(name, target)
+    staged: list[tuple[str, str]] = []
+    chapter = ""
+    try:
+        for chapter, text in texts.items():
+            handle, name = tempfile.mkstemp(prefix=".stitch-", dir=(root / chapter).parent)
+            staged.append((name, chapter))
+            with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
+                stream.write(text)
+        for name, chapter in staged:
+            os.replace(name, root / chapter)
+    except OSError as error:
+        raise LiterateError(chapter, None, f"cannot write it: {error.strerror}; the edits are"
+                            " still in src/lguest, so run 'lguest stitch' again") from None
+    finally:
+        for name, _ in staged:  # those already renamed are gone
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
 # «/Stitch edits back into the book»
 # «/src/lguest/literate/stitch.py»

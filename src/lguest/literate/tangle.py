@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/tangle.py» book/preparation.md:1157 @a241a990
+# «src/lguest/literate/tangle.py» book/preparation.md:1249 @1cbeba1b
 """Tangling: from the chapters to the files of the package."""
 
 from __future__ import annotations
@@ -8,13 +8,14 @@ import ctypes
 import os
 import shutil
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Iterator, NoReturn
 
 from .book import LiterateError
 from .markers import HEADER, STYLES, CommentStyle, comment_style
 from .web import REFERENCE, Chunk, Web, normalize
 
-# «Expand a chunk» book/preparation.md:996 @7622721e
+# «Expand a chunk» book/preparation.md:1029 @f813271f
 MAX_DEPTH = 100
 MAX_LINES = 1_000_000  # in one tangled file
 
@@ -46,13 +47,17 @@ def _expand(web: Web, chunk: Chunk, indent: str, style: CommentStyle | None,
     for part in chunk.parts:
         if style:
             out.append(indent + style.begin(part))
-        for line in part.lines:
+        for offset, line in enumerate(part.lines):
             reference = REFERENCE.match(line)
             if reference:
                 _expand(web, web.chunks[normalize(reference["name"])],
                         indent + reference["indent"], style, out, depth + 1)
-            else:
-                out.append(indent + line if line else "")
+                continue
+            if style and "«" in line and style.read(line):
+                raise LiterateError(part.chapter, part.first + offset,
+                                    "this line of code reads as a chunk marker in the tangled file;"
+                                    " reword it, or 'lguest where' and 'lguest stitch' lose their way")
+            out.append(indent + line if line else "")
         if style:
             out.append(indent + style.end(part))
 
@@ -63,12 +68,39 @@ def tangle(web: Web) -> dict[str, str]:
 # «/Expand a chunk»
 
 
-# «Write the package in one step» book/preparation.md:1067 @ae417fd5
+# «Write the package in one step» book/preparation.md:1119 @6dcb1dec
 PACKAGE_DIR = "src/lguest"
+
+
+def refuse_links(root: Path, package: Path | None = None) -> None:
+    """Refuse a symbolic link at src, or at or below src/lguest (or ``package``, its staged copy)."""
+    package = package or root / PACKAGE_DIR
+    if (root / "src").is_symlink():
+        _refuse(root / "src", "src")
+    for link in links(package):
+        _refuse(link, (PurePosixPath(PACKAGE_DIR) / link.relative_to(package).as_posix()).as_posix())
+
+
+def links(top: Path) -> Iterator[Path]:
+    """Every symbolic link at or below ``top``, in order, following none of them."""
+    if top.is_symlink():
+        yield top
+        return
+    for folder, folders, files in os.walk(top):
+        folders.sort()
+        for name in sorted(folders + files):
+            if os.path.islink(os.path.join(folder, name)):
+                yield Path(folder, name)
+
+
+def _refuse(link: Path, name: str) -> NoReturn:
+    raise LiterateError(name, None, f"a symbolic link (to {os.readlink(link)}); the tangler follows"
+                        " none, and writes nothing while one is in src/lguest: remove it")
 
 
 def changes(root: Path, outputs: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     """The outputs that differ from the disk, and the stale files to remove."""
+    refuse_links(root)
     changed = {}
     for path, text in outputs.items():
         target = root / path
@@ -96,24 +128,37 @@ def write_package(root: Path, outputs: dict[str, str]) -> list[str]:
     if not changed and not stale:
         return []
     package = root / PACKAGE_DIR
-    package.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".tangle-", dir=package.parent))
+    try:
+        package.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=".tangle-", dir=package.parent))
+    except OSError as error:
+        raise LiterateError(PACKAGE_DIR, None, f"cannot make room to stage it: {error.strerror}") from None
     try:
         fresh = stage / package.name
         if package.exists():
             shutil.copytree(package, fresh, symlinks=True)
         else:
             fresh.mkdir()
+        refuse_links(root, fresh)  # the staged copy is ours alone: what we checked is what we write
         for path in stale:
             (fresh / Path(path).relative_to(PACKAGE_DIR)).unlink()
         for path, text in changed.items():
-            target = fresh / Path(path).relative_to(PACKAGE_DIR)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8", newline="\n")
+            _write(fresh / Path(path).relative_to(PACKAGE_DIR), path, text)
         _swap(fresh, package, stage / "previous")
+    except OSError as error:
+        reason = error.strerror or "copying it failed"
+        raise LiterateError(PACKAGE_DIR, None, f"cannot stage or swap it: {reason}") from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return sorted([*changed, *stale])
+
+
+def _write(target: Path, path: str, text: str) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8", newline="\n")
+    except OSError as error:
+        raise LiterateError(path, None, f"cannot write it: {error.strerror}") from None
 
 
 def _swap(fresh: Path, package: Path, spare: Path) -> None:
@@ -135,7 +180,7 @@ def _swap(fresh: Path, package: Path, spare: Path) -> None:
 # «/Write the package in one step»
 
 
-# «Check for drift» book/preparation.md:1146 @6fca06b3
+# «Check for drift» book/preparation.md:1238 @6fca06b3
 def drift(root: Path, outputs: dict[str, str]) -> list[str]:
     """One line for each file where the package and the book disagree."""
     changed, stale = changes(root, outputs)

@@ -1,18 +1,19 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/web.py» book/preparation.md:836 @e265d308
+# «src/lguest/literate/web.py» book/preparation.md:861 @4832eae9
 """Chunks: finding them in the chapters, and checking that they fit together."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from .book import Book, LiterateError, read_book
 
-# «Recognise fences» book/preparation.md:375 @8a6da4ec
+# «Recognise fences» book/preparation.md:380 @8a6da4ec
 FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 DIRECTIVE = re.compile(r"^\{(?P<name>[^{}\s]+)\}(?:\s+(?P<argument>.*))?$")
 LITERAL_DIRECTIVES = frozenset({
@@ -46,7 +47,7 @@ def open_fence(text: str, number: int) -> Fence | None:
 # «/Recognise fences»
 
 
-# «Scan a chapter for chunks» book/preparation.md:414 @c1c25a6c
+# «Scan a chapter for chunks» book/preparation.md:419 @c1c25a6c
 def parse_chapter(path: str, text: str) -> list[Part]:
     """Every chunk part in one chapter's text, in order."""
     lines = text.split("\n")
@@ -94,7 +95,7 @@ def _dedent(text: str, indent: int) -> str:
 # «/Scan a chapter for chunks»
 
 
-# «Parts of chunks» book/preparation.md:475 @dfa150e0
+# «Parts of chunks» book/preparation.md:480 @dfa150e0
 @dataclass
 class Part:
     """One fenced block of a chunk: its definition, or a continuation."""
@@ -134,9 +135,9 @@ def normalize(name: str) -> str:
 # «/Parts of chunks»
 
 
-# «Read a chunk's options and code» book/preparation.md:533 @e3de8505
+# «Read a chunk's options and code» book/preparation.md:543 @67ed640a
 REFERENCE = re.compile(r"^(?P<indent>[ \t]*)<<(?P<name>\s*[^<>\s][^<>]*)>>\s*$")
-OPTION = re.compile(r"^:(?P<key>[\w-]+):(?:\s+(?P<value>.*?))?\s*$")
+OPTION = re.compile(r"^:(?P<key>[\w-]+):(?P<value>(?:\s.*)?)$")
 OPTIONS = ("append", "file", "lang")
 PACKAGE = "src/lguest/"
 
@@ -156,7 +157,7 @@ def _part(path: str, fence: Fence, argument: str, body: list[str]) -> Part:
             raise LiterateError(path, line, f"unknown chunk option :{key}: (known: {known})")
         if key in options:
             raise LiterateError(path, line, f"option :{key}: given twice")
-        options[key] = (option["value"] or "", line)
+        options[key] = (option["value"].strip(), line)
         count += 1
     separated = bool(count and count < len(body) and not body[count].strip())
     count += separated
@@ -194,7 +195,7 @@ def _target(path: str, line: int, value: str) -> str:
 # «/Read a chunk's options and code»
 
 
-# «The web of chunks» book/preparation.md:604 @0a8a490a
+# «The web of chunks» book/preparation.md:618 @c0c1d72e
 @dataclass
 class Chunk:
     """All the parts that share one name, in reading order."""
@@ -216,6 +217,7 @@ class Web:
         self.book = book
         self.chunks: dict[str, Chunk] = {}
         self.roots: dict[str, Chunk] = {}
+        self.folders: dict[str, str] = {}  # every directory a root needs, and that root's file
         self.parts: list[Part] = []
 
     def add(self, part: Part) -> None:
@@ -244,20 +246,23 @@ class Web:
 
     def _check_place(self, part: Part) -> None:
         """A file cannot also be a directory of another root's file."""
-        for other, chunk in self.roots.items():
-            if other.startswith(part.file + "/") or part.file.startswith(other + "/"):
-                first = chunk.parts[0]
-                raise LiterateError(part.chapter, part.line, f"{part.file} and {other}"
-                                    f" ({first.chapter}:{first.line}) cannot both exist")
+        folders = [folder.as_posix() for folder in PurePosixPath(part.file).parents]
+        other = self.folders.get(part.file) or next((top for top in folders if top in self.roots), None)
+        if other is not None:
+            first = self.roots[other].parts[0]
+            raise LiterateError(part.chapter, part.line, f"{part.file} and {other}"
+                                f" ({first.chapter}:{first.line}) cannot both exist")
+        for folder in folders:
+            self.folders.setdefault(folder, part.file)
 
-    # «Check the web» book/preparation.md:671 @027fc26d
+    # «Check the web» book/preparation.md:696 @c5873e03
     def check(self) -> Web:
         for part in self.parts:
             for line, _, name in part.references():
                 target = self.chunks.get(name)
                 if target is None:
                     raise LiterateError(part.chapter, line, f"reference to undefined chunk «{name}»")
-                if part not in target.users:
+                if not target.users or target.users[-1] is not part:
                     target.users.append(part)
         for chunk in self.chunks.values():
             if chunk.file is None and not chunk.users:
@@ -268,7 +273,7 @@ class Web:
         self._assign_languages()
         return self
     # «/Check the web»
-    # «Check the web»[2] book/preparation.md:700 @b26b6f5a
+    # «Check the web»[2] book/preparation.md:725 @b26b6f5a
     def _check_cycles(self) -> None:
         colour: dict[str, str] = {}
         for start in self.chunks:
@@ -297,22 +302,22 @@ class Web:
             for line, _, target in part.references():
                 yield part, line, target
     # «/Check the web»
-    # «Check the web»[3] book/preparation.md:737 @9c0b45b5
+    # «Check the web»[3] book/preparation.md:762 @0a971a71
     def _assign_languages(self) -> None:
         done = {root.name for root in self.roots.values()}
         for root in self.roots.values():
             root.lang = language_of(root.file)
         for root in self.roots.values():
-            queue = [target for _, _, target in self._edges(root.name)]
+            queue = deque(target for _, _, target in self._edges(root.name))
             while queue:
-                name = queue.pop(0)
+                name = queue.popleft()
                 if name not in done:
                     done.add(name)
                     self.chunks[name].lang = root.lang
                     queue.extend(target for _, _, target in self._edges(name))
     # «/Check the web»
 
-    # «Questions the web answers» book/preparation.md:769 @5dec8b16
+    # «Questions the web answers» book/preparation.md:794 @5dec8b16
     def parts_of(self, chapter: str) -> list[Part]:
         return [part for part in self.parts if part.chapter == chapter]
 
@@ -324,7 +329,7 @@ class Web:
 # «/The web of chunks»
 
 
-# «Languages by file name» book/preparation.md:752 @66629f1e
+# «Languages by file name» book/preparation.md:777 @66629f1e
 LANGUAGES = {
     ".py": "python", ".c": "c", ".h": "c", ".S": "gas", ".s": "gas",
     ".ld": "text", ".toml": "toml", ".yml": "yaml", ".yaml": "yaml",
@@ -337,7 +342,7 @@ def language_of(path: str) -> str:
 # «/Languages by file name»
 
 
-# «Load the whole book» book/preparation.md:801 @0993d012
+# «Load the whole book» book/preparation.md:826 @0993d012
 WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")  # UTF-16 and UTF-32
 
 
