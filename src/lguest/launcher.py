@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/launcher.py» book/launcher.md:1487 @453cf064
+# «src/lguest/launcher.py» book/launcher.md:1493 @453cf064
 """The Launcher: make guest memory, load a kernel, write the boot page, run the Host."""
 
 from __future__ import annotations
@@ -262,10 +262,10 @@ def read_boot_page(memory: GuestMemory) -> dict[str, Any]:
 # «/Read the boot page back»
 
 
-# «How a run ends» book/launcher.md:818 @49d2ac3c
+# «How a run ends» book/launcher.md:818 @07d99c07
 EXIT_POWEROFF = 0  # the guest shut itself down
 EXIT_ERROR = 1  # the Launcher could not start the guest; the reason is on stderr
-EXIT_USAGE = 2  # the command line made no sense; click explains (this is its own status)
+EXIT_USAGE = 2  # the command line made no sense; click explains (its own status), or we do
 EXIT_RESTART = 3  # the guest asked to be started again
 EXIT_KILLED = 4  # the Host killed the guest; the reason is on stderr
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # standard output was closed: die of SIGPIPE, silently
@@ -273,7 +273,7 @@ OUTCOMES = {"poweroff": EXIT_POWEROFF, "restart": EXIT_RESTART, "killed": EXIT_K
 # «/How a run ends»
 
 
-# «The two ends of the pipe» book/launcher.md:1087 @0d9908b2
+# «The two ends of the pipe» book/launcher.md:1093 @0d9908b2
 STOP_GRACE = 1.0  # seconds a stopped reader has to finish what it was doing
 
 
@@ -374,7 +374,7 @@ def die_of_a_broken_pipe() -> None:
 # «/The two ends of the pipe»
 
 
-# «Launch a guest» book/launcher.md:856 @e258e770
+# «Launch a guest» book/launcher.md:862 @e258e770
 def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool = False,
            deterministic: bool = False, console: BinaryIO | None = None,
            timeout: float | None = None, stderr: TextIO | None = None,
@@ -473,7 +473,7 @@ def boot(host: Any, devices: Sequence[Any], entry: int, pgdir: int) -> Any:
 # «/Launch a guest»
 
 
-# «Report how the guest ended» book/launcher.md:968 @882ba5ff
+# «Report how the guest ended» book/launcher.md:974 @882ba5ff
 def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
     """The exit status for the Host's outcome, with the reason on stderr if the guest died."""
     reason = " ".join(str(outcome.reason).splitlines())
@@ -488,7 +488,7 @@ def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
 # «/Report how the guest ended»
 
 
-# «Watch the clock and the keyboard» book/launcher.md:1010 @3c3a5853
+# «Watch the clock and the keyboard» book/launcher.md:1016 @3c3a5853
 TICK = 0.05  # seconds between the watcher's looks at the clock
 
 
@@ -530,7 +530,7 @@ def watching(host: Any, timeout: float | None) -> Iterator[None]:
 # «/Watch the clock and the keyboard»
 
 
-# «Name the chunk behind each exit» book/launcher.md:1229 @0f542edf
+# «Name the chunk behind each exit» book/launcher.md:1235 @0f542edf
 PACKAGE = Path(__file__).resolve().parent
 
 
@@ -574,7 +574,7 @@ class ExitTracer:
 # «/Name the chunk behind each exit»
 
 
-# «Several guests, one screen» book/launcher.md:1314 @02ef15fd
+# «Several guests, one screen» book/launcher.md:1320 @02ef15fd
 class SharedScreen:
     """One output stream that several guests' consoles write to, a line at a time."""
 
@@ -621,7 +621,7 @@ class GuestScreen(io.RawIOBase):
 # «/Several guests, one screen»
 
 
-# «Launch several guests» book/launcher.md:1373 @24ec1dd9
+# «Launch several guests» book/launcher.md:1379 @24ec1dd9
 MAX_GUESTS = 16
 COMPANION_STOP = "guest g0 has ended"
 
