@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/launcher.py» book/launcher.md:1493 @453cf064
+# «src/lguest/launcher.py» book/launcher.md:1491 @453cf064
 """The Launcher: make guest memory, load a kernel, write the boot page, run the Host."""
 
 from __future__ import annotations
@@ -273,7 +273,7 @@ OUTCOMES = {"poweroff": EXIT_POWEROFF, "restart": EXIT_RESTART, "killed": EXIT_K
 # «/How a run ends»
 
 
-# «The two ends of the pipe» book/launcher.md:1093 @0d9908b2
+# «The two ends of the pipe» book/launcher.md:1091 @0d9908b2
 STOP_GRACE = 1.0  # seconds a stopped reader has to finish what it was doing
 
 
@@ -374,7 +374,7 @@ def die_of_a_broken_pipe() -> None:
 # «/The two ends of the pipe»
 
 
-# «Launch a guest» book/launcher.md:862 @e258e770
+# «Launch a guest» book/launcher.md:862 @aa00a42a
 def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool = False,
            deterministic: bool = False, console: BinaryIO | None = None,
            timeout: float | None = None, stderr: TextIO | None = None,
@@ -383,8 +383,6 @@ def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: b
            guests: int = 1, inputs: Sequence[BinaryIO] = (),
            voucher: bytes = b"") -> int:
     """Boot ``elf_path`` with ``mem_mb`` MiB of memory, run it to the end; return the status."""
-    from .drivers import DeviceError
-
     stderr = sys.stderr if stderr is None else stderr
     screen = Screen(sys.stdout.buffer if console is None else console)
     keyboard = Keyboard.standard_input() if console_input is None else console_input
@@ -473,7 +471,7 @@ def boot(host: Any, devices: Sequence[Any], entry: int, pgdir: int) -> Any:
 # «/Launch a guest»
 
 
-# «Report how the guest ended» book/launcher.md:974 @882ba5ff
+# «Report how the guest ended» book/launcher.md:972 @882ba5ff
 def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
     """The exit status for the Host's outcome, with the reason on stderr if the guest died."""
     reason = " ".join(str(outcome.reason).splitlines())
@@ -488,7 +486,7 @@ def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
 # «/Report how the guest ended»
 
 
-# «Watch the clock and the keyboard» book/launcher.md:1016 @3c3a5853
+# «Watch the clock and the keyboard» book/launcher.md:1014 @3c3a5853
 TICK = 0.05  # seconds between the watcher's looks at the clock
 
 
@@ -530,7 +528,7 @@ def watching(host: Any, timeout: float | None) -> Iterator[None]:
 # «/Watch the clock and the keyboard»
 
 
-# «Name the chunk behind each exit» book/launcher.md:1235 @0f542edf
+# «Name the chunk behind each exit» book/launcher.md:1233 @0f542edf
 PACKAGE = Path(__file__).resolve().parent
 
 
@@ -574,7 +572,7 @@ class ExitTracer:
 # «/Name the chunk behind each exit»
 
 
-# «Several guests, one screen» book/launcher.md:1320 @02ef15fd
+# «Several guests, one screen» book/launcher.md:1318 @02ef15fd
 class SharedScreen:
     """One output stream that several guests' consoles write to, a line at a time."""
 
@@ -621,7 +619,7 @@ class GuestScreen(io.RawIOBase):
 # «/Several guests, one screen»
 
 
-# «Launch several guests» book/launcher.md:1379 @24ec1dd9
+# «Launch several guests» book/launcher.md:1377 @24ec1dd9
 MAX_GUESTS = 16
 COMPANION_STOP = "guest g0 has ended"
 
