@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/net.py» book/drivers.md:1278 @be9ce79c
+# «src/lguest/drivers/net.py» book/drivers.md:1278 @0cf5783f
 """virtio-net: Ethernet frames, to a switch in this process or to another over UDP."""
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ LARGEST_FRAME = 65536
 LISTEN_TICK = 0.1  # how often a cable's listener looks up to see if it should stop
 TABLE_SIZE = 1024  # addresses a switch remembers at most
 TABLE_AGE = 300.0  # seconds a switch remembers an address it has not heard from since
+SWEEP = 1.0  # seconds between a switch's looks for addresses that have grown too old
 
 
-# «The network device» book/drivers.md:1313 @4e17fe7d
+# «The network device» book/drivers.md:1314 @4e17fe7d
 class Net(VirtioDevice):
     device_id = NET
     name = "virtio-net"
@@ -86,7 +87,7 @@ class Net(VirtioDevice):
 # «/The network device»
 
 
-# «The switch» book/drivers.md:1401 @6d6eadb3
+# «The switch» book/drivers.md:1404 @c704d51d
 class Port:
     """One socket on a Switch."""
 
@@ -112,6 +113,7 @@ class Switch:
         self.ports: list[Port] = []
         self.where: OrderedDict[bytes, tuple[Port, float]] = OrderedDict()  # stalest first
         self.size, self.age, self.clock = size, age, clock
+        self.next_sweep = 0.0  # when to look for stale addresses again
         self.lock = threading.Lock()
 
     def port(self) -> Port:
@@ -120,14 +122,19 @@ class Switch:
         return port
 
     def learn(self, sender: bytes, port: Port, now: float) -> None:
-        self.where[sender] = (port, now)
-        self.where.move_to_end(sender)
-        while len(self.where) > self.size:
-            self.where.popitem(last=False)  # the stalest address makes room
+        table = self.where
+        if sender in table:
+            table.move_to_end(sender)
+        table[sender] = (port, now)
+        if len(table) > self.size:
+            table.popitem(last=False)  # the stalest address makes room
 
     def forget_old(self, now: float) -> None:
-        while self.where and now - next(iter(self.where.values()))[1] >= self.age:
-            self.where.popitem(last=False)
+        """Drop the addresses not heard from for ``age`` seconds; look again in a second."""
+        table = self.where
+        while table and now - table[next(iter(table))][1] >= self.age:
+            table.popitem(last=False)
+        self.next_sweep = now + SWEEP
 
     def forward(self, source: Port, frame: bytes) -> None:
         if len(frame) < 14:
@@ -135,19 +142,19 @@ class Switch:
         destination, sender = frame[:6], frame[6:12]
         with self.lock:
             now = self.clock()
-            self.forget_old(now)
+            if now >= self.next_sweep:
+                self.forget_old(now)
             if not sender[0] & 1:
                 self.learn(sender, source, now)
             entry = None if destination[0] & 1 else self.where.get(destination)
-            known = entry[0] if entry is not None else None
-            targets = [known] if known else [port for port in self.ports if port is not source]
+            targets = [entry[0]] if entry else [port for port in self.ports if port is not source]
         for port in targets:
             if port is not source and port.receive is not None:
                 port.receive(frame)
 # «/The switch»
 
 
-# «The UDP cable» book/drivers.md:1485 @52349258
+# «The UDP cable» book/drivers.md:1494 @52349258
 class UdpCable:
     """Frames as UDP datagrams between two ports on 127.0.0.1."""
 
