@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/launcher.py» book/launcher.md:1492 @453cf064
+# «src/lguest/launcher.py» book/launcher.md:1493 @453cf064
 """The Launcher: make guest memory, load a kernel, write the boot page, run the Host."""
 
 from __future__ import annotations
@@ -528,7 +528,7 @@ def watching(host: Any, timeout: float | None) -> Iterator[None]:
 # «/Watch the clock and the keyboard»
 
 
-# «Name the chunk behind each exit» book/launcher.md:1234 @0f542edf
+# «Name the chunk behind each exit» book/launcher.md:1235 @0f542edf
 PACKAGE = Path(__file__).resolve().parent
 
 
@@ -572,7 +572,7 @@ class ExitTracer:
 # «/Name the chunk behind each exit»
 
 
-# «Several guests, one screen» book/launcher.md:1319 @02ef15fd
+# «Several guests, one screen» book/launcher.md:1320 @02ef15fd
 class SharedScreen:
     """One output stream that several guests' consoles write to, a line at a time."""
 
@@ -619,7 +619,7 @@ class GuestScreen(io.RawIOBase):
 # «/Several guests, one screen»
 
 
-# «Launch several guests» book/launcher.md:1378 @24ec1dd9
+# «Launch several guests» book/launcher.md:1379 @24ec1dd9
 MAX_GUESTS = 16
 COMPANION_STOP = "guest g0 has ended"
 
