@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/launcher.py» book/launcher.md:1493 @453cf064
+# «src/lguest/launcher.py» book/launcher.md:1490 @453cf064
 """The Launcher: make guest memory, load a kernel, write the boot page, run the Host."""
 
 from __future__ import annotations
@@ -273,7 +273,7 @@ OUTCOMES = {"poweroff": EXIT_POWEROFF, "restart": EXIT_RESTART, "killed": EXIT_K
 # «/How a run ends»
 
 
-# «The two ends of the pipe» book/launcher.md:1092 @0d9908b2
+# «The two ends of the pipe» book/launcher.md:1092 @539c67a2
 STOP_GRACE = 1.0  # seconds a stopped reader has to finish what it was doing
 
 
@@ -334,16 +334,13 @@ class Keyboard(io.RawIOBase):
             reader.join(STOP_GRACE)
 
 
-class Screen(io.RawIOBase):
+class Screen:
     """Standard output for the consoles: a reader that goes away stops the guest, quietly."""
 
     def __init__(self, stream: BinaryIO):
         self.stream = stream
         self.gone = False  # the reader closed the pipe: no more output, ever
         self.stopping: Any = None  # the Host (or Crowd) to stop when that happens
-
-    def writable(self) -> bool:
-        return True
 
     def write(self, data: Any) -> int:
         if not self.gone:
@@ -528,7 +525,7 @@ def watching(host: Any, timeout: float | None) -> Iterator[None]:
 # «/Watch the clock and the keyboard»
 
 
-# «Name the chunk behind each exit» book/launcher.md:1235 @0f542edf
+# «Name the chunk behind each exit» book/launcher.md:1232 @0f542edf
 PACKAGE = Path(__file__).resolve().parent
 
 
@@ -572,7 +569,7 @@ class ExitTracer:
 # «/Name the chunk behind each exit»
 
 
-# «Several guests, one screen» book/launcher.md:1320 @02ef15fd
+# «Several guests, one screen» book/launcher.md:1317 @02ef15fd
 class SharedScreen:
     """One output stream that several guests' consoles write to, a line at a time."""
 
@@ -619,7 +616,7 @@ class GuestScreen(io.RawIOBase):
 # «/Several guests, one screen»
 
 
-# «Launch several guests» book/launcher.md:1379 @24ec1dd9
+# «Launch several guests» book/launcher.md:1376 @24ec1dd9
 MAX_GUESTS = 16
 COMPANION_STOP = "guest g0 has ended"
 
