@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -468,10 +469,19 @@ def test_two_net_devices_on_a_switch_exchange_frames():
     assert devices[1].dropped == 0
 
 
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
 def test_udp_cable_between_two_devices():
-    cables = [UdpCable(0, 0), UdpCable(0, 0)]
-    ports = [cable.socket.getsockname()[1] for cable in cables]
-    cables[0].remote, cables[1].remote = ("127.0.0.1", ports[1]), ("127.0.0.1", ports[0])
+    a, b = free_ports(2)
+    cables = [UdpCable(a, b), UdpCable(b, a)]
     devices = [Net(cable, bytes([2, 0, 0, 0, 0, n])) for n, cable in enumerate(cables)]
     (da, (rxa, txa)), (db, (rxb, txb)) = [driven(device) for device in devices]
     for device in devices:
@@ -487,6 +497,121 @@ def test_udp_cable_between_two_devices():
     assert used and db.memory.read(room + 12, len(sent)) == sent
     for device in devices:
         device.close()
+
+
+def heard(cable: UdpCable, seconds: float) -> list[bytes]:
+    """The datagrams a cable's listener hands on within ``seconds``."""
+    got: list[bytes] = []
+    cable.connect(got.append)
+    time.sleep(seconds)
+    return got
+
+
+def test_a_udp_cable_hears_only_its_peer():
+    a, b, stranger_port = free_ports(3)
+    cable = UdpCable(a, b)
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        stranger.bind(("127.0.0.1", stranger_port))
+        peer.bind(("127.0.0.1", b))
+        got: list[bytes] = []
+        cable.connect(got.append)
+        stranger.sendto(b"forged frame from another local port", ("127.0.0.1", a))
+        peer.sendto(b"a frame from the peer", ("127.0.0.1", a))
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # room for the forged one to arrive too, if it were going to
+        assert got == [b"a frame from the peer"]
+    finally:
+        cable.close()
+        peer.close()
+        stranger.close()
+
+
+def test_a_peer_that_starts_late_is_still_heard():
+    a, b = free_ports(2)
+    cable = UdpCable(a, b)
+    got: list[bytes] = []
+    cable.connect(got.append)
+    try:
+        for _ in range(3):
+            cable.send(b"into the void")  # nobody at b yet: refused, quietly
+            time.sleep(0.05)
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        peer.bind(("127.0.0.1", b))
+        with peer:
+            peer.sendto(b"hello, late", ("127.0.0.1", a))
+            deadline = time.monotonic() + 5
+            while not got and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert got == [b"hello, late"]
+            assert cable.listener is not None and cable.listener.is_alive()
+            cable.send(b"and back")
+            assert peer.recv(100) == b"and back"
+    finally:
+        cable.close()
+
+
+def resident() -> int:
+    """This process's resident set, in bytes."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_a_flood_of_made_up_addresses_leaves_the_switch_table_and_memory_bounded():
+    switch = Switch()
+    heard = [0, 0]
+    flooder, *others = [switch.port() for _ in range(3)]
+    for number, port in enumerate(others):
+        port.connect(lambda frame, n=number: heard.__setitem__(n, heard[n] + 1))
+    frames = 0
+
+    def flood(seconds: float) -> None:
+        nonlocal frames
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for _ in range(1000):
+                frames += 1
+                sender = b"\x02" + frames.to_bytes(5, "big")  # a new unicast address every time
+                flooder.send(b"\x02\xff\xff\xff\xff\xff" + sender + b"\x88\xb5" + bytes(46))
+
+    flood(1.0)  # warm up: the table fills to its size
+    before = resident()
+    flood(8.0)
+    growth = resident() - before
+    assert growth < 16 << 20, f"{growth >> 20} MiB more after {frames} frames"
+    from lguest.drivers.net import TABLE_SIZE
+
+    assert frames > 100 * TABLE_SIZE  # the flood was a flood
+    assert len(switch.where) == TABLE_SIZE
+    assert heard == [frames, frames]  # a destination it never heard of goes to every other port
+
+
+def test_the_switch_forgets_an_address_it_has_not_heard_from():
+    now = [0.0]
+    switch = Switch(size=2, age=300.0, clock=lambda: now[0])
+    heard: dict[str, list[bytes]] = {"a": [], "b": [], "c": []}
+    ports = {}
+    for name in heard:
+        ports[name] = switch.port()
+        ports[name].connect(heard[name].append)
+    mac = {name: bytes([2, 0, 0, 0, 0, n]) for n, name in enumerate(heard)}
+    ports["b"].send(mac["a"] + mac["b"] + b"\x88\xb5hi")  # the switch learns b
+    ports["a"].send(mac["b"] + mac["a"] + b"\x88\xb5to b")
+    assert heard["c"] == [mac["a"] + mac["b"] + b"\x88\xb5hi"]  # only the first, flooded
+    assert heard["b"] == [mac["b"] + mac["a"] + b"\x88\xb5to b"]
+    now[0] = 299.0
+    ports["a"].send(mac["b"] + mac["a"] + b"\x88\xb5still b")
+    assert len(heard["c"]) == 1  # b is still known
+    now[0] = 300.0
+    ports["a"].send(mac["b"] + mac["a"] + b"\x88\xb5who?")
+    assert heard["c"][-1].endswith(b"who?")  # b has aged out: flooded
+    assert list(switch.where) == [mac["a"]]
+    ports["c"].send(mac["a"] + mac["c"] + b"\x88\xb5c")
+    ports["b"].send(mac["a"] + mac["b"] + b"\x88\xb5b")
+    assert list(switch.where) == [mac["c"], mac["b"]]  # full: a, the stalest, made room
 
 
 # Malformed rings: each ends in NEEDS_RESET or a kill with a reason, never a hang
@@ -543,8 +668,9 @@ def test_malformed_rings_kill_with_a_reason(case, words):
     assert words in killed(driver, queue)
 
 
-def test_block_request_too_short_kills():
-    driver, (queue,) = driven(Block(os.devnull))
+def test_block_request_too_short_kills(tmp_path):
+    (tmp_path / "empty.img").write_bytes(b"")
+    driver, (queue,) = driven(Block(tmp_path / "empty.img"))
     status, _ = driver.buffer(1)
     put_descriptor(driver, queue, 0, status, 1, DESC_F_WRITE, 0)
     publish(driver, queue, 0)

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -456,7 +457,7 @@ def test_launch_prepares_the_machine_and_hands_it_over(host, kernel):
                     deterministic=True)
     assert status == EXIT_POWEROFF and stderr.text == ""
     (made,) = host.made
-    assert made.console is console and made.deterministic and made.trace is None
+    assert made.console.stream is console and made.deterministic and made.trace is None
     pgdir = 16 * MiB - abi.PAGE_SIZE
     assert made.run_args == {"entry": 0xC0100000, "stack": abi.PAGE_OFFSET + abi.BOOT_PAGE,
                              "boot": abi.BOOT_PAGE, "pgdir": pgdir}
@@ -682,3 +683,195 @@ def test_readers_share_an_image_and_a_finished_launcher_lets_go(kernel, tmp_path
     for result in (shared, *after):  # the guest ran (and was killed for its manners)
         assert result.returncode == EXIT_KILLED, result.stderr
         assert "disk image" not in result.stderr
+
+
+# --- The two ends of the pipe ----------------------------------------------------------------
+# Standard input at a terminal and on a pipe that stays open, and standard output closed early:
+# each session ends with its documented status and nothing on stderr but the one outcome line.
+
+@pytest.fixture(scope="module")
+def shell(tmp_path_factory) -> Path:
+    if not TOOLCHAIN or not shutil.which("gcc"):
+        pytest.skip("gcc, GNU as and ld are needed to build the book's kernel")
+    from lguest.guest import build_kernel as build_book_kernel
+
+    return build_book_kernel(tmp_path_factory.mktemp("shell"))
+
+
+def lguest_process(*args: str, **streams: Any) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen([sys.executable, "-m", "lguest", *args], cwd=ROOT, env=env, **streams)
+
+
+def finished(process: subprocess.Popen, seconds: float = 60) -> tuple[int, str]:
+    """The exit status and the whole of stderr, killing the process if it overstays."""
+    try:
+        process.wait(timeout=seconds)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    error = process.stderr.read().decode()
+    process.stderr.close()
+    return process.returncode, error
+
+
+def read_until(fd: int, text: bytes, seconds: float = 60) -> bytes:
+    import select
+
+    seen, deadline = b"", time.monotonic() + seconds
+    while text not in seen and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the pty's other side has gone
+                break
+            if not chunk:
+                break
+            seen += chunk
+    assert text in seen, seen
+    return seen
+
+
+def at_a_terminal(shell: Path) -> tuple[subprocess.Popen, int]:
+    """``lguest run 32`` with a pty as its controlling terminal, stdin and stdout: the Hero's."""
+    import fcntl
+    import termios
+
+    master, slave = os.openpty()
+
+    def take_the_terminal() -> None:  # a session of its own, this pty its terminal: Ctrl-C works
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    process = lguest_process("run", "32", str(shell), stdin=slave, stdout=slave,
+                             stderr=subprocess.PIPE, preexec_fn=take_the_terminal)
+    os.close(slave)
+    return process, master
+
+
+@needs_toolchain
+def test_poweroff_typed_at_a_terminal_exits_0_with_nothing_on_stderr(shell):
+    process, master = at_a_terminal(shell)
+    try:
+        read_until(master, b"lguest$ ")
+        os.write(master, b"poweroff\r")
+        assert finished(process) == (EXIT_POWEROFF, "")
+    finally:
+        os.close(master)
+
+
+@needs_toolchain
+def test_ctrl_c_typed_at_a_terminal_exits_4_with_one_line(shell):
+    process, master = at_a_terminal(shell)
+    try:
+        read_until(master, b"lguest$ ")
+        os.write(master, b"\x03")  # the terminal's own Ctrl-C: SIGINT to the Launcher
+        assert finished(process) == (EXIT_KILLED, "lguest: guest killed: stopped by the host: "
+                                                  "interrupted by Ctrl-C\n")
+    finally:
+        os.close(master)
+
+
+@needs_toolchain
+def test_poweroff_on_a_pipe_that_stays_open_exits_0_with_nothing_on_stderr(shell):
+    process = lguest_process("run", "32", str(shell), stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process.stdin.write(b"poweroff\n")
+    process.stdin.flush()  # and the pipe stays open, as `(echo poweroff; sleep 5) |` keeps it
+    try:
+        assert finished(process) == (EXIT_POWEROFF, "")
+    finally:
+        process.stdin.close()
+
+
+@needs_toolchain
+@pytest.mark.parametrize("console", ["early", "virtio"])
+def test_standard_output_closed_early_ends_quietly_by_sigpipe(shell, console):
+    reading, writing = os.pipe()
+    process = lguest_process("run", f"--console={console}", "32", str(shell),
+                             stdin=subprocess.PIPE, stdout=writing, stderr=subprocess.PIPE)
+    os.close(writing)
+    try:
+        read_until(reading, b"lguest$ ")
+    finally:
+        os.close(reading)  # `| head -c 20`: the reader has read enough and gone
+    process.stdin.write(b"help\n")  # the answer has nowhere to go
+    process.stdin.flush()
+    try:
+        assert finished(process) == (-signal.SIGPIPE, "")
+    finally:
+        process.stdin.close()
+
+
+def test_a_stopped_keyboard_ends_a_waiting_read_and_its_thread():
+    reading, writing = os.pipe()
+    keyboard = launcher.Keyboard(reading)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.extend([keyboard.read(10), keyboard.read(10)]))
+    try:
+        reader.start()
+        os.write(writing, b"key")
+        time.sleep(0.2)  # the second read is waiting now, for a key that will never come
+        started = time.monotonic()
+        keyboard.stop()
+        assert time.monotonic() - started < 1 and not reader.is_alive()
+        assert got == [b"key", b""]  # a stopped keyboard reads as the end of the input
+        assert keyboard.read(10) == b""
+    finally:
+        os.close(reading)
+        os.close(writing)
+
+
+@pytest.mark.parametrize("spec, line", [
+    ("udp:99999:1", "lguest: --net=udp:99999:1: 99999 is not a UDP port (1 to 65535)\n"),
+    ("udp:5000:70000", "lguest: --net=udp:5000:70000: 70000 is not a UDP port (1 to 65535)\n"),
+    ("udp:0:5000", "lguest: --net=udp:0:5000: 0 is not a UDP port (1 to 65535)\n"),
+    ("udp:5000", "lguest: --net=udp:5000: expected udp:LOCAL_PORT:REMOTE_PORT or switch\n"),
+    ("udp:٥:1", "lguest: --net=udp:٥:1: expected udp:LOCAL_PORT:REMOTE_PORT or switch\n"),
+])
+def test_a_cable_that_is_not_one_is_a_usage_error_of_one_line(spec, line):
+    result = run_cli("run", f"--net={spec}", "32", "/no/such/kernel.elf")
+    assert (result.returncode, result.stdout, result.stderr) == (EXIT_USAGE, "", line)
+
+
+@needs_toolchain
+@pytest.mark.parametrize("what", ["FIFO", "character device", "block device", "directory",
+                                  "bigger than memory"])
+def test_a_kernel_that_is_not_a_kernel_file_exits_1_and_never_hangs(kernel, tmp_path, what):
+    path = {"FIFO": tmp_path / "fifo", "character device": Path("/dev/zero"),
+            "block device": next((Path("/dev") / name for name in sorted(os.listdir("/dev"))
+                                  if os.path.exists(f"/dev/{name}")
+                                  and stat.S_ISBLK(os.stat(f"/dev/{name}").st_mode)), None),
+            "directory": tmp_path, "bigger than memory": tmp_path / "huge.elf"}[what]
+    if path is None:
+        pytest.skip("no block device in /dev")
+    if what == "FIFO":
+        os.mkfifo(path)
+    if what == "bigger than memory":
+        path.write_bytes(kernel.read_bytes())
+        os.truncate(path, 4 * MiB + 1)  # an ELF file with a sparse tail: one byte too big
+    result = run_cli("run", "--timeout=5", "4", str(path))
+    words = (f"cannot read it: it is a {what}, not a kernel file" if what != "bigger than memory"
+             else "bigger than the guest's 4 MiB of memory; it cannot be a kernel that fits")
+    assert (result.returncode, result.stdout, result.stderr) == (EXIT_ERROR, "",
+                                                                 f"lguest: {path}: {words}\n")
+
+
+@needs_toolchain
+@pytest.mark.parametrize("option, what", [  # a real disk is not a thing to open for writing
+    ("--read-only-block", "FIFO"), ("--read-only-block", "character device"),
+    ("--read-only-block", "block device"), ("--block", "FIFO"), ("--block", "character device")])
+def test_a_disk_image_that_is_not_a_file_exits_1_and_never_hangs(kernel, tmp_path, option, what):
+    path = {"FIFO": tmp_path / "fifo", "character device": Path("/dev/zero"),
+            "block device": next((Path("/dev") / name for name in sorted(os.listdir("/dev"))
+                                  if os.path.exists(f"/dev/{name}")
+                                  and stat.S_ISBLK(os.stat(f"/dev/{name}").st_mode)), None)}[what]
+    if path is None:
+        pytest.skip("no block device in /dev")
+    if what == "FIFO":
+        os.mkfifo(path)
+    result = run_cli("run", "--timeout=5", f"{option}={path}", "4", str(kernel))
+    assert (result.returncode, result.stdout, result.stderr) == (
+        EXIT_ERROR, "", f"lguest: {path}: cannot open the disk image: it is a {what}, "
+                        "not a disk image\n")

@@ -102,7 +102,7 @@ def notebook_command(print_only: bool, no_browser: bool, chapter: str,
             return
         sys.exit(subprocess.call(command, cwd=root))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[3] book/launcher.md:1393 @32f8f94d
+# «Commands of the lguest tool»[3] book/launcher.md:1630 @5c99d5cf
 
 @main.command("run", context_settings={"ignore_unknown_options": True,
                                         "allow_interspersed_args": False})
@@ -145,12 +145,20 @@ def run_command(verbose: bool, deterministic: bool, timeout: float | None, conso
       2  the command line was wrong
       3  the guest asked to be restarted
       4  the Host killed the guest (the reason is on stderr)
+    141  standard output was closed: killed by SIGPIPE, like cat, saying nothing
     """
     from contextlib import ExitStack
 
-    from .launcher import launch
+    from .drivers import DeviceError, parse_net
+    from .launcher import EXIT_BROKEN_PIPE, EXIT_USAGE, die_of_a_broken_pipe, launch
     from .mastery.voucher import poured
 
+    for spec in net:
+        try:
+            parse_net(spec)
+        except DeviceError as error:
+            click.echo(f"lguest: {error}", err=True)
+            sys.exit(EXIT_USAGE)
     if guest is None:
         from .guest import KernelBuildError, build_kernel
         try:
@@ -164,6 +172,8 @@ def run_command(verbose: bool, deterministic: bool, timeout: float | None, conso
         status = launch(mem_mb, guest, guest_args, verbose=verbose, deterministic=deterministic,
                         timeout=timeout, virtio_console=console_kind == "virtio", block=disks,
                         net=net, rng=rng, guests=guests, inputs=inputs, voucher=poured())
+    if status == EXIT_BROKEN_PIPE:
+        die_of_a_broken_pipe()
     sys.exit(status)
 # «/Commands of the lguest tool»
 # «Commands of the lguest tool»[4] book/mastery.md:738 @5a378c6e

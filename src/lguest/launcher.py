@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/launcher.py» book/launcher.md:1271 @7734df6e
+# «src/lguest/launcher.py» book/launcher.md:1490 @453cf064
 """The Launcher: make guest memory, load a kernel, write the boot page, run the Host."""
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ import functools
 import inspect
 import io
 import os
+import select
 import signal
+import stat
 import struct
 import sys
 import threading
@@ -84,14 +86,11 @@ def make_memory(mem_mb: int) -> GuestMemory:
 # «/How much memory a guest may have»
 
 
-# «Load the kernel» book/launcher.md:329 @90e7c9c6
+# «Load the kernel» book/launcher.md:329 @5dd892fc
 def load_kernel(memory: GuestMemory, path: str | Path) -> int:
     """Copy a kernel's PT_LOAD segments into guest memory; return its (virtual) entry point."""
     name = str(path)
-    try:
-        image = Path(path).read_bytes()
-    except OSError as error:
-        raise LaunchError(f"{name}: cannot read it: {error.strerror or error}") from None
+    image = read_kernel_file(name, path, memory.size)
     elf = open_elf(name, image)
     try:
         segments = [(number, segment) for number, segment in enumerate(elf.iter_segments())
@@ -108,10 +107,37 @@ def load_kernel(memory: GuestMemory, path: str | Path) -> int:
         memory.write(start, segment.data())
         memory.write(start + filesz, bytes(memsz - filesz))
     return entry
+
+
+NOT_A_FILE = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFCHR:
+              "a character device", stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
+
+
+def read_kernel_file(name: str, path: str | Path, limit: int) -> bytes:
+    """The bytes of a kernel file: a regular file, of at most ``limit`` bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as error:
+        raise LaunchError(f"{name}: cannot read it: {error.strerror or error}") from None
+    try:
+        kind = stat.S_IFMT(os.fstat(fd).st_mode)
+        if kind != stat.S_IFREG:
+            raise LaunchError(f"{name}: cannot read it: it is {NOT_A_FILE.get(kind, 'not a file')}, "
+                              "not a kernel file")
+        with open(fd, "rb", buffering=0, closefd=False) as file:
+            image = file.read(limit + 1)  # one byte more than fits tells us it does not fit
+    except OSError as error:
+        raise LaunchError(f"{name}: cannot read it: {error.strerror or error}") from None
+    finally:
+        os.close(fd)
+    if len(image) > limit:
+        raise LaunchError(f"{name}: bigger than the guest's {limit >> 20} MiB of memory; "
+                          "it cannot be a kernel that fits")
+    return image
 # «/Load the kernel»
 
 
-# «Check the ELF header» book/launcher.md:370 @ed8add27
+# «Check the ELF header» book/launcher.md:408 @ed8add27
 def open_elf(name: str, image: bytes) -> ELFFile:
     """Parse the ELF header, insisting on a 32-bit, little-endian i386 executable."""
     if image[:4] != b"\x7fELF":
@@ -134,7 +160,7 @@ def open_elf(name: str, image: bytes) -> ELFFile:
 # «/Check the ELF header»
 
 
-# «Check a segment» book/launcher.md:399 @78e99154
+# «Check a segment» book/launcher.md:437 @78e99154
 def check_segment(memory: GuestMemory, name: str, number: int, segment: Segment,
                   file_size: int) -> None:
     """Refuse a PT_LOAD segment that would not fit, or would land on something reserved."""
@@ -152,7 +178,7 @@ def check_segment(memory: GuestMemory, name: str, number: int, segment: Segment,
 # «/Check a segment»
 
 
-# «Check the entry point» book/launcher.md:424 @1e0fc74f
+# «Check the entry point» book/launcher.md:462 @1e0fc74f
 def check_entry(name: str, entry: int, segments: list[Segment]) -> int:
     """The entry point, if the initial page tables take it into the kernel's loaded bytes."""
     physical = entry - abi.PAGE_OFFSET if entry >= abi.PAGE_OFFSET else entry
@@ -163,7 +189,7 @@ def check_entry(name: str, entry: int, segments: list[Segment]) -> int:
 # «/Check the entry point»
 
 
-# «Build the initial page tables» book/launcher.md:496 @1d872900
+# «Build the initial page tables» book/launcher.md:534 @1d872900
 PTE_PRESENT = 0x001
 PTE_WRITABLE = 0x002
 PTE_FLAGS = PTE_PRESENT | PTE_WRITABLE  # supervisor only (no user bit), 4 KiB pages (no PSE)
@@ -189,7 +215,7 @@ def build_page_tables(memory: GuestMemory) -> int:
 # «/Build the initial page tables»
 
 
-# «Write the boot page» book/launcher.md:586 @fcceb509
+# «Write the boot page» book/launcher.md:624 @fcceb509
 HEADER_FORMAT = f"<{len(abi.BOOT_FIELDS)}I"
 DEVICE_FORMAT = f"<{len(abi.BOOT_DEVICE_FIELDS)}I"
 DEVICE_SIZE = struct.calcsize(DEVICE_FORMAT)
@@ -221,7 +247,7 @@ def write_boot_page(memory: GuestMemory, pgdir: int, cmdline: str,
 # «/Write the boot page»
 
 
-# «Read the boot page back» book/launcher.md:622 @6645b634
+# «Read the boot page back» book/launcher.md:660 @6645b634
 def read_boot_page(memory: GuestMemory) -> dict[str, Any]:
     """The boot page, decoded the way a guest reads it."""
     page = memory.read(abi.BOOT_PAGE, abi.PAGE_SIZE)
@@ -236,17 +262,116 @@ def read_boot_page(memory: GuestMemory) -> dict[str, Any]:
 # «/Read the boot page back»
 
 
-# «How a run ends» book/launcher.md:779 @38f0e5e2
+# «How a run ends» book/launcher.md:818 @07d99c07
 EXIT_POWEROFF = 0  # the guest shut itself down
 EXIT_ERROR = 1  # the Launcher could not start the guest; the reason is on stderr
-EXIT_USAGE = 2  # the command line made no sense; click explains (this is its own status)
+EXIT_USAGE = 2  # the command line made no sense; click explains (its own status), or we do
 EXIT_RESTART = 3  # the guest asked to be started again
 EXIT_KILLED = 4  # the Host killed the guest; the reason is on stderr
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # standard output was closed: die of SIGPIPE, silently
 OUTCOMES = {"poweroff": EXIT_POWEROFF, "restart": EXIT_RESTART, "killed": EXIT_KILLED}
 # «/How a run ends»
 
 
-# «Launch a guest» book/launcher.md:816 @ac977ad5
+# «The two ends of the pipe» book/launcher.md:1092 @539c67a2
+STOP_GRACE = 1.0  # seconds a stopped reader has to finish what it was doing
+
+
+class Keyboard(io.RawIOBase):
+    """Standard input, read from its file descriptor by a thread that ``stop`` can end."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.stopped = False
+        self.reading = threading.Lock()  # held by the reader for as long as it reads
+        self.reader: threading.Thread | None = None
+        self.wake, self.waker = os.pipe()
+
+    @classmethod
+    def standard_input(cls) -> io.IOBase:
+        """A Keyboard on sys.stdin's descriptor, or nothing to read if it has none."""
+        try:
+            fd = sys.stdin.fileno()
+            os.fstat(fd)
+        except (AttributeError, OSError, ValueError):
+            return io.BytesIO()  # `lguest run 32 <&-`, or a test's stand-in: as if it were empty
+        return cls(fd)
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def readinto(self, buffer: Any) -> int:
+        with self.reading:
+            self.reader = threading.current_thread()
+            while not self.stopped:
+                ready, _, _ = select.select([self.fd, self.wake], [], [])
+                if self.wake in ready:
+                    break
+                try:
+                    data = os.read(self.fd, len(buffer))
+                except BlockingIOError:
+                    continue  # somebody else's O_NONBLOCK on a shared terminal: wait again
+                except OSError:
+                    return 0  # a terminal that hung up: the end of the input
+                buffer[:len(data)] = data
+                return len(data)
+            return 0
+
+    def stop(self) -> None:
+        """End any read in progress as the end of input, and wait for its thread to finish."""
+        if self.stopped:
+            return
+        self.stopped = True
+        os.write(self.waker, b"!")
+        with self.reading:  # the reader has left select, and read() will not wait again
+            os.close(self.wake)
+            os.close(self.waker)
+        reader = self.reader
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(STOP_GRACE)
+
+
+class Screen:
+    """Standard output for the consoles: a reader that goes away stops the guest, quietly."""
+
+    def __init__(self, stream: BinaryIO):
+        self.stream = stream
+        self.gone = False  # the reader closed the pipe: no more output, ever
+        self.stopping: Any = None  # the Host (or Crowd) to stop when that happens
+
+    def write(self, data: Any) -> int:
+        if not self.gone:
+            try:
+                self.stream.write(data)
+                self.stream.flush()
+            except BrokenPipeError:
+                self.went_away()
+        return len(data)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self.went_away()
+
+    def went_away(self) -> None:
+        self.gone = True
+        if self.stopping is not None:
+            self.stopping.stop("standard output was closed")
+
+
+def die_of_a_broken_pipe() -> None:
+    """End this process the way ``cat`` would: killed by SIGPIPE, with nothing to say."""
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores it; the default kills
+    os.kill(os.getpid(), signal.SIGPIPE)
+# «/The two ends of the pipe»
+
+
+# «Launch a guest» book/launcher.md:862 @aa00a42a
 def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool = False,
            deterministic: bool = False, console: BinaryIO | None = None,
            timeout: float | None = None, stderr: TextIO | None = None,
@@ -255,16 +380,34 @@ def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: b
            guests: int = 1, inputs: Sequence[BinaryIO] = (),
            voucher: bytes = b"") -> int:
     """Boot ``elf_path`` with ``mem_mb`` MiB of memory, run it to the end; return the status."""
+    stderr = sys.stderr if stderr is None else stderr
+    screen = Screen(sys.stdout.buffer if console is None else console)
+    keyboard = Keyboard.standard_input() if console_input is None else console_input
+    try:
+        if guests != 1 or inputs:
+            status = launch_guests(guests, mem_mb, elf_path, args, verbose=verbose,
+                                   deterministic=deterministic, console=screen, timeout=timeout,
+                                   stderr=stderr, keyboard=keyboard, inputs=inputs,
+                                   virtio_console=virtio_console, block=block, net=net, rng=rng)
+        else:
+            status = launch_one(mem_mb, elf_path, args, verbose=verbose,
+                                deterministic=deterministic, console=screen, timeout=timeout,
+                                stderr=stderr, keyboard=keyboard,
+                                virtio_console=virtio_console, block=block, net=net, rng=rng,
+                                voucher=voucher)
+    finally:
+        if isinstance(keyboard, Keyboard):
+            keyboard.stop()  # ours, so ours to stop: nobody is left reading standard input
+    return EXIT_BROKEN_PIPE if screen.gone else status
+
+
+def launch_one(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool,
+               deterministic: bool, console: Screen, timeout: float | None, stderr: TextIO,
+               keyboard: BinaryIO, virtio_console: bool, block: Sequence[str],
+               net: Sequence[str], rng: bool, voucher: bytes) -> int:
+    """One guest on its own Host: ``launch`` without the streams."""
     from .drivers import DeviceError
 
-    stderr = sys.stderr if stderr is None else stderr
-    console = sys.stdout.buffer if console is None else console
-    keyboard = sys.stdin.buffer if console_input is None else console_input
-    if guests != 1 or inputs:
-        return launch_guests(guests, mem_mb, elf_path, args, verbose=verbose,
-                             deterministic=deterministic, console=console, timeout=timeout,
-                             stderr=stderr, keyboard=keyboard, inputs=inputs,
-                             virtio_console=virtio_console, block=block, net=net, rng=rng)
     try:
         memory, entry, pgdir, devices = make_machine(
             mem_mb, elf_path, args, block=block, net=net, rng=rng,
@@ -283,12 +426,13 @@ def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: b
                 trace=ExitTracer(stderr) if verbose else None,
                 console_input=None if virtio_console else EarlyConsole(keyboard, deterministic))
     host.voucher = voucher
+    console.stopping = host
     try:
         with watching(host, timeout):
             outcome = boot(host, devices, entry, pgdir)
     finally:
         console.flush()
-    return report(outcome, stderr, verbose)
+    return EXIT_BROKEN_PIPE if console.gone else report(outcome, stderr, verbose)
 
 
 def make_machine(mem_mb: int, elf_path: str | Path, args: Sequence[str],
@@ -324,7 +468,7 @@ def boot(host: Any, devices: Sequence[Any], entry: int, pgdir: int) -> Any:
 # «/Launch a guest»
 
 
-# «Report how the guest ended» book/launcher.md:907 @882ba5ff
+# «Report how the guest ended» book/launcher.md:972 @882ba5ff
 def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
     """The exit status for the Host's outcome, with the reason on stderr if the guest died."""
     reason = " ".join(str(outcome.reason).splitlines())
@@ -339,7 +483,7 @@ def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
 # «/Report how the guest ended»
 
 
-# «Watch the clock and the keyboard» book/launcher.md:949 @3c3a5853
+# «Watch the clock and the keyboard» book/launcher.md:1014 @3c3a5853
 TICK = 0.05  # seconds between the watcher's looks at the clock
 
 
@@ -381,7 +525,7 @@ def watching(host: Any, timeout: float | None) -> Iterator[None]:
 # «/Watch the clock and the keyboard»
 
 
-# «Name the chunk behind each exit» book/launcher.md:1016 @0f542edf
+# «Name the chunk behind each exit» book/launcher.md:1232 @0f542edf
 PACKAGE = Path(__file__).resolve().parent
 
 
@@ -425,7 +569,7 @@ class ExitTracer:
 # «/Name the chunk behind each exit»
 
 
-# «Several guests, one screen» book/launcher.md:1101 @02ef15fd
+# «Several guests, one screen» book/launcher.md:1317 @02ef15fd
 class SharedScreen:
     """One output stream that several guests' consoles write to, a line at a time."""
 
@@ -472,7 +616,7 @@ class GuestScreen(io.RawIOBase):
 # «/Several guests, one screen»
 
 
-# «Launch several guests» book/launcher.md:1160 @a508e930
+# «Launch several guests» book/launcher.md:1376 @24ec1dd9
 MAX_GUESTS = 16
 COMPANION_STOP = "guest g0 has ended"
 
@@ -490,7 +634,7 @@ class Crowd:
 
 
 def launch_guests(count: int, mem_mb: int, elf_path: str | Path, args: Sequence[str], *,
-                  verbose: bool, deterministic: bool, console: BinaryIO, timeout: float | None,
+                  verbose: bool, deterministic: bool, console: Screen, timeout: float | None,
                   stderr: TextIO, keyboard: BinaryIO, inputs: Sequence[BinaryIO],
                   virtio_console: bool, block: Sequence[str], net: Sequence[str],
                   rng: bool) -> int:
@@ -543,6 +687,7 @@ def launch_guests(count: int, mem_mb: int, elf_path: str | Path, args: Sequence[
         print(f"lguest: {error}", file=stderr, flush=True)
         return EXIT_ERROR
     crowd = Crowd([host for _, host, *_ in machines])
+    console.stopping = crowd
     outcomes: list[Any] = [None] * count
 
     def run(number: int) -> None:
@@ -569,6 +714,8 @@ def launch_guests(count: int, mem_mb: int, elf_path: str | Path, args: Sequence[
         for writing in silences:
             os.close(writing)
         console.flush()
+    if console.gone:
+        return EXIT_BROKEN_PIPE
     for number in range(1, count):
         outcome = outcomes[number]
         if outcome.kind == "killed" and COMPANION_STOP not in str(outcome.reason):

@@ -1,9 +1,10 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/__init__.py» book/drivers.md:1459 @224ab3e0
+# «src/lguest/drivers/__init__.py» book/drivers.md:1569 @c929f4bb
 """virtio devices for the guest: transport, virtqueues, and four device types."""
 
 from __future__ import annotations
 
+import re
 from typing import BinaryIO, Sequence
 
 from .block import Block
@@ -13,6 +14,7 @@ from .net import Net, Switch, UdpCable
 from .rng import Rng
 
 MAX_DEVICES = 8  # the boot page's device table has room for eight
+MAX_PORT = 65535  # UDP's port numbers are 16 bits, and 0 means "any"
 
 
 class DeviceError(ValueError):
@@ -53,11 +55,22 @@ def make_devices(*, block: Sequence[str] = (), net: Sequence[str] = (), rng: boo
     return devices
 
 
-def make_net(spec: str, slot: int) -> Net:
-    words = spec.split(":")
-    if len(words) != 3 or words[0] != "udp" or not all(w.isdigit() for w in words[1:]):
+def parse_net(spec: str) -> tuple[int, int] | None:
+    """The two UDP ports of a ``--net`` cable, or None for ``switch``; DeviceError if neither."""
+    if spec == "switch":
+        return None
+    cable = re.fullmatch(r"udp:([0-9]+):([0-9]+)", spec)
+    if cable is None:
         raise DeviceError(f"--net={spec}: expected udp:LOCAL_PORT:REMOTE_PORT or switch")
-    local, remote = int(words[1]), int(words[2])
+    local, remote = int(cable[1]), int(cable[2])
+    for port in (local, remote):
+        if not 0 < port <= MAX_PORT:
+            raise DeviceError(f"--net={spec}: {port} is not a UDP port (1 to {MAX_PORT})")
+    return local, remote
+
+
+def make_net(spec: str, slot: int) -> Net:
+    local, remote = parse_net(spec) or (0, 0)
     try:
         cable = UdpCable(local, remote)
     except OSError as error:
@@ -67,5 +80,5 @@ def make_net(spec: str, slot: int) -> Net:
 
 
 __all__ = ["Block", "Console", "DeviceError", "Net", "Rng", "Switch", "UdpCable",
-           "VirtioDevice", "make_devices"]
+           "VirtioDevice", "make_devices", "parse_net"]
 # «/src/lguest/drivers/__init__.py»

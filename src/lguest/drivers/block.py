@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/block.py» book/drivers.md:840 @09b13011
+# «src/lguest/drivers/block.py» book/drivers.md:856 @34cc21d7
 """virtio-blk: a disk image file, read and written straight from guest memory."""
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ F_RO = 1 << 5
 F_FLUSH = 1 << 9
 HEADER = struct.Struct("<IIQ")  # type, reserved, sector
 ID_BYTES = 20
+NOT_A_FILE = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO, not a disk image",
+              stat.S_IFCHR: "a character device, not a disk image",
+              stat.S_IFBLK: "a block device, not a disk image"}
 
 
 class Block(VirtioDevice):
@@ -30,11 +33,14 @@ class Block(VirtioDevice):
 
     def __init__(self, path: str | Path, *, read_only: bool = False, **placement):
         self.path, self.read_only = Path(path), read_only
-        self.fd = os.open(path, (os.O_RDONLY if read_only else os.O_RDWR) | os.O_CLOEXEC)
+        mode = os.O_RDONLY if read_only else os.O_RDWR
+        self.fd = os.open(path, mode | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
         try:
             status = os.fstat(self.fd)
-            if stat.S_ISDIR(status.st_mode):
-                raise OSError(errno.EISDIR, "it is a directory")
+            kind = stat.S_IFMT(status.st_mode)
+            if kind != stat.S_IFREG:
+                raise OSError(errno.EINVAL, f"it is {NOT_A_FILE.get(kind, 'not a file')}")
+            os.set_blocking(self.fd, True)
             try:
                 fcntl.flock(self.fd, (fcntl.LOCK_SH if read_only else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -56,7 +62,7 @@ class Block(VirtioDevice):
             os.close(self.fd)
             self.fd = -1
 
-    # «Serve a block request» book/drivers.md:906 @603d59e3
+    # «Serve a block request» book/drivers.md:928 @603d59e3
     def handle(self, queue: Virtqueue, chain: Chain) -> int:
         if chain.readable_size < HEADER.size or chain.writable_size < 1:
             raise RingError("a block request without a 16-byte header and a status byte")

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/console.py» book/drivers.md:1020 @4f35ef3e
+# «src/lguest/drivers/console.py» book/drivers.md:1051 @4f35ef3e
 """virtio-console: text out to a stream, keys in from another."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class Console(VirtioDevice):
         else:
             self.deliver()
 
-    # «Console input» book/drivers.md:1081 @132aaa35
+    # «Console input» book/drivers.md:1112 @1b30d11e
     def feed(self, data: bytes) -> None:
         """Bytes typed for the guest: deliver what fits now, keep the rest."""
         with self.lock:
@@ -100,11 +100,12 @@ class Console(VirtioDevice):
         threading.Thread(target=self._reader, name="lguest-console", daemon=True).start()
 
     def _reader(self) -> None:
+        read = getattr(self.input, "read1", None) or self.input.read
         while not self.ended:
             try:
-                data = os.read(self.input.fileno(), 4096)
-            except (OSError, ValueError, AttributeError):
-                data = self.input.read1(4096) if hasattr(self.input, "read1") else b""
+                data = read(4096)
+            except (OSError, ValueError):
+                data = b""
             try:
                 if not data:
                     self.end()

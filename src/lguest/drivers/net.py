@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/net.py» book/drivers.md:1246 @cc87a2b9
+# «src/lguest/drivers/net.py» book/drivers.md:1278 @0cf5783f
 """virtio-net: Ethernet frames, to a switch in this process or to another over UDP."""
 
 from __future__ import annotations
@@ -7,6 +7,8 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
+from collections import OrderedDict
 from typing import Callable
 
 from ..memory import GuestMemoryError
@@ -19,9 +21,12 @@ HEADER_SIZE = 12  # flags, gso type, header length, gso size, checksum start and
 RECEIVED_HEADER = struct.pack("<BBHHHHH", 0, 0, 0, 0, 0, 0, 1)
 LARGEST_FRAME = 65536
 LISTEN_TICK = 0.1  # how often a cable's listener looks up to see if it should stop
+TABLE_SIZE = 1024  # addresses a switch remembers at most
+TABLE_AGE = 300.0  # seconds a switch remembers an address it has not heard from since
+SWEEP = 1.0  # seconds between a switch's looks for addresses that have grown too old
 
 
-# «The network device» book/drivers.md:1277 @4e17fe7d
+# «The network device» book/drivers.md:1314 @4e17fe7d
 class Net(VirtioDevice):
     device_id = NET
     name = "virtio-net"
@@ -82,7 +87,7 @@ class Net(VirtioDevice):
 # «/The network device»
 
 
-# «The switch» book/drivers.md:1341 @b3ac4479
+# «The switch» book/drivers.md:1404 @c704d51d
 class Port:
     """One socket on a Switch."""
 
@@ -101,11 +106,14 @@ class Port:
 
 
 class Switch:
-    """A learning Ethernet switch for guests in one process."""
+    """A learning Ethernet switch for guests in one process, with a table of bounded size."""
 
-    def __init__(self):
+    def __init__(self, *, size: int = TABLE_SIZE, age: float = TABLE_AGE,
+                 clock: Callable[[], float] = time.monotonic):
         self.ports: list[Port] = []
-        self.where: dict[bytes, Port] = {}
+        self.where: OrderedDict[bytes, tuple[Port, float]] = OrderedDict()  # stalest first
+        self.size, self.age, self.clock = size, age, clock
+        self.next_sweep = 0.0  # when to look for stale addresses again
         self.lock = threading.Lock()
 
     def port(self) -> Port:
@@ -113,29 +121,52 @@ class Switch:
         self.ports.append(port)
         return port
 
+    def learn(self, sender: bytes, port: Port, now: float) -> None:
+        table = self.where
+        if sender in table:
+            table.move_to_end(sender)
+        table[sender] = (port, now)
+        if len(table) > self.size:
+            table.popitem(last=False)  # the stalest address makes room
+
+    def forget_old(self, now: float) -> None:
+        """Drop the addresses not heard from for ``age`` seconds; look again in a second."""
+        table = self.where
+        while table and now - table[next(iter(table))][1] >= self.age:
+            table.popitem(last=False)
+        self.next_sweep = now + SWEEP
+
     def forward(self, source: Port, frame: bytes) -> None:
         if len(frame) < 14:
             return  # not even an Ethernet header: nobody wants it
         destination, sender = frame[:6], frame[6:12]
         with self.lock:
+            now = self.clock()
+            if now >= self.next_sweep:
+                self.forget_old(now)
             if not sender[0] & 1:
-                self.where[sender] = source
-            known = None if destination[0] & 1 else self.where.get(destination)
-            targets = [known] if known else [port for port in self.ports if port is not source]
+                self.learn(sender, source, now)
+            entry = None if destination[0] & 1 else self.where.get(destination)
+            targets = [entry[0]] if entry else [port for port in self.ports if port is not source]
         for port in targets:
             if port is not source and port.receive is not None:
                 port.receive(frame)
 # «/The switch»
 
 
-# «The UDP cable» book/drivers.md:1394 @d1512934
+# «The UDP cable» book/drivers.md:1494 @52349258
 class UdpCable:
     """Frames as UDP datagrams between two ports on 127.0.0.1."""
 
     def __init__(self, local_port: int, remote_port: int):
         self.remote = ("127.0.0.1", remote_port)
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.socket.bind(("127.0.0.1", local_port))
+        try:
+            self.socket.bind(("127.0.0.1", local_port))
+            self.socket.connect(self.remote)  # datagrams from anybody else are dropped
+        except OSError:
+            self.socket.close()
+            raise
         self.socket.settimeout(LISTEN_TICK)
         self.closed = False
         self.listener: threading.Thread | None = None
@@ -149,8 +180,8 @@ class UdpCable:
         while not self.closed:
             try:
                 frame = self.socket.recv(LARGEST_FRAME)
-            except socket.timeout:
-                continue
+            except (socket.timeout, ConnectionRefusedError):
+                continue  # nothing yet; or an old frame that found nobody at the other end
             except OSError:
                 return  # the socket is closed
             try:
@@ -160,7 +191,7 @@ class UdpCable:
 
     def send(self, frame: bytes) -> None:
         try:
-            self.socket.sendto(frame, self.remote)
+            self.socket.send(frame)
         except OSError:
             pass  # nobody at the other end: a frame into the void, as on a real wire
 
