@@ -682,3 +682,30 @@ def test_readers_share_an_image_and_a_finished_launcher_lets_go(kernel, tmp_path
     for result in (shared, *after):  # the guest ran (and was killed for its manners)
         assert result.returncode == EXIT_KILLED, result.stderr
         assert "disk image" not in result.stderr
+
+
+# --- What the Host writes, the CPU must not have translated already ------------------------------
+
+def test_guest_memory_remembers_written_ranges_within_bounds():
+    from unicorn import UC_ARCH_X86, UC_MODE_32, Uc
+
+    from lguest.memory import STALE_RANGES, GuestMemory
+
+    memory = GuestMemory(1 << 20)
+    memory.write(0, b"before the CPU")  # no CPU yet: nothing to tell
+    assert memory.stale == []
+    uc = Uc(UC_ARCH_X86, UC_MODE_32)
+    memory.map_into(uc)
+    memory.write(0x100, b"x" * 16)
+    memory.write(0x110, b"y" * 16)  # touching the last range: merged into it
+    memory.write_u32(0x108, 7)  # inside it: nothing new
+    assert memory.stale == [[0x100, 0x120]]
+    memory.settle()
+    assert memory.stale == [] and not memory.stale_everywhere
+    for page in range(STALE_RANGES + 1):  # one range too many: forget everything instead
+        memory.wrote(page * 0x1000, 8)
+    assert memory.stale == [] and memory.stale_everywhere
+    memory.settle()
+    assert not memory.stale_everywhere
+    with pytest.raises(ValueError, match="first memory"):
+        GuestMemory(1 << 20).map_into(uc)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/net.py» book/drivers.md:1246 @cc87a2b9
+# «src/lguest/drivers/net.py» book/drivers.md:1270 @cc87a2b9
 """virtio-net: Ethernet frames, to a switch in this process or to another over UDP."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ LARGEST_FRAME = 65536
 LISTEN_TICK = 0.1  # how often a cable's listener looks up to see if it should stop
 
 
-# «The network device» book/drivers.md:1277 @4e17fe7d
+# «The network device» book/drivers.md:1301 @df6a3c85
 class Net(VirtioDevice):
     device_id = NET
     name = "virtio-net"
@@ -76,13 +76,13 @@ class Net(VirtioDevice):
                 self.dropped += 1
                 return
             written = chain.write(0, RECEIVED_HEADER + frame)
-            queue.push(chain.head, written)
+            queue.push(chain, written)
             if queue.wants_interrupt():
                 self.interrupt(INTERRUPT_USED)
 # «/The network device»
 
 
-# «The switch» book/drivers.md:1341 @b3ac4479
+# «The switch» book/drivers.md:1365 @b3ac4479
 class Port:
     """One socket on a Switch."""
 
@@ -128,7 +128,7 @@ class Switch:
 # «/The switch»
 
 
-# «The UDP cable» book/drivers.md:1394 @d1512934
+# «The UDP cable» book/drivers.md:1418 @d1512934
 class UdpCable:
     """Frames as UDP datagrams between two ports on 127.0.0.1."""
 

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1784 @1837a3ca
+# «src/lguest/host/core.py» book/host.md:1814 @ce7325a9
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Callable
 from unicorn.unicorn_py3.unicorn import uclib
 from unicorn import (UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_MODE_32,
                      Uc, UcError)
-from unicorn.x86_const import (UC_X86_INS_IN, UC_X86_INS_OUT, UC_X86_REG_CR2, UC_X86_REG_CS,
-                               UC_X86_REG_EIP)
+from unicorn.x86_const import (UC_X86_INS_CPUID, UC_X86_INS_IN, UC_X86_INS_OUT, UC_X86_REG_CR2,
+                               UC_X86_REG_CS, UC_X86_REG_EIP)
 
 from ..abi import (ASYNC_READY, HYPERCALL_NAMES, HYPERCALL_VECTOR, HYPERCALLS, KERNEL_CS,
                    KERNEL_DS, LGUEST_DATA, TIMER_IRQ)
@@ -61,7 +61,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Register the trap hook» book/host.md:415 @ee2467ac
+# «Register the trap hook» book/host.md:432 @ee2467ac
 TRAP_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 
 
@@ -77,7 +77,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:1301 @fe41e502
+# «Clocks» book/host.md:1331 @fe41e502
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -115,7 +115,7 @@ class VirtualClock:
 # «/Clocks»
 
 
-# «The Host's state» book/host.md:94 @20e48b9e
+# «The Host's state» book/host.md:94 @f0e955bd
 FRAME_INDEX = {name: index for index, name in enumerate(FRAME)}
 EIP, CS, EFLAGS, ESP, SS = (FRAME_INDEX[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 ASYNC_STATUS = LGUEST_DATA["async_status"]
@@ -164,9 +164,10 @@ class Host:
         self._trap_hook = hook_traps(uc, self._fast_path())
         uc.hook_add(UC_HOOK_INSN, self._on_in, aux1=UC_X86_INS_IN)
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
+        uc.hook_add(UC_HOOK_INSN, self._on_cpuid, aux1=UC_X86_INS_CPUID)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1763 @f9a84bbe
+    # «Killing and stopping» book/host.md:1793 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -185,7 +186,7 @@ class Host:
             raise Killed(f"stopped by the host: {self.stop_request}")
     # «/Killing and stopping»
 
-    # «Run the guest» book/host.md:172 @09803a26
+    # «Run the guest» book/host.md:173 @09803a26
     def run(self, *, entry: int, stack: int, boot: int, pgdir: int) -> Outcome:
         """Run the guest from ``entry`` until it shuts down or dies."""
         self._cpu_thread = threading.get_ident()
@@ -229,7 +230,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest» book/host.md:239 @f349be15
+    # «One trip into the Guest» book/host.md:249 @2c20c80a
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
@@ -237,6 +238,7 @@ class Host:
         self.running = True
         try:
             if self.stop_request is None:
+                self.memory.settle()  # what the Host wrote since the last trip, the CPU now sees
                 self.uc.emu_start(CODE_ADDRESS, self.switcher.stop_address,
                                   count=SLICE if self.deterministic else 0)
         except UcError as error:
@@ -261,7 +263,7 @@ class Host:
         self.regs[:] = self.cpu.frame()
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:334 @e9e02300
+    # «The trap hook» book/host.md:345 @8c63626c
     def _fast_path(self) -> Callable[[int, int, int], None]:
         """The trap hook: serve a hypercall in place if we may, else stop for the loop."""
         host, in_hook, view = self, IN_HOOK, self.memory.view
@@ -327,13 +329,19 @@ class Host:
         """Nothing listens on any port; the write goes nowhere."""
 
 
+    def _on_cpuid(self, uc: Uc, _) -> int:
+        """CPUID serializes: after it, the guest may run code the Host or a device wrote."""
+        self.memory.settle()
+        return 0  # and Unicorn answers the question itself
+
+
     def _on_invalid(self, uc: Uc, _) -> bool:
         self.trap = INVALID_OPCODE
         uc.emu_stop()
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:449 @d2dc251a
+    # «Handle an exit» book/host.md:475 @d2dc251a
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
@@ -373,7 +381,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:1183 @7d2637fd
+    # «Time passes» book/host.md:1213 @7d2637fd
     def _timer(self) -> None:
         """The timer thread: stop the CPU at a due deadline, and look in every TICK."""
         stopped_for = None  # the due deadline the CPU was last stopped for
@@ -443,7 +451,7 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
 
-    # «Plugging in devices» book/host.md:849 @d1e4bf64
+    # «Plugging in devices» book/host.md:878 @d1e4bf64
     def add_device(self, device) -> None:
         """Map a virtio device's registers and lend it an interrupt line."""
         self.devices.append(device)
