@@ -167,7 +167,7 @@ def check_preparation(root: Path) -> str:
                            "alphabetical order, ignoring case")
     return f"lguest chunks lists all {len(expected)} chunks"
 # «/The quests' checks»
-# «The quests' checks»[2] book/launcher.md:1617 @e42d421b
+# «The quests' checks»[2] book/launcher.md:1616 @e42d421b
 
 @quest("launcher", "Memory by the kilo, the mega and the giga: lguest run 8192K")
 def check_launcher(root: Path) -> str:
