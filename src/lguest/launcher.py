@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/launcher.py» book/launcher.md:1388 @7734df6e
+# «src/lguest/launcher.py» book/launcher.md:1389 @7734df6e
 """The Launcher: make guest memory, load a kernel, write the boot page, run the Host."""
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from .literate.book import LiterateError
 from .literate.stitch import read_tangled
 from .memory import GuestMemory
 
-# «The Launcher says no» book/launcher.md:307 @66016553
+# «The Launcher says no» book/launcher.md:308 @66016553
 class LaunchError(Exception):
     """Why the Launcher cannot start this guest: one line that names the culprit."""
 # «/The Launcher says no»
 
 
-# «The map of guest memory» book/launcher.md:336 @2b598058
+# «The map of guest memory» book/launcher.md:337 @2b598058
 ENTRIES_PER_TABLE = abi.PAGE_SIZE // 4  # 32-bit entries in a page directory or a page table
 TABLE_SPAN = ENTRIES_PER_TABLE * abi.PAGE_SIZE  # the memory one page table maps: 4 MiB
 BOOT_STACK = abi.BOOT_PAGE - abi.PAGE_SIZE  # the page just below the boot page
@@ -59,7 +59,7 @@ def reserved_areas(size: int) -> list[tuple[int, int, str]]:
 # «/The map of guest memory»
 
 
-# «How much memory a guest may have» book/launcher.md:392 @1e83e280
+# «How much memory a guest may have» book/launcher.md:393 @1e83e280
 MIN_MEMORY = 2 << 20  # room for the boot pages, a kernel at 1 MiB, and the tables on top
 
 
@@ -84,7 +84,7 @@ def make_memory(mem_mb: int) -> GuestMemory:
 # «/How much memory a guest may have»
 
 
-# «Load the kernel» book/launcher.md:446 @90e7c9c6
+# «Load the kernel» book/launcher.md:447 @90e7c9c6
 def load_kernel(memory: GuestMemory, path: str | Path) -> int:
     """Copy a kernel's PT_LOAD segments into guest memory; return its (virtual) entry point."""
     name = str(path)
@@ -111,7 +111,7 @@ def load_kernel(memory: GuestMemory, path: str | Path) -> int:
 # «/Load the kernel»
 
 
-# «Check the ELF header» book/launcher.md:487 @ed8add27
+# «Check the ELF header» book/launcher.md:488 @ed8add27
 def open_elf(name: str, image: bytes) -> ELFFile:
     """Parse the ELF header, insisting on a 32-bit, little-endian i386 executable."""
     if image[:4] != b"\x7fELF":
@@ -134,7 +134,7 @@ def open_elf(name: str, image: bytes) -> ELFFile:
 # «/Check the ELF header»
 
 
-# «Check a segment» book/launcher.md:516 @78e99154
+# «Check a segment» book/launcher.md:517 @78e99154
 def check_segment(memory: GuestMemory, name: str, number: int, segment: Segment,
                   file_size: int) -> None:
     """Refuse a PT_LOAD segment that would not fit, or would land on something reserved."""
@@ -152,7 +152,7 @@ def check_segment(memory: GuestMemory, name: str, number: int, segment: Segment,
 # «/Check a segment»
 
 
-# «Check the entry point» book/launcher.md:541 @1e0fc74f
+# «Check the entry point» book/launcher.md:542 @1e0fc74f
 def check_entry(name: str, entry: int, segments: list[Segment]) -> int:
     """The entry point, if the initial page tables take it into the kernel's loaded bytes."""
     physical = entry - abi.PAGE_OFFSET if entry >= abi.PAGE_OFFSET else entry
@@ -163,7 +163,7 @@ def check_entry(name: str, entry: int, segments: list[Segment]) -> int:
 # «/Check the entry point»
 
 
-# «Build the initial page tables» book/launcher.md:613 @1d872900
+# «Build the initial page tables» book/launcher.md:614 @1d872900
 PTE_PRESENT = 0x001
 PTE_WRITABLE = 0x002
 PTE_FLAGS = PTE_PRESENT | PTE_WRITABLE  # supervisor only (no user bit), 4 KiB pages (no PSE)
@@ -189,7 +189,7 @@ def build_page_tables(memory: GuestMemory) -> int:
 # «/Build the initial page tables»
 
 
-# «Write the boot page» book/launcher.md:703 @fcceb509
+# «Write the boot page» book/launcher.md:704 @fcceb509
 HEADER_FORMAT = f"<{len(abi.BOOT_FIELDS)}I"
 DEVICE_FORMAT = f"<{len(abi.BOOT_DEVICE_FIELDS)}I"
 DEVICE_SIZE = struct.calcsize(DEVICE_FORMAT)
@@ -221,7 +221,7 @@ def write_boot_page(memory: GuestMemory, pgdir: int, cmdline: str,
 # «/Write the boot page»
 
 
-# «Read the boot page back» book/launcher.md:739 @6645b634
+# «Read the boot page back» book/launcher.md:740 @6645b634
 def read_boot_page(memory: GuestMemory) -> dict[str, Any]:
     """The boot page, decoded the way a guest reads it."""
     page = memory.read(abi.BOOT_PAGE, abi.PAGE_SIZE)
@@ -236,7 +236,7 @@ def read_boot_page(memory: GuestMemory) -> dict[str, Any]:
 # «/Read the boot page back»
 
 
-# «How a run ends» book/launcher.md:896 @38f0e5e2
+# «How a run ends» book/launcher.md:897 @38f0e5e2
 EXIT_POWEROFF = 0  # the guest shut itself down
 EXIT_ERROR = 1  # the Launcher could not start the guest; the reason is on stderr
 EXIT_USAGE = 2  # the command line made no sense; click explains (this is its own status)
@@ -246,7 +246,7 @@ OUTCOMES = {"poweroff": EXIT_POWEROFF, "restart": EXIT_RESTART, "killed": EXIT_K
 # «/How a run ends»
 
 
-# «Launch a guest» book/launcher.md:933 @ac977ad5
+# «Launch a guest» book/launcher.md:934 @ac977ad5
 def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool = False,
            deterministic: bool = False, console: BinaryIO | None = None,
            timeout: float | None = None, stderr: TextIO | None = None,
@@ -324,7 +324,7 @@ def boot(host: Any, devices: Sequence[Any], entry: int, pgdir: int) -> Any:
 # «/Launch a guest»
 
 
-# «Report how the guest ended» book/launcher.md:1024 @882ba5ff
+# «Report how the guest ended» book/launcher.md:1025 @882ba5ff
 def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
     """The exit status for the Host's outcome, with the reason on stderr if the guest died."""
     reason = " ".join(str(outcome.reason).splitlines())
@@ -339,7 +339,7 @@ def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
 # «/Report how the guest ended»
 
 
-# «Watch the clock and the keyboard» book/launcher.md:1066 @3c3a5853
+# «Watch the clock and the keyboard» book/launcher.md:1067 @3c3a5853
 TICK = 0.05  # seconds between the watcher's looks at the clock
 
 
@@ -381,7 +381,7 @@ def watching(host: Any, timeout: float | None) -> Iterator[None]:
 # «/Watch the clock and the keyboard»
 
 
-# «Name the chunk behind each exit» book/launcher.md:1133 @0f542edf
+# «Name the chunk behind each exit» book/launcher.md:1134 @0f542edf
 PACKAGE = Path(__file__).resolve().parent
 
 
@@ -425,7 +425,7 @@ class ExitTracer:
 # «/Name the chunk behind each exit»
 
 
-# «Several guests, one screen» book/launcher.md:1218 @02ef15fd
+# «Several guests, one screen» book/launcher.md:1219 @02ef15fd
 class SharedScreen:
     """One output stream that several guests' consoles write to, a line at a time."""
 
@@ -472,7 +472,7 @@ class GuestScreen(io.RawIOBase):
 # «/Several guests, one screen»
 
 
-# «Launch several guests» book/launcher.md:1277 @a508e930
+# «Launch several guests» book/launcher.md:1278 @a508e930
 MAX_GUESTS = 16
 COMPANION_STOP = "guest g0 has ended"
 

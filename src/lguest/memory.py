@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/memory.py» book/launcher.md:276 @20c7ef46
+# «src/lguest/memory.py» book/launcher.md:277 @20c7ef46
 """Guest memory: one mmap, seen by the CPU and by Python alike."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from unicorn.unicorn_py3.unicorn import uclib
 
 from .abi import PAGE_SIZE
 
-# «Forgetting translations» book/launcher.md:258 @21fbe2e4
+# «Forgetting translations» book/launcher.md:259 @21fbe2e4
 STALE_RANGES = 64  # written ranges remembered before the CPU forgets everything instead
 
 

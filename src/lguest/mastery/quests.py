@@ -167,7 +167,7 @@ def check_preparation(root: Path) -> str:
                            "alphabetical order, ignoring case")
     return f"lguest chunks lists all {len(expected)} chunks"
 # «/The quests' checks»
-# «The quests' checks»[2] book/launcher.md:1616 @e42d421b
+# «The quests' checks»[2] book/launcher.md:1617 @e42d421b
 
 @quest("launcher", "Memory by the kilo, the mega and the giga: lguest run 8192K")
 def check_launcher(root: Path) -> str:
@@ -265,7 +265,7 @@ def check_switcher(root: Path) -> str:
                            "and fewer than crossings, since most crossings change no page table")
     return f"{crossings} crossings, {flushes} of them flushed the TLB"
 # «/The quests' checks»
-# «The quests' checks»[6] book/drivers.md:3857 @4622cd34
+# «The quests' checks»[6] book/drivers.md:3860 @4622cd34
 
 @quest("drivers", "Tell the driver the block size: VIRTIO_BLK_F_BLK_SIZE")
 def check_drivers(root: Path) -> str:
