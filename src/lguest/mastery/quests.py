@@ -265,7 +265,7 @@ def check_switcher(root: Path) -> str:
                            "and fewer than crossings, since most crossings change no page table")
     return f"{crossings} crossings, {flushes} of them flushed the TLB"
 # «/The quests' checks»
-# «The quests' checks»[6] book/drivers.md:3860 @4622cd34
+# «The quests' checks»[6] book/drivers.md:3862 @4622cd34
 
 @quest("drivers", "Tell the driver the block size: VIRTIO_BLK_F_BLK_SIZE")
 def check_drivers(root: Path) -> str:
