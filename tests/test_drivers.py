@@ -237,6 +237,30 @@ def test_block_read_write_flush_get_id(image):
     device.close()
 
 
+def test_push_notes_every_writable_buffer_and_the_used_ring(image):
+    """What a device hands back is noted for the CPU: whole writable buffers, even where a
+    short read left some bytes unwritten, and the used ring; readable buffers are not."""
+    from unicorn import UC_ARCH_X86, UC_MODE_32, Uc
+
+    memory = GuestMemory(MEMORY)
+    memory.map_into(Uc(UC_ARCH_X86, UC_MODE_32))
+    device = Block(image)
+    driver = TestDriver(device, memory)
+    (queue,) = driver.setup()
+    header, _ = driver.buffer(struct.pack("<IIQ", T_IN, 0, 31))
+    data, _ = driver.buffer(1024)  # the image has 32 sectors: this read of two comes up short
+    status, _ = driver.buffer(1)
+    memory.settle()
+    queue.offer([(header, 16, False), (data, 1024, True), (status, 1, True)])
+    assert queue.collect() == [(0, 1)] and memory.read(status, 1) == bytes([S_IOERR])
+    used = device.queues[0].device
+    noted = lambda address: any(start <= address < end for start, end in memory.stale)
+    assert all(noted(address) for address in [*range(data, data + 1024), status,
+                                               *range(used + 2, used + 12)])
+    assert not any(noted(address) for address in range(header, header + 16))
+    device.close()
+
+
 def test_block_out_of_range_is_ioerr(image):
     device = Block(image)
     driver, (queue,) = driven(device)

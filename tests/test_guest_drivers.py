@@ -9,12 +9,20 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import threading
 from pathlib import Path
 
 import pytest
 
+import hostile
 from conftest import run_guest
+from hostile import EAX, V, hypercall, load, mov, store
+from lguest import abi
+from lguest.drivers import Block, Net, Switch
+from lguest.drivers import mmio as M
 from lguest.guest import build_kernel
+from lguest.host.core import Host
+from lguest.host.hypercalls import EarlyConsole
 from lguest.launcher import EXIT_POWEROFF, launch
 
 PROMPT = "lguest$ "
@@ -215,3 +223,103 @@ def test_blk_bench_64_sectors(kernel, tmp_path):
     assert re.fullmatch(r"blk bench: 64 sectors read in \d+ us\n", read), read
     assert usage == "usage: blk bench read|write SECTORS\n"
     assert too_many == "blk bench: the disk has only 64 sectors\n"
+
+
+# --- DMA coherence: what a device writes, the CPU runs (book/drivers.md, "DMA coherence") -----
+
+SNIPPET = 0x190000  # guest-physical; the guest calls it at PAGE_OFFSET + SNIPPET
+RESULTS = 0x3400  # each call's %eax, a word apiece
+READY = RESULTS + 0x20  # the guest sets it when its network buffer waits for a frame
+BLOCK_RING, NET_RING = 0x10000, 0x30000  # descriptor table; available ring +0x1000; used +0x2000
+BLOCK_HEADER, BLOCK_STATUS, NET_HEADER = 0x20000, 0x20010, 0x20100
+
+
+def returns(value: int) -> bytes:
+    """mov $value, %eax; ret: the code the guest runs, and the Host rewrites under it."""
+    return b"\xb8" + value.to_bytes(4, "little") + b"\xc3"
+
+
+def dma_guest(serialize: bytes) -> bytes:
+    """Call the snippet; refill it by a block read, by CONSOLE_READ and by a network frame
+    that arrives from another thread (seen by polling the used ring, then ``serialize``),
+    calling it again after each. Each call's result goes to RESULTS."""
+    call = mov(EAX, V + SNIPPET) + b"\xff\xd0"  # call *%eax
+
+    def result(index: int) -> bytes:
+        return b"\xa3" + (V + RESULTS + 4 * index).to_bytes(4, "little")  # mov %eax, RESULTS[i]
+
+    def queue(slot: int, ring: int, chain: list[tuple[int, int, int]], flags: int = 0) -> bytes:
+        base = M.MMIO_BASE + slot * M.MMIO_SIZE
+        registers = [(M.STATUS, 0), (M.STATUS, M.ACKNOWLEDGE | M.DRIVER), (M.DRIVER_FEATURES_SEL, 1),
+                     (M.DRIVER_FEATURES, 1), (M.STATUS, M.ACKNOWLEDGE | M.DRIVER | M.FEATURES_OK),
+                     (M.QUEUE_SEL, 0), (M.QUEUE_NUM, 8), (M.QUEUE_DESC_LOW, ring),
+                     (M.QUEUE_DRIVER_LOW, ring + 0x1000), (M.QUEUE_DEVICE_LOW, ring + 0x2000),
+                     (M.QUEUE_READY, 1),
+                     (M.STATUS, M.ACKNOWLEDGE | M.DRIVER | M.FEATURES_OK | M.DRIVER_OK)]
+        code = b"".join(store(base + register, value) for register, value in registers)
+        for index, (address, length, descriptor_flags) in enumerate(chain):
+            entry = V + ring + 16 * index
+            code += (store(entry, address) + store(entry + 4, 0) + store(entry + 8, length)
+                     + store(entry + 12, descriptor_flags, 2) + store(entry + 14, index + 1, 2))
+        return code + store(V + ring + 0x1000, flags, 2) + store(V + ring + 0x1000 + 2, 1, 2)
+
+    NEXT, WRITE = 1, 2
+    code = call + result(0)
+    code += queue(0, BLOCK_RING, [(BLOCK_HEADER, 16, NEXT), (SNIPPET, 512, NEXT | WRITE),
+                                  (BLOCK_STATUS, 1, WRITE)])
+    code += store(M.MMIO_BASE + M.QUEUE_NOTIFY, 0)  # the read happens inside this store
+    code += call + result(1)
+    code += hypercall(abi.HYPERCALLS["CONSOLE_READ"], SNIPPET, 16) + call + result(2)
+    code += queue(1, NET_RING, [(NET_HEADER, 12, NEXT | WRITE), (SNIPPET, 64, WRITE)], flags=1)
+    code += store(V + READY, 1)
+    code += b"\x66\x83\x3d" + (V + NET_RING + 0x2002).to_bytes(4, "little") + b"\x00"  # cmpw $0, used.idx
+    code += b"\x74\xf6"  # je back to the cmpw: poll, no exit, no interrupt (NO_INTERRUPT is set)
+    code += serialize + call + result(3)
+    return code
+
+
+@pytest.mark.parametrize("serialize, forget", [("mmio", "range"), ("cpuid", "range"),
+                                               ("mmio", "everything")])
+def test_the_cpu_runs_what_devices_wrote_over_code_it_ran(tmp_path, monkeypatch, serialize, forget):
+    """Each path fails without DMA coherence: the CPU runs the first snippet four times."""
+    if forget == "everything":  # a Unicorn without the range function: flush every translation
+        monkeypatch.setattr("lguest.memory.FORGET_RANGE", None)
+    status_register = M.MMIO_BASE + M.MMIO_SIZE + M.INTERRUPT_STATUS
+    step = {"mmio": load(status_register), "cpuid": b"\x0f\xa2"}[serialize]
+    memory = hostile.build(hostile.Case(init=True, handlers={}, devices=True, deterministic=False,
+                                        ops=[hostile.Op("raw", (dma_guest(step),))]))
+    memory.write(SNIPPET, returns(1))
+    image = tmp_path / "code.img"
+    image.write_bytes(returns(2).ljust(512, b"\0"))
+    switch = Switch()
+    wire = switch.port()
+    wire.connect(lambda frame: None)
+    host = Host(memory, console=io.BytesIO(),
+                console_input=EarlyConsole(io.BytesIO(returns(3)), deterministic=True))
+    block = Block(image, base=M.MMIO_BASE, irq=M.FIRST_DEVICE_IRQ)
+    net = Net(switch.port(), b"\x02\x4c\x47\x00\x00\x01", base=M.MMIO_BASE + M.MMIO_SIZE,
+              irq=M.FIRST_DEVICE_IRQ + 1)
+    host.add_device(block)
+    host.add_device(net)
+
+    def send_when_ready() -> None:  # the frame arrives on this thread, not the CPU's
+        for _ in range(1000):
+            if memory.read_u32(READY):
+                wire.send(returns(4).ljust(64, b"\0"))
+                return
+            threading.Event().wait(0.01)
+
+    sender = threading.Thread(target=send_when_ready)
+    watchdog = threading.Timer(20, host.stop, ("watchdog",))
+    sender.start()
+    watchdog.start()
+    try:
+        outcome = host.run(entry=hostile.V + hostile.CODE, stack=hostile.V + hostile.STACK_TOP,
+                           boot=abi.BOOT_PAGE, pgdir=hostile.PGDIR)
+    finally:
+        watchdog.cancel()
+        sender.join()
+        block.close()
+        net.close()
+    assert outcome.kind == "poweroff", outcome
+    assert [memory.read_u32(RESULTS + 4 * index) for index in range(4)] == [1, 2, 3, 4]

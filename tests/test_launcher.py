@@ -875,3 +875,71 @@ def test_a_disk_image_that_is_not_a_file_exits_1_and_never_hangs(kernel, tmp_pat
     assert (result.returncode, result.stdout, result.stderr) == (
         EXIT_ERROR, "", f"lguest: {path}: cannot open the disk image: it is a {what}, "
                         "not a disk image\n")
+
+
+# --- What the Host writes, the CPU must not have translated already ------------------------------
+
+def test_guest_memory_remembers_written_ranges_within_bounds():
+    from unicorn import UC_ARCH_X86, UC_MODE_32, Uc
+
+    from lguest.memory import STALE_RANGES, GuestMemory
+
+    memory = GuestMemory(1 << 20)
+    memory.write(0, b"before the CPU")  # no CPU yet: nothing to tell
+    assert memory.stale == []
+    uc = Uc(UC_ARCH_X86, UC_MODE_32)
+    memory.map_into(uc)
+    memory.write(0x100, b"x" * 16)
+    memory.write(0x110, b"y" * 16)  # touching the last range: merged into it
+    memory.write_u32(0x108, 7)  # inside it: nothing new
+    assert memory.stale == [[0x100, 0x120]]
+    memory.settle()
+    assert memory.stale == [] and not memory.stale_everywhere
+    for page in range(STALE_RANGES + 1):  # one range too many: forget everything instead
+        memory.wrote(page * 0x1000, 8)
+    assert memory.stale == [] and memory.stale_everywhere
+    memory.settle()
+    assert not memory.stale_everywhere
+    with pytest.raises(ValueError, match="first memory"):
+        GuestMemory(1 << 20).map_into(uc)
+
+
+def test_settle_forgets_code_by_physical_page_whatever_maps_it():
+    """Code run at two virtual addresses of one physical page, rewritten by the Host while
+    the current page tables do not map that page at all, runs anew at both addresses.
+    (Unicorn's public ctl_remove_cache names pages by virtual address, and could not.)"""
+    from unicorn import UC_ARCH_X86, UC_MODE_32, Uc
+    from unicorn.x86_const import UC_X86_REG_CR0, UC_X86_REG_CR3, UC_X86_REG_EAX, UC_X86_REG_ESP
+
+    from lguest.memory import GuestMemory
+
+    memory = GuestMemory(8 << 20)
+    uc = Uc(UC_ARCH_X86, UC_MODE_32)
+    memory.map_into(uc)
+    code, caller, first, second, empty = 0x500000, 0x3000, 0x800000, 0x801000, 0x5000
+    mapping, other = 0x1000, 0x6000  # page directories: one maps the code twice, one not at all
+    memory.write_u32(mapping, 0x2000 | 3)
+    memory.write_u32(other, 0x2000 | 3)
+    for page in range(1024):  # the first 4 MiB, as they are, in both
+        memory.write_u32(0x2000 + 4 * page, page << 12 | 3)
+    memory.write_u32(mapping + 4 * (first >> 22), 0x4000 | 3)
+    memory.write_u32(0x4000, code | 3)
+    memory.write_u32(0x4004, code | 3)
+    memory.write_u32(other + 4 * (first >> 22), empty | 3)  # a table with nothing in it
+    uc.reg_write(UC_X86_REG_CR3, mapping)
+    uc.reg_write(UC_X86_REG_CR0, uc.reg_read(UC_X86_REG_CR0) | 0x80000001)
+
+    def call(address: int) -> int:
+        memory.write(caller, b"\xe8" + struct.pack("<i", address - caller - 5))
+        memory.settle()
+        uc.reg_write(UC_X86_REG_ESP, 0x3FF000)
+        uc.emu_start(caller, caller + 5)
+        return uc.reg_read(UC_X86_REG_EAX)
+
+    memory.write(code, b"\xb8\x01\x00\x00\x00\xc3")  # mov $1, %eax; ret
+    assert (call(first), call(second)) == (1, 1)
+    uc.reg_write(UC_X86_REG_CR3, other)
+    memory.write(code, b"\xb8\x02\x00\x00\x00\xc3")
+    memory.settle()
+    uc.reg_write(UC_X86_REG_CR3, mapping)
+    assert (call(first), call(second)) == (2, 2)

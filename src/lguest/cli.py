@@ -102,7 +102,7 @@ def notebook_command(print_only: bool, no_browser: bool, chapter: str,
             return
         sys.exit(subprocess.call(command, cwd=root))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[3] book/launcher.md:1630 @5c99d5cf
+# «Commands of the lguest tool»[3] book/launcher.md:1748 @5c99d5cf
 
 @main.command("run", context_settings={"ignore_unknown_options": True,
                                         "allow_interspersed_args": False})

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/launcher.py» book/launcher.md:1490 @453cf064
+# «src/lguest/launcher.py» book/launcher.md:1608 @453cf064
 """The Launcher: make guest memory, load a kernel, write the boot page, run the Host."""
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ from .literate.book import LiterateError
 from .literate.stitch import read_tangled
 from .memory import GuestMemory
 
-# «The Launcher says no» book/launcher.md:190 @66016553
+# «The Launcher says no» book/launcher.md:308 @66016553
 class LaunchError(Exception):
     """Why the Launcher cannot start this guest: one line that names the culprit."""
 # «/The Launcher says no»
 
 
-# «The map of guest memory» book/launcher.md:219 @2b598058
+# «The map of guest memory» book/launcher.md:337 @2b598058
 ENTRIES_PER_TABLE = abi.PAGE_SIZE // 4  # 32-bit entries in a page directory or a page table
 TABLE_SPAN = ENTRIES_PER_TABLE * abi.PAGE_SIZE  # the memory one page table maps: 4 MiB
 BOOT_STACK = abi.BOOT_PAGE - abi.PAGE_SIZE  # the page just below the boot page
@@ -61,7 +61,7 @@ def reserved_areas(size: int) -> list[tuple[int, int, str]]:
 # «/The map of guest memory»
 
 
-# «How much memory a guest may have» book/launcher.md:275 @1e83e280
+# «How much memory a guest may have» book/launcher.md:393 @1e83e280
 MIN_MEMORY = 2 << 20  # room for the boot pages, a kernel at 1 MiB, and the tables on top
 
 
@@ -86,7 +86,7 @@ def make_memory(mem_mb: int) -> GuestMemory:
 # «/How much memory a guest may have»
 
 
-# «Load the kernel» book/launcher.md:329 @5dd892fc
+# «Load the kernel» book/launcher.md:447 @5dd892fc
 def load_kernel(memory: GuestMemory, path: str | Path) -> int:
     """Copy a kernel's PT_LOAD segments into guest memory; return its (virtual) entry point."""
     name = str(path)
@@ -137,7 +137,7 @@ def read_kernel_file(name: str, path: str | Path, limit: int) -> bytes:
 # «/Load the kernel»
 
 
-# «Check the ELF header» book/launcher.md:408 @ed8add27
+# «Check the ELF header» book/launcher.md:526 @ed8add27
 def open_elf(name: str, image: bytes) -> ELFFile:
     """Parse the ELF header, insisting on a 32-bit, little-endian i386 executable."""
     if image[:4] != b"\x7fELF":
@@ -160,7 +160,7 @@ def open_elf(name: str, image: bytes) -> ELFFile:
 # «/Check the ELF header»
 
 
-# «Check a segment» book/launcher.md:437 @78e99154
+# «Check a segment» book/launcher.md:555 @78e99154
 def check_segment(memory: GuestMemory, name: str, number: int, segment: Segment,
                   file_size: int) -> None:
     """Refuse a PT_LOAD segment that would not fit, or would land on something reserved."""
@@ -178,7 +178,7 @@ def check_segment(memory: GuestMemory, name: str, number: int, segment: Segment,
 # «/Check a segment»
 
 
-# «Check the entry point» book/launcher.md:462 @1e0fc74f
+# «Check the entry point» book/launcher.md:580 @1e0fc74f
 def check_entry(name: str, entry: int, segments: list[Segment]) -> int:
     """The entry point, if the initial page tables take it into the kernel's loaded bytes."""
     physical = entry - abi.PAGE_OFFSET if entry >= abi.PAGE_OFFSET else entry
@@ -189,7 +189,7 @@ def check_entry(name: str, entry: int, segments: list[Segment]) -> int:
 # «/Check the entry point»
 
 
-# «Build the initial page tables» book/launcher.md:534 @1d872900
+# «Build the initial page tables» book/launcher.md:652 @1d872900
 PTE_PRESENT = 0x001
 PTE_WRITABLE = 0x002
 PTE_FLAGS = PTE_PRESENT | PTE_WRITABLE  # supervisor only (no user bit), 4 KiB pages (no PSE)
@@ -215,7 +215,7 @@ def build_page_tables(memory: GuestMemory) -> int:
 # «/Build the initial page tables»
 
 
-# «Write the boot page» book/launcher.md:624 @fcceb509
+# «Write the boot page» book/launcher.md:742 @fcceb509
 HEADER_FORMAT = f"<{len(abi.BOOT_FIELDS)}I"
 DEVICE_FORMAT = f"<{len(abi.BOOT_DEVICE_FIELDS)}I"
 DEVICE_SIZE = struct.calcsize(DEVICE_FORMAT)
@@ -247,7 +247,7 @@ def write_boot_page(memory: GuestMemory, pgdir: int, cmdline: str,
 # «/Write the boot page»
 
 
-# «Read the boot page back» book/launcher.md:660 @6645b634
+# «Read the boot page back» book/launcher.md:778 @6645b634
 def read_boot_page(memory: GuestMemory) -> dict[str, Any]:
     """The boot page, decoded the way a guest reads it."""
     page = memory.read(abi.BOOT_PAGE, abi.PAGE_SIZE)
@@ -262,7 +262,7 @@ def read_boot_page(memory: GuestMemory) -> dict[str, Any]:
 # «/Read the boot page back»
 
 
-# «How a run ends» book/launcher.md:818 @07d99c07
+# «How a run ends» book/launcher.md:936 @07d99c07
 EXIT_POWEROFF = 0  # the guest shut itself down
 EXIT_ERROR = 1  # the Launcher could not start the guest; the reason is on stderr
 EXIT_USAGE = 2  # the command line made no sense; click explains (its own status), or we do
@@ -273,7 +273,7 @@ OUTCOMES = {"poweroff": EXIT_POWEROFF, "restart": EXIT_RESTART, "killed": EXIT_K
 # «/How a run ends»
 
 
-# «The two ends of the pipe» book/launcher.md:1092 @539c67a2
+# «The two ends of the pipe» book/launcher.md:1210 @539c67a2
 STOP_GRACE = 1.0  # seconds a stopped reader has to finish what it was doing
 
 
@@ -371,7 +371,7 @@ def die_of_a_broken_pipe() -> None:
 # «/The two ends of the pipe»
 
 
-# «Launch a guest» book/launcher.md:862 @aa00a42a
+# «Launch a guest» book/launcher.md:980 @aa00a42a
 def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool = False,
            deterministic: bool = False, console: BinaryIO | None = None,
            timeout: float | None = None, stderr: TextIO | None = None,
@@ -468,7 +468,7 @@ def boot(host: Any, devices: Sequence[Any], entry: int, pgdir: int) -> Any:
 # «/Launch a guest»
 
 
-# «Report how the guest ended» book/launcher.md:972 @882ba5ff
+# «Report how the guest ended» book/launcher.md:1090 @882ba5ff
 def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
     """The exit status for the Host's outcome, with the reason on stderr if the guest died."""
     reason = " ".join(str(outcome.reason).splitlines())
@@ -483,7 +483,7 @@ def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
 # «/Report how the guest ended»
 
 
-# «Watch the clock and the keyboard» book/launcher.md:1014 @3c3a5853
+# «Watch the clock and the keyboard» book/launcher.md:1132 @3c3a5853
 TICK = 0.05  # seconds between the watcher's looks at the clock
 
 
@@ -525,7 +525,7 @@ def watching(host: Any, timeout: float | None) -> Iterator[None]:
 # «/Watch the clock and the keyboard»
 
 
-# «Name the chunk behind each exit» book/launcher.md:1232 @0f542edf
+# «Name the chunk behind each exit» book/launcher.md:1350 @0f542edf
 PACKAGE = Path(__file__).resolve().parent
 
 
@@ -569,7 +569,7 @@ class ExitTracer:
 # «/Name the chunk behind each exit»
 
 
-# «Several guests, one screen» book/launcher.md:1317 @02ef15fd
+# «Several guests, one screen» book/launcher.md:1435 @02ef15fd
 class SharedScreen:
     """One output stream that several guests' consoles write to, a line at a time."""
 
@@ -616,7 +616,7 @@ class GuestScreen(io.RawIOBase):
 # «/Several guests, one screen»
 
 
-# «Launch several guests» book/launcher.md:1376 @24ec1dd9
+# «Launch several guests» book/launcher.md:1494 @24ec1dd9
 MAX_GUESTS = 16
 COMPANION_STOP = "guest g0 has ended"
 

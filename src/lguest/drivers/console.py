@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/console.py» book/drivers.md:1051 @4f35ef3e
+# «src/lguest/drivers/console.py» book/drivers.md:1075 @4f35ef3e
 """virtio-console: text out to a stream, keys in from another."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class Console(VirtioDevice):
         else:
             self.deliver()
 
-    # «Console input» book/drivers.md:1112 @1b30d11e
+    # «Console input» book/drivers.md:1136 @11a24847
     def feed(self, data: bytes) -> None:
         """Bytes typed for the guest: deliver what fits now, keep the rest."""
         with self.lock:
@@ -71,11 +71,11 @@ class Console(VirtioDevice):
             while self.pending and (chain := queue.pop()) is not None:
                 count = chain.write(0, bytes(self.pending[:chain.writable_size]))
                 del self.pending[:count]
-                queue.push(chain.head, count)
+                queue.push(chain, count)
                 used += 1
             if self.ended and not self.pending and not self.told_end:
                 if (chain := queue.pop()) is not None:
-                    queue.push(chain.head, 0)  # a zero-length read: the end of the input
+                    queue.push(chain, 0)  # a zero-length read: the end of the input
                     self.told_end = True
                     used += 1
         except (RingError, GuestMemoryError) as error:

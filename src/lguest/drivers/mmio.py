@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/mmio.py» book/drivers.md:711 @c9a1cd2b
+# «src/lguest/drivers/mmio.py» book/drivers.md:735 @c9a1cd2b
 """The virtio-mmio transport: registers, the status dance, and serving queues."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ F_VERSION_1 = 1 << 32
 # «/The transport's numbers»
 
 
-# «A virtio device» book/drivers.md:397 @54a162a9
+# «A virtio device» book/drivers.md:418 @8a8a0bf9
 class VirtioDevice(ABC):
     """A virtio-mmio device: registers, queues and feature bits; subclasses do the work."""
 
@@ -79,16 +79,19 @@ class VirtioDevice(ABC):
         self.start()
 
     def _on_read(self, uc: Uc, offset: int, size: int, _) -> int:
-        return self.read(offset, size)
+        value = self.read(offset, size)
+        self.memory.settle()  # a register access: a moment the guest may see what was written
+        return value
 
     def _on_write(self, uc: Uc, offset: int, size: int, value: int, _) -> None:
         self.write(offset, size, value)
+        self.memory.settle()
 
     def boot_entry(self) -> tuple[int, int, int, int]:
         """This device's row in the boot page's device table."""
         return (self.device_id, self.base, MMIO_SIZE, self.irq)
 
-    # «What a device type may change» book/drivers.md:455 @56468279
+    # «What a device type may change» book/drivers.md:479 @56468279
     def device_features(self) -> int:
         return 0
 
@@ -116,7 +119,7 @@ class VirtioDevice(ABC):
         """Serve one chain; return how many bytes were written into it."""
     # «/What a device type may change»
 
-    # «Reading a register» book/drivers.md:493 @3741dbde
+    # «Reading a register» book/drivers.md:517 @3741dbde
     def read(self, offset: int, size: int) -> int:
         with self.lock:
             if offset >= CONFIG:
@@ -153,7 +156,7 @@ class VirtioDevice(ABC):
         return self.queues[self.queue_sel] if self.queue_sel < len(self.queues) else None
     # «/Reading a register»
 
-    # «Writing a register» book/drivers.md:538 @6f742394
+    # «Writing a register» book/drivers.md:562 @6f742394
     def write(self, offset: int, size: int, value: int) -> None:
         with self.lock:
             if offset >= CONFIG:
@@ -209,7 +212,7 @@ class VirtioDevice(ABC):
         """Work to do once the lock is released: sending frames to other devices, say."""
     # «/Writing a register»
 
-    # «The status dance» book/drivers.md:626 @0f6cc600
+    # «The status dance» book/drivers.md:650 @0f6cc600
     def reset(self) -> None:
         self.status = 0
         self.driver_features = 0
@@ -255,7 +258,7 @@ class VirtioDevice(ABC):
         self.kill(f"{self.name} at {self.base:#x}, queue {queue.index}: {problem}")
     # «/The status dance»
 
-    # «Serving a queue» book/drivers.md:681 @333826c2
+    # «Serving a queue» book/drivers.md:705 @32d6fe1c
     def usable(self, index: int) -> Virtqueue | None:
         """The queue ``index``, if the device is running and the queue is ready."""
         if index >= len(self.queues) or not self.queues[index].ready:
@@ -277,7 +280,7 @@ class VirtioDevice(ABC):
     def service(self, queue: Virtqueue) -> None:
         used = 0
         while (chain := queue.pop()) is not None:
-            queue.push(chain.head, self.handle(queue, chain))
+            queue.push(chain, self.handle(queue, chain))
             used += 1
         if used and queue.wants_interrupt():
             self.interrupt(INTERRUPT_USED)

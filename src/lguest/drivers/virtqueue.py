@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/virtqueue.py» book/drivers.md:363 @992e41a6
+# «src/lguest/drivers/virtqueue.py» book/drivers.md:378 @992e41a6
 """Split virtqueues, from the device's side: every number the guest gives is checked."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class RingError(Exception):
 # «/Ring layout»
 
 
-# «A descriptor chain» book/drivers.md:212 @b7468685
+# «A descriptor chain» book/drivers.md:212 @e3adea1b
 def window(buffers: list[memoryview], start: int, length: int) -> list[memoryview]:
     """The pieces of ``buffers``, laid end to end, that hold bytes start..start+length."""
     pieces = []
@@ -43,10 +43,12 @@ def window(buffers: list[memoryview], start: int, length: int) -> list[memoryvie
 class Chain:
     """One descriptor chain: views of guest memory, the readable ones first."""
 
-    def __init__(self, head: int, readable: list[memoryview], writable: list[memoryview]):
+    def __init__(self, head: int, readable: list[memoryview], writable: list[memoryview],
+                 spans: list[tuple[int, int]] = ()):
         self.head = head
         self.readable = readable
         self.writable = writable
+        self.spans = spans  # where the writable buffers are: (guest-physical address, length)
         self.readable_size = sum(len(view) for view in readable)
         self.writable_size = sum(len(view) for view in writable)
 
@@ -64,7 +66,7 @@ class Chain:
 # «/A descriptor chain»
 
 
-# «The virtqueue» book/drivers.md:268 @767c0af8
+# «The virtqueue» book/drivers.md:277 @6bef80a8
 class Virtqueue:
     """One split virtqueue, from the device's side."""
 
@@ -117,6 +119,7 @@ class Virtqueue:
     def walk(self, head: int) -> Chain:
         readable: list[memoryview] = []
         writable: list[memoryview] = []
+        spans: list[tuple[int, int]] = []
         index, seen, memory = head, 0, self.memory
         while True:
             if index >= self.size:
@@ -138,20 +141,25 @@ class Virtqueue:
             buffer = self.view[address:address + length]
             if flags & DESC_F_WRITE:
                 writable.append(buffer)
+                spans.append((address, length))
             elif writable:
                 raise RingError(f"descriptor {index} is readable but follows a writable one")
             else:
                 readable.append(buffer)
             if not flags & DESC_F_NEXT:
-                return Chain(head, readable, writable)
+                return Chain(head, readable, writable, spans)
             index = following
 
-    def push(self, head: int, written: int) -> None:
+    def push(self, chain: Chain, written: int) -> None:
         """Hand a chain back on the used ring, with how many bytes the device wrote."""
+        memory = self.memory
+        for address, length in chain.spans:  # whatever the device wrote, the CPU must not miss
+            memory.wrote(address, length)
         slot = self.device + 4 + USED_ELEMENT.size * (self.used_idx % self.size)
-        USED_ELEMENT.pack_into(self.view, slot, head, written)
+        USED_ELEMENT.pack_into(self.view, slot, chain.head, written)
         self.used_idx = (self.used_idx + 1) & 0xFFFF
         U16.pack_into(self.view, self.device + 2, self.used_idx)
+        memory.wrote(self.device, slot + USED_ELEMENT.size - self.device)
 
     def wants_interrupt(self) -> bool:
         return not U16.unpack_from(self.view, self.driver)[0] & AVAIL_F_NO_INTERRUPT

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:2066 @6d92ba43
+# «src/lguest/host/core.py» book/host.md:2096 @847f6214
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Callable
 from unicorn.unicorn_py3.unicorn import uclib
 from unicorn import (UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_MODE_32,
                      Uc, UcError)
-from unicorn.x86_const import (UC_X86_INS_IN, UC_X86_INS_OUT, UC_X86_REG_CR2, UC_X86_REG_CS,
-                               UC_X86_REG_EIP)
+from unicorn.x86_const import (UC_X86_INS_CPUID, UC_X86_INS_IN, UC_X86_INS_OUT, UC_X86_REG_CR2,
+                               UC_X86_REG_CS, UC_X86_REG_EIP)
 
 from ..abi import (ASYNC_READY, HYPERCALL_NAMES, HYPERCALL_VECTOR, HYPERCALLS, KERNEL_CS,
                    KERNEL_DS, LGUEST_DATA, TIMER_IRQ, X86_EFLAGS_IF)
@@ -60,7 +60,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Register the trap hook» book/host.md:425 @ee2467ac
+# «Register the trap hook» book/host.md:442 @ee2467ac
 TRAP_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 
 
@@ -76,7 +76,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:1578 @8c2bf6d9
+# «Clocks» book/host.md:1608 @8c2bf6d9
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -117,7 +117,7 @@ class VirtualClock:
 # «/Clocks»
 
 
-# «The Host's state» book/host.md:96 @cdbbc065
+# «The Host's state» book/host.md:96 @c95b550a
 FRAME_INDEX = {name: index for index, name in enumerate(FRAME)}
 EIP, CS, EFLAGS, ESP, SS = (FRAME_INDEX[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 ASYNC_STATUS = LGUEST_DATA["async_status"]
@@ -166,9 +166,10 @@ class Host:
         self.brake = Brake(uc, memory)
         uc.hook_add(UC_HOOK_INSN, self._on_in, aux1=UC_X86_INS_IN)
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
+        uc.hook_add(UC_HOOK_INSN, self._on_cpuid, aux1=UC_X86_INS_CPUID)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:2045 @a6ab1af0
+    # «Killing and stopping» book/host.md:2075 @a6ab1af0
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -187,7 +188,7 @@ class Host:
             raise Killed(f"stopped by the host: {self.stop_request}")
     # «/Killing and stopping»
 
-    # «Run the guest» book/host.md:180 @549336ba
+    # «Run the guest» book/host.md:181 @549336ba
     def run(self, *, entry: int, stack: int, boot: int, pgdir: int) -> Outcome:
         """Run the guest from ``entry`` until it shuts down or dies."""
         self._cpu_thread = threading.get_ident()
@@ -233,7 +234,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest» book/host.md:249 @f349be15
+    # «One trip into the Guest» book/host.md:259 @2c20c80a
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
@@ -241,6 +242,7 @@ class Host:
         self.running = True
         try:
             if self.stop_request is None:
+                self.memory.settle()  # what the Host wrote since the last trip, the CPU now sees
                 self.uc.emu_start(CODE_ADDRESS, self.switcher.stop_address,
                                   count=SLICE if self.deterministic else 0)
         except UcError as error:
@@ -265,7 +267,7 @@ class Host:
         self.regs[:] = self.cpu.frame()
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:344 @e9e02300
+    # «The trap hook» book/host.md:355 @8c63626c
     def _fast_path(self) -> Callable[[int, int, int], None]:
         """The trap hook: serve a hypercall in place if we may, else stop for the loop."""
         host, in_hook, view = self, IN_HOOK, self.memory.view
@@ -331,13 +333,19 @@ class Host:
         """Nothing listens on any port; the write goes nowhere."""
 
 
+    def _on_cpuid(self, uc: Uc, _) -> int:
+        """CPUID serializes: after it, the guest may run code the Host or a device wrote."""
+        self.memory.settle()
+        return 0  # and Unicorn answers the question itself
+
+
     def _on_invalid(self, uc: Uc, _) -> bool:
         self.trap = INVALID_OPCODE
         uc.emu_stop()
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:459 @f7ebfb6b
+    # «Handle an exit» book/host.md:485 @f7ebfb6b
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
@@ -379,7 +387,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:1454 @cbb53860
+    # «Time passes» book/host.md:1484 @cbb53860
     def _timer(self) -> None:
         """The timer thread: pull the brake when the deadline comes, and look in every TICK."""
         pulled_for = None  # the deadline the brake was last pulled for
@@ -424,7 +432,7 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
 
-    # «Sleep until something happens» book/host.md:1537 @4a769f06
+    # «Sleep until something happens» book/host.md:1567 @4a769f06
     def _sleep(self) -> None:
         """HALT: sleep until an interrupt can be delivered."""
         while self.interrupts.deliverable() is None:
@@ -439,7 +447,7 @@ class Host:
             self._tick()
     # «/Sleep until something happens»
 
-    # «Plugging in devices» book/host.md:865 @931341f9
+    # «Plugging in devices» book/host.md:894 @931341f9
     def add_device(self, device) -> None:
         """Map a virtio device's registers and lend it an interrupt line."""
         self.devices.append(device)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/interrupts.py» book/host.md:1116 @a0023197
+# «src/lguest/host/interrupts.py» book/host.md:1146 @a0023197
 """Interrupts and traps: the frames the Host pushes on the guest's behalf."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ EIP, CS, EFLAGS, ESP, SS = (FRAME.index(name) for name in ("eip", "cs", "eflags"
 EFLAGS_TF, EFLAGS_NT = 0x100, 0x4000
 WORDS = [struct.Struct(f"<{count}I") for count in range(7)]  # a frame is at most six words
 
-# «Gates» book/host.md:905 @f5a854fa
+# «Gates» book/host.md:934 @f5a854fa
 INTERRUPT_GATE, TRAP_GATE = 0xE, 0xF
 ERROR_CODE_VECTORS = frozenset({8, 10, 11, 12, 13, 14, 17})
 RESERVED_VECTORS = frozenset({2, 8, 15, HYPERCALL_VECTOR})
@@ -47,7 +47,7 @@ def decode_gate(vector: int, low: int, high: int, kill: Callable) -> Gate | None
 # «/Gates»
 
 
-# «The interrupt controller» book/host.md:1078 @0b0b8ff7
+# «The interrupt controller» book/host.md:1108 @0b0b8ff7
 class Interrupts:
     """The guest's interrupt table, its pending lines, and delivery."""
 
@@ -76,7 +76,7 @@ class Interrupts:
         with self.lock:
             self.pending |= 1 << line
 
-    # «Which interrupt, if any» book/host.md:950 @0131aca9
+    # «Which interrupt, if any» book/host.md:979 @0131aca9
     def deliverable(self) -> int | None:
         """The lowest pending, unblocked line, if the guest can take it now."""
         data, memory = self.host.lguest_data, self.host.memory
@@ -97,7 +97,7 @@ class Interrupts:
         return (lines & -lines).bit_length() - 1
     # «/Which interrupt, if any»
 
-    # «Deliver interrupts and traps» book/host.md:1055 @77d42a80
+    # «Deliver interrupts and traps» book/host.md:1085 @77d42a80
     def deliver_pending(self) -> bool:
         line = self.deliverable()
         if line is None:
@@ -120,7 +120,7 @@ class Interrupts:
         self.push_frame(vector, gate, error_code)
     # «/Deliver interrupts and traps»
 
-    # «Push a frame» book/host.md:1013 @d21f487a
+    # «Push a frame» book/host.md:1042 @d55f2126
     def push_frame(self, vector: int, gate: Gate, error_code: int | None) -> None:
         host = self.host
         regs, data = host.regs, host.lguest_data
@@ -144,6 +144,7 @@ class Interrupts:
             memory.check(address, 4)  # the top word, if a misaligned stack hangs it over the end
             esp = top - 4 * (count - 1)
             WORDS[count].pack_into(memory.view, address - 4 * (count - 1), *frame[-count:])
+            memory.wrote(address - 4 * (count - 1), 4 * count)
             del frame[-count:]
         regs[SS], regs[ESP], regs[CS], regs[EIP] = ss, esp, gate.selector, gate.offset
         regs[EFLAGS] = eflags & ~(EFLAGS_TF | EFLAGS_NT) | X86_EFLAGS_IF

@@ -167,7 +167,7 @@ def check_preparation(root: Path) -> str:
                            "alphabetical order, ignoring case")
     return f"lguest chunks lists all {len(expected)} chunks"
 # «/The quests' checks»
-# «The quests' checks»[2] book/launcher.md:1746 @e42d421b
+# «The quests' checks»[2] book/launcher.md:1864 @e42d421b
 
 @quest("launcher", "Memory by the kilo, the mega and the giga: lguest run 8192K")
 def check_launcher(root: Path) -> str:
@@ -209,7 +209,7 @@ def check_guest(root: Path) -> str:
         raise QuestNotDone(f"the guest did not power off cleanly (status {status})")
     return f"time sleep 1 took {ticks[0]} ticks"
 # «/The quests' checks»
-# «The quests' checks»[4] book/host.md:2307 @6332c8b2
+# «The quests' checks»[4] book/host.md:2337 @6332c8b2
 
 @quest("host", "Count exits by kind: Host.exit_kinds")
 def check_host(root: Path) -> str:
@@ -265,7 +265,7 @@ def check_switcher(root: Path) -> str:
                            "and fewer than crossings, since most crossings change no page table")
     return f"{crossings} crossings, {flushes} of them flushed the TLB"
 # «/The quests' checks»
-# «The quests' checks»[6] book/drivers.md:3896 @4622cd34
+# «The quests' checks»[6] book/drivers.md:3985 @4622cd34
 
 @quest("drivers", "Tell the driver the block size: VIRTIO_BLK_F_BLK_SIZE")
 def check_drivers(root: Path) -> str:
