@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/guest/__init__.py» book/guest.md:1964 @123a1ec6
+# «src/lguest/guest/__init__.py» book/guest.md:1974 @123a1ec6
 """The Guest's kernel: its C and assembler sources live here; this builds them."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-# «Build the kernel» book/guest.md:1889 @50b1b11d
+# «Build the kernel» book/guest.md:1899 @50b1b11d
 SOURCES = ("entry.S", "boot.c", "traps.c", "lib.c", "shell.c", "virtio.c")
 HEADERS = ("lguest.h", "kernel.h", "kernel.ld")
 CFLAGS = ("-m32", "-std=gnu11", "-ffreestanding", "-fno-pic", "-fno-pie", "-fno-stack-protector",

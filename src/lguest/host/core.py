@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1784 @1837a3ca
+# «src/lguest/host/core.py» book/host.md:1928 @a0df1124
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ..abi import (ASYNC_READY, HYPERCALL_NAMES, HYPERCALL_VECTOR, HYPERCALLS, K
 from ..memory import GuestMemory, GuestMemoryError
 from ..switcher import CODE_ADDRESS, FRAME, RegisterFile, Switcher
 from .hypercalls import HANDLERS, IN_HOOK, Shutdown, do_hypercall, run_async
-from .interrupts import ERROR_CODE_VECTORS, TRAP_NAMES, Interrupts
+from .interrupts import ERROR_CODE_VECTORS, HYPERCALL_DPL, TRAP_NAMES, Interrupts
 from .page_tables import POOL_PAGES, ShadowPages
 
 PAGE_FAULT, DOUBLE_FAULT, INVALID_OPCODE = 14, 8, 6
@@ -61,7 +61,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Register the trap hook» book/host.md:415 @ee2467ac
+# «Register the trap hook» book/host.md:418 @ee2467ac
 TRAP_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 
 
@@ -77,7 +77,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:1301 @fe41e502
+# «Clocks» book/host.md:1445 @fe41e502
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -115,7 +115,7 @@ class VirtualClock:
 # «/Clocks»
 
 
-# «The Host's state» book/host.md:94 @20e48b9e
+# «The Host's state» book/host.md:94 @79d0d8f7
 FRAME_INDEX = {name: index for index, name in enumerate(FRAME)}
 EIP, CS, EFLAGS, ESP, SS = (FRAME_INDEX[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 ASYNC_STATUS = LGUEST_DATA["async_status"]
@@ -149,6 +149,7 @@ class Host:
         self.deadline: int | None = None  # the clock event, in clock nanoseconds
         self.trap: int | None = None  # the vector of the exit being handled
         self.error_code = 0  # and, for a fault, its error code
+        self.software = False  # and whether an int instruction raised it, rather than a fault
         self.fault_address = 0  # and, for a page fault, the address
         self.dead: str | None = None
         self.stop_request: str | None = None
@@ -166,7 +167,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1763 @f9a84bbe
+    # «Killing and stopping» book/host.md:1907 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -185,7 +186,7 @@ class Host:
             raise Killed(f"stopped by the host: {self.stop_request}")
     # «/Killing and stopping»
 
-    # «Run the guest» book/host.md:172 @09803a26
+    # «Run the guest» book/host.md:173 @09803a26
     def run(self, *, entry: int, stack: int, boot: int, pgdir: int) -> Outcome:
         """Run the guest from ``entry`` until it shuts down or dies."""
         self._cpu_thread = threading.get_ident()
@@ -229,7 +230,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest» book/host.md:239 @f349be15
+    # «One trip into the Guest» book/host.md:240 @f349be15
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
@@ -261,18 +262,19 @@ class Host:
         self.regs[:] = self.cpu.frame()
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:334 @e9e02300
+    # «The trap hook» book/host.md:335 @8897ac91
     def _fast_path(self) -> Callable[[int, int, int], None]:
         """The trap hook: serve a hypercall in place if we may, else stop for the loop."""
         host, in_hook, view = self, IN_HOOK, self.memory.view
-        registers = self.cpu.hypercall  # eax, ecx, edx, ebx, esi: the CPU's own order
+        registers = self.cpu.hypercall  # eax, ecx, edx, ebx, esi, cs: the CPU's own order
         accounting = self.deterministic or self.trace is not None  # both fixed at birth
+        ring = HYPERCALL_DPL  # the outermost ring a hypercall may come from
 
         def on_trap(_engine: int, vector: int, _data: int) -> None:
             try:
                 if vector == HYPERCALL_VECTOR:
-                    number, a2, a3, a1, a4 = registers()
-                    handler = in_hook.get(number)
+                    number, a2, a3, a1, a4, cs = registers()
+                    handler = in_hook.get(number) if cs & 3 <= ring else None  # the kernel's alone
                     data = host.lguest_data
                     # Not before LGUEST_INIT (but INIT itself), nor with calls queued in the ring.
                     if handler is not None and (number == LGUEST_INIT if data is None else
@@ -292,9 +294,10 @@ class Host:
 
     def _stop_for(self, vector: int) -> None:
         """The long way: note the trap and its details, and stop the CPU for the loop."""
-        self.trap = vector
+        self.trap, self.software = vector, True  # only int $0x1f raises vector 31
         if vector != HYPERCALL_VECTOR:  # the fault's details, before anything can disturb them
             self.cpu.load()
+            self.software = bool(self.cpu["is_int"])
             self.error_code = self.cpu["error_code"]
             self.fault_address = self.uc.reg_read(UC_X86_REG_CR2) if vector == PAGE_FAULT else 0
         self.uc.emu_stop()
@@ -328,18 +331,18 @@ class Host:
 
 
     def _on_invalid(self, uc: Uc, _) -> bool:
-        self.trap = INVALID_OPCODE
+        self.trap, self.software = INVALID_OPCODE, False
         uc.emu_stop()
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:449 @d2dc251a
+    # «Handle an exit» book/host.md:452 @66e9249c
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
             self._trace("timer", None)
             return
-        if vector == HYPERCALL_VECTOR:
+        if vector == HYPERCALL_VECTOR and regs[CS] & 3 <= HYPERCALL_DPL:
             number = regs[FRAME_INDEX["eax"]]
             self._trace("hypercall", vector, number)
             if self.lguest_data is not None:
@@ -349,6 +352,9 @@ class Host:
                 regs[FRAME_INDEX["eax"]] = result & 0xFFFFFFFF
             return
         self._trace("trap", vector)
+        if self.software:  # int $n, int3 or into: the gate decides who may come in
+            self.interrupts.deliver_software(vector)
+            return
         if vector == DOUBLE_FAULT:
             self.kill(f"double fault at {regs[EIP]:#x}")
         if vector == PAGE_FAULT:
@@ -373,7 +379,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:1183 @7d2637fd
+    # «Time passes» book/host.md:1327 @7d2637fd
     def _timer(self) -> None:
         """The timer thread: stop the CPU at a due deadline, and look in every TICK."""
         stopped_for = None  # the due deadline the CPU was last stopped for
@@ -443,7 +449,7 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
 
-    # «Plugging in devices» book/host.md:849 @d1e4bf64
+    # «Plugging in devices» book/host.md:855 @d1e4bf64
     def add_device(self, device) -> None:
         """Map a virtio device's registers and lend it an interrupt line."""
         self.devices.append(device)
