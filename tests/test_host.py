@@ -25,6 +25,7 @@ KILL_CASES = {
     "split_stack_unmapped": "start\n",
     "split_stack_read_only": "start\n",
     "split_stack_outside_memory": "start\n",
+    "word_astride_read_only": "start\n",
     "stack_wraps_into_switcher": "start\n",
     "pte_outside_memory": "start\n",
     "pte_outside_memory_no_set_pte": "start\n",
@@ -305,6 +306,7 @@ STACK_DEATHS = {
     "split_stack_unmapped": "fault while delivering trap 13: the stack at 0x40000ffc is not writable",
     "split_stack_read_only": "fault while delivering trap 13: the stack at 0x40000ffc is not writable",
     "split_stack_outside_memory": "bad page table entry 0x7f000003 for 0x40000ffc",
+    "word_astride_read_only": "fault while delivering trap 13: the stack at 0x40001000 is not writable",
     "stack_wraps_into_switcher": "fault while delivering trap 0: the stack at 0xfffffffc is not writable",
 }
 

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/interrupts.py» book/host.md:1237 @8e7a5a07
+# «src/lguest/host/interrupts.py» book/host.md:1238 @8e7a5a07
 """Interrupts and traps: the frames the Host pushes on the guest's behalf."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def decode_gate(vector: int, low: int, high: int, kill: Callable) -> Gate | None
 # «/Gates»
 
 
-# «The interrupt controller» book/host.md:1197 @e481aa0a
+# «The interrupt controller» book/host.md:1198 @e481aa0a
 class Interrupts:
     """The guest's interrupt table, its pending lines, and delivery."""
 
@@ -96,7 +96,7 @@ class Interrupts:
         return (lines & -lines).bit_length() - 1
     # «/Which interrupt, if any»
 
-    # «Deliver interrupts and traps» book/host.md:1075 @77d42a80
+    # «Deliver interrupts and traps» book/host.md:1076 @77d42a80
     def deliver_pending(self) -> bool:
         line = self.deliverable()
         if line is None:
@@ -119,7 +119,7 @@ class Interrupts:
         self.push_frame(vector, gate, error_code)
     # «/Deliver interrupts and traps»
 
-    # «Software interrupts» book/host.md:1152 @7f21333e
+    # «Software interrupts» book/host.md:1153 @7f21333e
     def deliver_software(self, vector: int) -> None:
         """An int $n, int3 or into: through the gate if its DPL lets the caller in, else a #GP."""
         regs = self.host.regs
@@ -142,7 +142,7 @@ class Interrupts:
         return 2
     # «/Software interrupts»
 
-    # «Push a frame» book/host.md:1018 @58abf3e8
+    # «Push a frame» book/host.md:1019 @58abf3e8
     def push_frame(self, vector: int, gate: Gate, error_code: int | None) -> None:
         host = self.host
         regs, data = host.regs, host.lguest_data
