@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1929 @a0df1124
+# «src/lguest/host/core.py» book/host.md:1930 @a0df1124
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:1446 @fe41e502
+# «Clocks» book/host.md:1447 @fe41e502
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -167,7 +167,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1908 @f9a84bbe
+    # «Killing and stopping» book/host.md:1909 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -379,7 +379,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:1328 @7d2637fd
+    # «Time passes» book/host.md:1329 @7d2637fd
     def _timer(self) -> None:
         """The timer thread: stop the CPU at a due deadline, and look in every TICK."""
         stopped_for = None  # the due deadline the CPU was last stopped for

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/interrupts.py» book/host.md:1238 @8e7a5a07
+# «src/lguest/host/interrupts.py» book/host.md:1239 @8e7a5a07
 """Interrupts and traps: the frames the Host pushes on the guest's behalf."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def decode_gate(vector: int, low: int, high: int, kill: Callable) -> Gate | None
 # «/Gates»
 
 
-# «The interrupt controller» book/host.md:1198 @e481aa0a
+# «The interrupt controller» book/host.md:1199 @e481aa0a
 class Interrupts:
     """The guest's interrupt table, its pending lines, and delivery."""
 
@@ -119,7 +119,7 @@ class Interrupts:
         self.push_frame(vector, gate, error_code)
     # «/Deliver interrupts and traps»
 
-    # «Software interrupts» book/host.md:1153 @7f21333e
+    # «Software interrupts» book/host.md:1154 @7f21333e
     def deliver_software(self, vector: int) -> None:
         """An int $n, int3 or into: through the gate if its DPL lets the caller in, else a #GP."""
         regs = self.host.regs
