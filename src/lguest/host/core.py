@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:1930 @a0df1124
+# «src/lguest/host/core.py» book/host.md:1935 @a0df1124
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Register the trap hook» book/host.md:418 @ee2467ac
+# «Register the trap hook» book/host.md:421 @ee2467ac
 TRAP_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 
 
@@ -77,7 +77,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:1447 @fe41e502
+# «Clocks» book/host.md:1452 @fe41e502
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -167,7 +167,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:1909 @f9a84bbe
+    # «Killing and stopping» book/host.md:1914 @f9a84bbe
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -262,7 +262,7 @@ class Host:
         self.regs[:] = self.cpu.frame()
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:335 @8897ac91
+    # «The trap hook» book/host.md:338 @8897ac91
     def _fast_path(self) -> Callable[[int, int, int], None]:
         """The trap hook: serve a hypercall in place if we may, else stop for the loop."""
         host, in_hook, view = self, IN_HOOK, self.memory.view
@@ -336,7 +336,7 @@ class Host:
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:452 @66e9249c
+    # «Handle an exit» book/host.md:458 @66e9249c
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
@@ -379,7 +379,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:1329 @7d2637fd
+    # «Time passes» book/host.md:1334 @7d2637fd
     def _timer(self) -> None:
         """The timer thread: stop the CPU at a due deadline, and look in every TICK."""
         stopped_for = None  # the due deadline the CPU was last stopped for
@@ -449,7 +449,7 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
 
-    # «Plugging in devices» book/host.md:855 @d1e4bf64
+    # «Plugging in devices» book/host.md:861 @d1e4bf64
     def add_device(self, device) -> None:
         """Map a virtio device's registers and lend it an interrupt line."""
         self.devices.append(device)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/hypercalls.py» book/host.md:789 @e69e3a1b
+# «src/lguest/host/hypercalls.py» book/host.md:795 @e69e3a1b
 """Hypercalls: the guest asks, the Host answers (or kills it)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from ..abi import (ASYNC_DONE, ASYNC_READY, ASYNC_SLOTS, CONSOLE_EOF, CONSOLE_IR
                    SWITCHER_ADDR)
 from .segments import guest_descriptor
 
-# «The hypercall table» book/host.md:512 @afc4197c
+# «The hypercall table» book/host.md:518 @afc4197c
 HANDLERS: dict[int, Callable] = {}
 IN_HOOK: dict[int, Callable] = {}  # the handlers that may run inside the trap hook
 
@@ -47,7 +47,7 @@ def do_hypercall(host, number: int, a1: int, a2: int, a3: int, a4: int) -> int |
 # «/The hypercall table»
 
 
-# «The asynchronous ring» book/host.md:558 @4fce902e
+# «The asynchronous ring» book/host.md:564 @4fce902e
 ASYNC_CALL = struct.Struct("<5I")  # a slot: the call number and four arguments
 
 
@@ -70,7 +70,7 @@ def flush_async(host, *_) -> None:
 # «/The asynchronous ring»
 
 
-# «Init and shutdown» book/host.md:592 @e4c66d2e
+# «Init and shutdown» book/host.md:598 @e4c66d2e
 @hypercall("LGUEST_INIT", in_hook=True)
 def lguest_init(host, address, *_) -> None:
     if host.lguest_data is not None:
@@ -95,7 +95,7 @@ def shutdown(host, message, reason, *_) -> None:
 # «/Init and shutdown»
 
 
-# «The rest of the table» book/host.md:634 @8904e31d
+# «The rest of the table» book/host.md:640 @8904e31d
 @hypercall("NEW_PGTABLE")
 def new_pgtable(host, pgdir, *_) -> None:
     host.pages.new_pgtable(pgdir)
@@ -193,7 +193,7 @@ def beer(host, address, room, *_) -> int:
 # «/The rest of the table»
 
 
-# «The early console» book/host.md:741 @10a13961
+# «The early console» book/host.md:747 @10a13961
 class EarlyConsole:
     """Input for CONSOLE_READ: bytes from a stream, announced on CONSOLE_IRQ."""
 

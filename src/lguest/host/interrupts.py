@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/interrupts.py» book/host.md:1239 @8e7a5a07
+# «src/lguest/host/interrupts.py» book/host.md:1244 @8e7a5a07
 """Interrupts and traps: the frames the Host pushes on the guest's behalf."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ EIP, CS, EFLAGS, ESP, SS = (FRAME.index(name) for name in ("eip", "cs", "eflags"
 EFLAGS_TF, EFLAGS_NT = 0x100, 0x4000
 WORDS = [struct.Struct(f"<{count}I") for count in range(7)]  # a frame is at most six words
 
-# «Gates» book/host.md:896 @088190a8
+# «Gates» book/host.md:902 @088190a8
 INTERRUPT_GATE, TRAP_GATE = 0xE, 0xF
 GENERAL_PROTECTION = 13
 HYPERCALL_DPL = 1  # as in lguest: the kernel at ring 1 may make hypercalls, its programs may not
@@ -50,7 +50,7 @@ def decode_gate(vector: int, low: int, high: int, kill: Callable) -> Gate | None
 # «/Gates»
 
 
-# «The interrupt controller» book/host.md:1199 @e481aa0a
+# «The interrupt controller» book/host.md:1204 @e481aa0a
 class Interrupts:
     """The guest's interrupt table, its pending lines, and delivery."""
 
@@ -79,7 +79,7 @@ class Interrupts:
         with self.lock:
             self.pending |= 1 << line
 
-    # «Which interrupt, if any» book/host.md:941 @cee59760
+    # «Which interrupt, if any» book/host.md:947 @cee59760
     def deliverable(self) -> int | None:
         """The lowest pending, unblocked line, if the guest can take it now."""
         data, memory = self.host.lguest_data, self.host.memory
@@ -96,7 +96,7 @@ class Interrupts:
         return (lines & -lines).bit_length() - 1
     # «/Which interrupt, if any»
 
-    # «Deliver interrupts and traps» book/host.md:1076 @77d42a80
+    # «Deliver interrupts and traps» book/host.md:1082 @77d42a80
     def deliver_pending(self) -> bool:
         line = self.deliverable()
         if line is None:
@@ -119,7 +119,7 @@ class Interrupts:
         self.push_frame(vector, gate, error_code)
     # «/Deliver interrupts and traps»
 
-    # «Software interrupts» book/host.md:1154 @7f21333e
+    # «Software interrupts» book/host.md:1159 @7f21333e
     def deliver_software(self, vector: int) -> None:
         """An int $n, int3 or into: through the gate if its DPL lets the caller in, else a #GP."""
         regs = self.host.regs
@@ -142,7 +142,7 @@ class Interrupts:
         return 2
     # «/Software interrupts»
 
-    # «Push a frame» book/host.md:1019 @58abf3e8
+    # «Push a frame» book/host.md:1025 @58abf3e8
     def push_frame(self, vector: int, gate: Gate, error_code: int | None) -> None:
         host = self.host
         regs, data = host.regs, host.lguest_data
