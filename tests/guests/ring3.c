@@ -3,7 +3,8 @@
  * print a kernel secret with CONSOLE_WRITE, to install its own gate with
  * LOAD_IDT_ENTRY and go through it, to power the machine off with SHUTDOWN,
  * and to int into gates the kernel keeps for itself (the timer's, the page
- * fault's, and the breakpoint's once the kernel makes it DPL 0).  Each must
+ * fault's, and the breakpoint's and overflow's once the kernel makes them
+ * DPL 0, by int3, into and int $n alike).  Each must
  * end as a #GP in the kernel's own handler, with the error code a CPU gives
  * (vector * 8 + 2) and eip at the int, and change nothing.  What ring 3 may
  * still do is checked too: int3 and int $3 through a DPL-3 gate, and an
@@ -22,7 +23,7 @@ struct stub {
 };
 extern const struct stub trap_stubs[];
 extern char user_code[], u_console[], u_idt[], u_81[], u_shutdown[], u_timer[], u_pf[], u_bp[],
-	u_bp2[], u_bp3[], u_bp4[], u_cli[], u_div[], u_evil[], u_end[];
+	u_bp2[], u_bp3[], u_bp4[], u_into[], u_of[], u_cli[], u_div[], u_evil[], u_end[];
 const char secret[] = "the kernel's secret\n";
 const char pwned[] = "ring 3 turned the machine off";
 static u8 kernel_stack[2 * PAGE_SIZE] ALIGNED_PAGE;
@@ -57,6 +58,10 @@ asm(".section .text.user, \"ax\"\n"
     "	int $0x80\n" /* please make the breakpoint gate DPL 0 */
     "u_bp3: int3\n"
     "u_bp4: int $3\n"
+    "	movl $0x7fffffff, %eax\n"
+    "	incl %eax\n" /* overflow: into traps */
+    "u_into: into\n"
+    "u_of: int $4\n"
     "	jmp u_cli\n"
     "	.byte 0xcd, 0x0d\n" /* int $13, never run: only the cli after it is */
     "u_cli: cli\n"
@@ -84,7 +89,8 @@ static const char *where(u32 eip)
 		{u_console, "the CONSOLE_WRITE"}, {u_idt, "the LOAD_IDT_ENTRY"}, {u_81, "int $0x81"},
 		{u_shutdown, "the SHUTDOWN"}, {u_timer, "int $0x20"}, {u_pf, "int $0x0e"},
 		{u_bp, "the first int3"}, {u_bp2, "the first int $3"}, {u_bp3, "the second int3"},
-		{u_bp4, "the second int $3"}, {u_cli, "the cli"}, {u_div, "the div"},
+		{u_bp4, "the second int $3"}, {u_into, "the into"}, {u_of, "int $4"},
+		{u_cli, "the cli"}, {u_div, "the div"},
 	};
 	u32 i;
 	for (i = 0; i < sizeof(places) / sizeof(places[0]); i++)
@@ -98,7 +104,7 @@ static void gp(struct trapframe *tf)
 {
 	u8 first = *(const u8 *)tf->eip;
 	printf("#GP error %x at %s from cs %x\n", tf->error, where(tf->eip), tf->cs);
-	tf->eip += first == 0xCD ? 2 : 1; /* int $n; int3, cli */
+	tf->eip += first == 0xCD ? 2 : 1; /* int $n; int3, into, cli */
 }
 
 static void divide(struct trapframe *tf)
@@ -129,10 +135,10 @@ static void syscall(struct trapframe *tf)
 	const struct stub *s;
 	switch (tf->eax) {
 	case 1:
-		for (s = trap_stubs; s->vector != 3; s++)
-			;
-		set_gate(3, s->stub, TRAP_GATE, 0);
-		print("the breakpoint gate is DPL 0 now\n");
+		for (s = trap_stubs; s->vector != 5; s++)
+			if (s->vector == 3 || s->vector == 4)
+				set_gate(s->vector, s->stub, TRAP_GATE, 0);
+		print("the breakpoint and overflow gates are DPL 0 now\n");
 		break;
 	case 2:
 		irq_enable();
