@@ -25,6 +25,7 @@ KILL_CASES = {
     "split_stack_unmapped": "start\n",
     "split_stack_read_only": "start\n",
     "split_stack_outside_memory": "start\n",
+    "word_astride_read_only": "start\n",
     "stack_wraps_into_switcher": "start\n",
     "pte_outside_memory": "start\n",
     "pte_outside_memory_no_set_pte": "start\n",
@@ -217,6 +218,32 @@ def test_software_interrupts_and_gate_types(guest):
         "returned 8, irq_enabled 0\n")), result.stderr
 
 
+def test_ring_3_makes_no_hypercalls_and_ints_only_through_gates_that_let_it(guest):
+    """Each forbidden int from ring 3 is a #GP in the kernel's handler, at the int, with error
+    vector * 8 + 2, and changes nothing: the secret is not printed, the kernel's gate for 0x81
+    is still its own, the machine stays on. DPL-3 gates, exceptions and interrupts still work."""
+    result = run_guest(guest("ring3"))
+    assert (result.returncode, result.stdout) == (0, (
+        "to ring 3\n"
+        "#GP error fa at the CONSOLE_WRITE from cs 2b\n"
+        "#GP error fa at the LOAD_IDT_ENTRY from cs 2b\n"
+        "int $0x81 reached the kernel's handler from cs 2b\n"
+        "#GP error fa at the SHUTDOWN from cs 2b\n"
+        "#GP error 102 at int $0x20 from cs 2b\n"
+        "#GP error 72 at int $0x0e from cs 2b\n"
+        "breakpoint from cs 2b, eip after the first int3\n"
+        "breakpoint from cs 2b, eip after the first int $3\n"
+        "the breakpoint and overflow gates are DPL 0 now\n"
+        "#GP error 1a at the second int3 from cs 2b\n"
+        "#GP error 1a at the second int $3 from cs 2b\n"
+        "#GP error 22 at the into from cs 2b\n"
+        "#GP error 22 at int $4 from cs 2b\n"
+        "#GP error 0 at the cli from cs 2b\n"
+        "divide error at the div from cs 2b\n"
+        "timer interrupt from cs 2b\n"
+        "the machine is still on\n")), result.stderr
+
+
 # --- Time ----------------------------------------------------------------------------------
 
 def test_timer_ticks_only_with_virtual_interrupts_on(guest):
@@ -281,6 +308,7 @@ STACK_DEATHS = {
     "split_stack_unmapped": "fault while delivering trap 13: the stack at 0x40000ffc is not writable",
     "split_stack_read_only": "fault while delivering trap 13: the stack at 0x40000ffc is not writable",
     "split_stack_outside_memory": "bad page table entry 0x7f000003 for 0x40000ffc",
+    "word_astride_read_only": "fault while delivering trap 13: the stack at 0x40001000 is not writable",
     "stack_wraps_into_switcher": "fault while delivering trap 0: the stack at 0xfffffffc is not writable",
 }
 
@@ -292,13 +320,19 @@ def test_a_frame_that_cannot_be_pushed_names_the_word_that_failed(guest, case):
 
 
 def test_a_frame_across_a_page_boundary_lands_on_both_pages(guest):
+    """Whole words on either side of the boundary, then, from a misaligned stack, a word
+    astride it, with the two pages mapped to frames that are not neighbours that way round."""
     result = run_guest(guest("frames"))
     assert (result.returncode, result.stdout) == (0, (
         "low's frame is high's + 1000\n"
         "the handler saw eip at cli, cs 19, error 0, the frame's eip at 40000ffc\n"
         "above the boundary: cs 19, eflags as seen, then 5a5a5a5a\n"
         "below it: eip just past cli, error 0\n"
-        "the next frame up from low: 5a5a5a5a, the last word of high: 5a5a5a5a\n")), result.stderr
+        "the next frame up from low: 5a5a5a5a, the last word of high: 5a5a5a5a\n"
+        "misaligned: the handler saw error 0, the frame's eip at 40000ff6\n"
+        "the flags astride the boundary read back as seen; low half ends low: yes, "
+        "high half starts high: yes\n"
+        "the next frame up from low: 5a5a5a5a, the rest of high's first word: 5a5a\n")), result.stderr
 
 
 def test_trap_without_handler_kills_through_the_host_too(guest):

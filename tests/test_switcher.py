@@ -51,8 +51,10 @@ def test_the_switcher_pages_are_out_of_reach(guest, case):
 def test_the_hypercall_registers_come_straight_from_the_live_cpu():
     from unicorn import UC_ARCH_X86, UC_MODE_32, Uc
 
-    from lguest.switcher import (GPR_IDS, GPRS, HYPERCALL_ORDER, RegisterBatch, find_live_cpu,
-                                 hypercall_reader)
+    from unicorn.x86_const import UC_X86_REG_CS, UC_X86_REG_GDTR
+
+    from lguest.switcher import (GPR_IDS, GPRS, HYPERCALL_ORDER, HYPERCALL_REGISTERS, RegisterBatch,
+                                 descriptor, find_live_cpu, hypercall_reader)
     uc = Uc(UC_ARCH_X86, UC_MODE_32)
     before = {name: 0x1000 * index + 7 for index, name in enumerate(GPRS)}
     for name, register in zip(GPRS, GPR_IDS):
@@ -61,12 +63,16 @@ def test_the_hypercall_registers_come_straight_from_the_live_cpu():
     assert [uc.reg_read(register) for register in GPR_IDS] == list(before.values())  # put back
     read = hypercall_reader(uc)
     assert not isinstance(read, RegisterBatch)  # this Unicorn's CPU was found
-    batch = RegisterBatch(uc, tuple(GPR_IDS[GPRS.index(name)] for name in HYPERCALL_ORDER))
+    batch = RegisterBatch(uc, tuple(HYPERCALL_REGISTERS[name] for name in HYPERCALL_ORDER))
+    uc.mem_map(0, 0x1000)  # code segments at 0x08, 0x10 and 0x18, so that %cs can change
+    uc.mem_write(0, b"".join(descriptor(0, 0xFFFFF, 0x9A).to_bytes(8, "little") for _ in range(4)))
+    uc.reg_write(UC_X86_REG_GDTR, (0, 0, 31, 0))
     for trial in range(3):
         for index, register in enumerate(GPR_IDS):
             uc.reg_write(register, 0xC0DE0000 + 0x100 * trial + index)
-        expected = tuple(0xC0DE0000 + 0x100 * trial + GPRS.index(name) for name in HYPERCALL_ORDER)
-        assert read() == batch() == expected
+        uc.reg_write(UC_X86_REG_CS, 8 * (trial + 1))
+        expected = tuple(0xC0DE0000 + 0x100 * trial + GPRS.index(name) for name in HYPERCALL_ORDER[:-1])
+        assert read() == batch() == expected + (8 * (trial + 1),)
 
 
 def test_without_the_live_cpu_the_hypercall_registers_come_by_batch(monkeypatch):
@@ -81,4 +87,4 @@ def test_without_the_live_cpu_the_hypercall_registers_come_by_batch(monkeypatch)
     uc.reg_write(UC_X86_REG_EAX, 9)
     uc.reg_write(UC_X86_REG_EBX, 0x1234)
     uc.reg_write(UC_X86_REG_ESI, 0x5678)
-    assert read() == (9, 0, 0, 0x1234, 0x5678)
+    assert read() == (9, 0, 0, 0x1234, 0x5678, 0)  # and %cs, still 0 in a fresh CPU

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/switcher.py» book/switcher.md:753 @46b4fed9
+# «src/lguest/switcher.py» book/switcher.md:773 @46b4fed9
 """The Switcher: its pages at the top of every address space, and the way into the guest."""
 
 from __future__ import annotations
@@ -94,30 +94,36 @@ class Switcher:
 # «/The way in»
 
 
-# «The register file» book/switcher.md:399 @282cec3e
+# «The register file» book/switcher.md:409 @0c3671e8
 GPRS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 GPR_IDS = (UC_X86_REG_EAX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_EBX,
            UC_X86_REG_ESP, UC_X86_REG_EBP, UC_X86_REG_ESI, UC_X86_REG_EDI)
-HYPERCALL_ORDER = ("eax", "ecx", "edx", "ebx", "esi")  # the call and its arguments, as the CPU numbers them
+HYPERCALL_ORDER = ("eax", "ecx", "edx", "ebx", "esi", "cs")  # the call, its arguments, its ring
+PROBES = (  # (instruction, %cs to run it with, the error code it raises, whether it is an int)
+    ("8e1d00300000", HOST_CS, 0x78, 0),  # mov ds, [0x3000] holding 0x78: #GP(0x78)
+    ("8e1d00300000", 3 << 3, 0x80, 0),  # the same through another code segment: #GP(0x80)
+    ("cd30", HOST_CS, 0, 1),  # int $0x30: no error code, and %eip after the instruction
+)
 
 
 def probe_context_layout() -> dict[str, int]:
     """Where Unicorn's saved context keeps each register, found by experiment."""
     found: dict[str, set[int]] = {}
-    for trial, selector in enumerate((0x78, 0x80)):
+    for trial, (instruction, cs, selector, is_int) in enumerate(PROBES):
         uc = Uc(UC_ARCH_X86, UC_MODE_32)
         uc.mem_map(0, 0x10000)
-        uc.mem_write(0x1000, struct.pack("<3Q", 0, descriptor(0, 0xFFFFF, 0x9A), descriptor(0, 0xFFFFF, 0x92)))
-        uc.reg_write(UC_X86_REG_GDTR, (0, 0x1000, 23, 0))
-        uc.reg_write(UC_X86_REG_CS, HOST_CS)
+        uc.mem_write(0x1000, struct.pack("<4Q", 0, descriptor(0, 0xFFFFF, 0x9A),
+                                         descriptor(0, 0xFFFFF, 0x92), descriptor(0, 0xFFFFF, 0x9A)))
+        uc.reg_write(UC_X86_REG_GDTR, (0, 0x1000, 31, 0))
+        uc.reg_write(UC_X86_REG_CS, cs)
         uc.reg_write(UC_X86_REG_SS, HOST_DS)
         uc.mem_write(0x3000, struct.pack("<H", selector))
-        code = 0x2137 + 0x301 * trial
-        uc.mem_write(code, bytes.fromhex("8e1d00300000"))  # mov ds, [0x3000]: #GP(selector)
+        code, length = 0x2137 + 0x301 * trial, len(instruction) // 2
+        uc.mem_write(code, bytes.fromhex(instruction))
         values = {name: 0x5EED0000 + 0x1111 * (index + 1) + trial for index, name in enumerate(GPRS)}
         for name, register in zip(GPRS, GPR_IDS):
             uc.reg_write(register, values[name])
-        values["eip"], values["error_code"] = code, selector
+        values.update(eip=code + length * is_int, error_code=selector, cs=cs, is_int=is_int)
         saved = {}
 
         def trap(uc: Uc, vector: int, _) -> None:
@@ -127,7 +133,7 @@ def probe_context_layout() -> dict[str, int]:
             uc.emu_stop()
 
         uc.hook_add(UC_HOOK_INTR, trap)
-        uc.emu_start(code, code + 6)
+        uc.emu_start(code, code + length)
         for name, value in values.items():
             offsets = {offset for offset in range(0, len(saved["raw"]) - 3, 4)
                        if struct.unpack_from("<I", saved["raw"], offset)[0] == value}
@@ -146,6 +152,9 @@ FRAME_REGISTERS = tuple({"gs": UC_X86_REG_GS, "fs": UC_X86_REG_FS, "es": UC_X86_
                          "ds": UC_X86_REG_DS, "eip": UC_X86_REG_EIP, "cs": UC_X86_REG_CS,
                          "eflags": UC_X86_REG_EFLAGS, "ss": UC_X86_REG_SS, "unused": UC_X86_REG_ESP,
                          **dict(zip(GPRS, GPR_IDS))}[name] for name in FRAME)
+
+
+HYPERCALL_REGISTERS = {**dict(zip(GPRS, GPR_IDS)), "cs": UC_X86_REG_CS}
 
 
 class RegisterBatch:
@@ -215,7 +224,7 @@ def hypercall_reader(uc: Uc) -> Callable[[], tuple[int, ...]]:
     offsets = [LAYOUT[name] for name in HYPERCALL_ORDER]
     cpu = find_live_cpu(uc) if offsets == sorted(offsets) else None
     if cpu is None:  # an unfamiliar Unicorn, or no /proc: the batch call, which always works
-        return RegisterBatch(uc, tuple(GPR_IDS[GPRS.index(name)] for name in HYPERCALL_ORDER))
+        return RegisterBatch(uc, tuple(HYPERCALL_REGISTERS[name] for name in HYPERCALL_ORDER))
     layout, position = "<", 0
     for offset in offsets:
         layout, position = layout + f"{offset - position}xI", offset + 4
@@ -231,7 +240,7 @@ class RegisterFile:
         self.context = uc.context_save()
         base = ctypes.cast(self.context.context, ctypes.c_void_p).value
         self.words = {name: ctypes.c_uint32.from_address(base + offset) for name, offset in LAYOUT.items()}
-        self.hypercall = hypercall_reader(uc)  # the call number and four arguments, in HYPERCALL_ORDER
+        self.hypercall = hypercall_reader(uc)  # the call number, four arguments and %cs: HYPERCALL_ORDER
         self.frame = RegisterBatch(uc, FRAME_REGISTERS)  # the guest's frame, in the Switcher's order
 
     def load(self) -> None:

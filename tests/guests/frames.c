@@ -5,7 +5,12 @@
  * one's in guest-physical memory.  A Host that translated only one page and
  * wrote the whole frame through it would put half the frame in the wrong
  * place; ours must put every word where the guest's tables say.  Marks
- * around the frame show nothing else was written. */
+ * around the frame show nothing else was written.
+ *
+ * Then again with the stack pointer 2 bytes above the boundary, so that the
+ * first word pushed, the flags, itself straddles it: its low half must end
+ * the lower page and its high half begin the upper one, not spill into the
+ * frame that follows the lower page's in guest-physical memory. */
 #include "guest.h"
 
 #define LOW 0x40000000u
@@ -57,5 +62,21 @@ void main(void)
 	printf("below it: eip %s, error %x\n", /* the handler stepped over the cli */
 	       low[1023] == (u32)at_cli + 1 ? "just past cli" : "wrong", low[1022]);
 	printf("the next frame up from low: %x, the last word of high: %x\n", beyond[0], high[1023]);
+
+	for (i = 0; i < 1024; i++)
+		high[i] = low[i] = beyond[i] = MARK;
+	asm volatile("movl %%esp, saved_esp\n\t"
+		     "movl %0, %%esp\n\t"
+		     "cli\n\t"
+		     "movl saved_esp, %%esp"
+		     : : "i"(HIGH + 2) : "memory");
+	printf("misaligned: the handler saw error %x, the frame's eip at %x\n", seen_error, seen_at);
+	printf("the flags astride the boundary read back %s; ",
+	       PEEK(HIGH - 2) == seen_eflags ? "as seen" : "wrong");
+	printf("low half ends low: %s, high half starts high: %s\n",
+	       low[1023] >> 16 == (seen_eflags & 0xFFFF) ? "yes" : "no",
+	       (high[0] & 0xFFFF) == seen_eflags >> 16 ? "yes" : "no");
+	printf("the next frame up from low: %x, the rest of high's first word: %x\n",
+	       beyond[0], high[0] >> 16);
 	poweroff("frames done");
 }

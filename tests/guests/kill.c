@@ -73,6 +73,18 @@ void main(void)
 #endif
 	use_pgdir(pgdir);
 	asm volatile("movl $0x40001008, %%esp\n\tcli" : : : "memory");
+#elif defined(CASE_word_astride_read_only)
+	/* A #GP with the stack pointer 2 bytes above 0x40001000: the flags,
+	 * pushed first, straddle the boundary, and the page above it is
+	 * read-only, though the page below is writable. */
+	u32 *pgdir;
+	start();
+	on_trap(13, printed_after, TRAP_GATE);
+	pgdir = new_pgdir();
+	map_page(pgdir, 0x40000000, PHYS(alloc_page()), PTE_P | PTE_RW);
+	map_page(pgdir, 0x40001000, PHYS(alloc_page()), PTE_P);
+	use_pgdir(pgdir);
+	asm volatile("movl $0x40001002, %%esp\n\tcli" : : : "memory");
 #elif defined(CASE_stack_wraps_into_switcher)
 	/* A divide error with the stack pointer at 4: the flags fit at 0, and
 	 * cs would go at 0xfffffffc, in the Switcher's pages. */

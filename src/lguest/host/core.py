@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:2096 @847f6214
+# «src/lguest/host/core.py» book/host.md:2249 @aeb8e87d
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ..memory import GuestMemory, GuestMemoryError
 from ..switcher import CODE_ADDRESS, FRAME, RegisterFile, Switcher
 from .brake import Brake
 from .hypercalls import HANDLERS, IN_HOOK, Shutdown, do_hypercall, run_async
-from .interrupts import ERROR_CODE_VECTORS, TRAP_NAMES, Interrupts
+from .interrupts import ERROR_CODE_VECTORS, HYPERCALL_DPL, TRAP_NAMES, Interrupts
 from .page_tables import POOL_PAGES, ShadowPages
 
 PAGE_FAULT, DOUBLE_FAULT, INVALID_OPCODE = 14, 8, 6
@@ -60,7 +60,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Register the trap hook» book/host.md:442 @ee2467ac
+# «Register the trap hook» book/host.md:448 @ee2467ac
 TRAP_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 
 
@@ -76,7 +76,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:1608 @8c2bf6d9
+# «Clocks» book/host.md:1761 @8c2bf6d9
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -117,7 +117,7 @@ class VirtualClock:
 # «/Clocks»
 
 
-# «The Host's state» book/host.md:96 @c95b550a
+# «The Host's state» book/host.md:96 @16603d4e
 FRAME_INDEX = {name: index for index, name in enumerate(FRAME)}
 EIP, CS, EFLAGS, ESP, SS = (FRAME_INDEX[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 ASYNC_STATUS = LGUEST_DATA["async_status"]
@@ -151,6 +151,7 @@ class Host:
         self.deadline: int | None = None  # the clock event, in clock nanoseconds
         self.trap: int | None = None  # the vector of the exit being handled
         self.error_code = 0  # and, for a fault, its error code
+        self.software = False  # and whether an int instruction raised it, rather than a fault
         self.fault_address = 0  # and, for a page fault, the address
         self.dead: str | None = None
         self.stop_request: str | None = None
@@ -169,7 +170,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_cpuid, aux1=UC_X86_INS_CPUID)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:2075 @a6ab1af0
+    # «Killing and stopping» book/host.md:2228 @a6ab1af0
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -188,7 +189,7 @@ class Host:
             raise Killed(f"stopped by the host: {self.stop_request}")
     # «/Killing and stopping»
 
-    # «Run the guest» book/host.md:181 @549336ba
+    # «Run the guest» book/host.md:182 @549336ba
     def run(self, *, entry: int, stack: int, boot: int, pgdir: int) -> Outcome:
         """Run the guest from ``entry`` until it shuts down or dies."""
         self._cpu_thread = threading.get_ident()
@@ -234,7 +235,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest» book/host.md:259 @2c20c80a
+    # «One trip into the Guest» book/host.md:260 @2c20c80a
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
@@ -267,18 +268,19 @@ class Host:
         self.regs[:] = self.cpu.frame()
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:355 @8c63626c
+    # «The trap hook» book/host.md:359 @016c9724
     def _fast_path(self) -> Callable[[int, int, int], None]:
         """The trap hook: serve a hypercall in place if we may, else stop for the loop."""
         host, in_hook, view = self, IN_HOOK, self.memory.view
-        registers = self.cpu.hypercall  # eax, ecx, edx, ebx, esi: the CPU's own order
+        registers = self.cpu.hypercall  # eax, ecx, edx, ebx, esi, cs: the CPU's own order
         accounting = self.deterministic or self.trace is not None  # both fixed at birth
+        ring = HYPERCALL_DPL  # the outermost ring a hypercall may come from
 
         def on_trap(_engine: int, vector: int, _data: int) -> None:
             try:
                 if vector == HYPERCALL_VECTOR:
-                    number, a2, a3, a1, a4 = registers()
-                    handler = in_hook.get(number)
+                    number, a2, a3, a1, a4, cs = registers()
+                    handler = in_hook.get(number) if cs & 3 <= ring else None  # the kernel's alone
                     data = host.lguest_data
                     # Not before LGUEST_INIT (but INIT itself), nor with calls queued in the ring.
                     if handler is not None and (number == LGUEST_INIT if data is None else
@@ -298,9 +300,10 @@ class Host:
 
     def _stop_for(self, vector: int) -> None:
         """The long way: note the trap and its details, and stop the CPU for the loop."""
-        self.trap = vector
+        self.trap, self.software = vector, True  # only int $0x1f raises vector 31
         if vector != HYPERCALL_VECTOR:  # the fault's details, before anything can disturb them
             self.cpu.load()
+            self.software = bool(self.cpu["is_int"])
             self.error_code = self.cpu["error_code"]
             self.fault_address = self.uc.reg_read(UC_X86_REG_CR2) if vector == PAGE_FAULT else 0
         self.uc.emu_stop()
@@ -340,18 +343,18 @@ class Host:
 
 
     def _on_invalid(self, uc: Uc, _) -> bool:
-        self.trap = INVALID_OPCODE
+        self.trap, self.software = INVALID_OPCODE, False
         uc.emu_stop()
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:485 @f7ebfb6b
+    # «Handle an exit» book/host.md:494 @35aa80a9
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
             self._trace("timer", None)
             return
-        if vector == HYPERCALL_VECTOR:
+        if vector == HYPERCALL_VECTOR and regs[CS] & 3 <= HYPERCALL_DPL:
             number = regs[FRAME_INDEX["eax"]]
             self._trace("hypercall", vector, number)
             if self.lguest_data is not None:
@@ -359,6 +362,10 @@ class Host:
             result = do_hypercall(self, number, *(regs[FRAME_INDEX[name]] for name in ("ebx", "ecx", "edx", "esi")))
             if result is not None:
                 regs[FRAME_INDEX["eax"]] = result & 0xFFFFFFFF
+            return
+        if self.software:  # int $n, int3 or into: the gate decides who may come in
+            self._trace("trap", vector, handler=self.interrupts.deliver_software)
+            self.interrupts.deliver_software(vector)
             return
         if vector == DOUBLE_FAULT:
             self._trace("trap", vector)
@@ -387,7 +394,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:1484 @cbb53860
+    # «Time passes» book/host.md:1637 @cbb53860
     def _timer(self) -> None:
         """The timer thread: pull the brake when the deadline comes, and look in every TICK."""
         pulled_for = None  # the deadline the brake was last pulled for
@@ -432,7 +439,7 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
 
-    # «Sleep until something happens» book/host.md:1567 @4a769f06
+    # «Sleep until something happens» book/host.md:1720 @4a769f06
     def _sleep(self) -> None:
         """HALT: sleep until an interrupt can be delivered."""
         while self.interrupts.deliverable() is None:
@@ -447,7 +454,7 @@ class Host:
             self._tick()
     # «/Sleep until something happens»
 
-    # «Plugging in devices» book/host.md:894 @931341f9
+    # «Plugging in devices» book/host.md:908 @931341f9
     def add_device(self, device) -> None:
         """Map a virtio device's registers and lend it an interrupt line."""
         self.devices.append(device)

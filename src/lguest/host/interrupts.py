@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/interrupts.py» book/host.md:1146 @a0023197
+# «src/lguest/host/interrupts.py» book/host.md:1299 @a0023197
 """Interrupts and traps: the frames the Host pushes on the guest's behalf."""
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ EIP, CS, EFLAGS, ESP, SS = (FRAME.index(name) for name in ("eip", "cs", "eflags"
 EFLAGS_TF, EFLAGS_NT = 0x100, 0x4000
 WORDS = [struct.Struct(f"<{count}I") for count in range(7)]  # a frame is at most six words
 
-# «Gates» book/host.md:934 @f5a854fa
+# «Gates» book/host.md:948 @088190a8
 INTERRUPT_GATE, TRAP_GATE = 0xE, 0xF
+GENERAL_PROTECTION = 13
+HYPERCALL_DPL = 1  # as in lguest: the kernel at ring 1 may make hypercalls, its programs may not
+ONE_BYTE_INTS = {3: 0xCC, 4: 0xCE}  # int3 and into; every other int is two bytes, CD and the vector
 ERROR_CODE_VECTORS = frozenset({8, 10, 11, 12, 13, 14, 17})
 RESERVED_VECTORS = frozenset({2, 8, 15, HYPERCALL_VECTOR})
 TRAP_NAMES = {0: "divide error", 1: "debug", 3: "breakpoint", 4: "overflow", 5: "bound range",
@@ -34,6 +37,7 @@ class Gate:
     offset: int
     selector: int
     kind: int  # INTERRUPT_GATE or TRAP_GATE
+    dpl: int  # the outermost ring whose int instructions may come through
 
 
 def decode_gate(vector: int, low: int, high: int, kill: Callable) -> Gate | None:
@@ -43,11 +47,11 @@ def decode_gate(vector: int, low: int, high: int, kill: Callable) -> Gate | None
     kind = high >> 8 & 0xF
     if kind not in (INTERRUPT_GATE, TRAP_GATE):
         kill(f"bad IDT type {kind} for vector {vector}")
-    return Gate(high & 0xFFFF0000 | low & 0xFFFF, low >> 16 | 1, kind)
+    return Gate(high & 0xFFFF0000 | low & 0xFFFF, low >> 16 | 1, kind, high >> 13 & 3)
 # «/Gates»
 
 
-# «The interrupt controller» book/host.md:1108 @0b0b8ff7
+# «The interrupt controller» book/host.md:1259 @e481aa0a
 class Interrupts:
     """The guest's interrupt table, its pending lines, and delivery."""
 
@@ -76,7 +80,7 @@ class Interrupts:
         with self.lock:
             self.pending |= 1 << line
 
-    # «Which interrupt, if any» book/host.md:979 @0131aca9
+    # «Which interrupt, if any» book/host.md:997 @0131aca9
     def deliverable(self) -> int | None:
         """The lowest pending, unblocked line, if the guest can take it now."""
         data, memory = self.host.lguest_data, self.host.memory
@@ -97,7 +101,7 @@ class Interrupts:
         return (lines & -lines).bit_length() - 1
     # «/Which interrupt, if any»
 
-    # «Deliver interrupts and traps» book/host.md:1085 @77d42a80
+    # «Deliver interrupts and traps» book/host.md:1137 @77d42a80
     def deliver_pending(self) -> bool:
         line = self.deliverable()
         if line is None:
@@ -120,7 +124,30 @@ class Interrupts:
         self.push_frame(vector, gate, error_code)
     # «/Deliver interrupts and traps»
 
-    # «Push a frame» book/host.md:1042 @d55f2126
+    # «Software interrupts» book/host.md:1214 @7f21333e
+    def deliver_software(self, vector: int) -> None:
+        """An int $n, int3 or into: through the gate if its DPL lets the caller in, else a #GP."""
+        regs = self.host.regs
+        gate = self.idt.get(vector)
+        dpl = HYPERCALL_DPL if vector == HYPERCALL_VECTOR else gate.dpl if gate else 0
+        if regs[CS] & 3 <= dpl:
+            self.deliver_trap(vector, None)  # never an error code, whatever the vector
+            return
+        regs[EIP] = regs[EIP] - self._int_length(vector) & 0xFFFFFFFF  # back onto the int
+        self.deliver_trap(GENERAL_PROTECTION, vector << 3 | 2)  # the IDT bit, and the vector
+
+
+    def _int_length(self, vector: int) -> int:
+        """How far back from %eip the int instruction that raised ``vector`` begins."""
+        eip = self.host.regs[EIP]
+        if vector in ONE_BYTE_INTS:
+            address = self.host.pages.translate(eip - 1 & 0xFFFFFFFF, write=False)
+            if address is not None and self.host.memory.view[address] == ONE_BYTE_INTS[vector]:
+                return 1
+        return 2
+    # «/Software interrupts»
+
+    # «Push a frame» book/host.md:1079 @dfa71ede
     def push_frame(self, vector: int, gate: Gate, error_code: int | None) -> None:
         host = self.host
         regs, data = host.regs, host.lguest_data
@@ -140,8 +167,11 @@ class Interrupts:
             address = translate(top, write=True)
             if address is None:
                 host.kill(f"fault while delivering trap {vector}: the stack at {top:#x} is not writable")
+            if top & 0xFFF > 0xFFC:  # a misaligned word astride a page boundary
+                self._push_astride(vector, top, address, frame.pop())
+                esp = top
+                continue
             count = min(len(frame), (top & 0xFFF) // 4 + 1)  # the words that fit in top's page
-            memory.check(address, 4)  # the top word, if a misaligned stack hangs it over the end
             esp = top - 4 * (count - 1)
             WORDS[count].pack_into(memory.view, address - 4 * (count - 1), *frame[-count:])
             memory.wrote(address - 4 * (count - 1), 4 * count)
@@ -151,6 +181,18 @@ class Interrupts:
         if gate.kind == INTERRUPT_GATE and data is not None:
             host.memory.write_u32(data + LGUEST_DATA["irq_enabled"], 0)
         self.last_vector = vector
+
+
+    def _push_astride(self, vector: int, top: int, address: int, word: int) -> None:
+        """Write a word whose first bytes end one page and whose last bytes begin the next."""
+        cut = 0x1000 - (top & 0xFFF)  # how many bytes fit below the boundary
+        above = self.host.pages.translate(top + cut & 0xFFFFFFFF, write=True)
+        if above is None:
+            self.host.kill(f"fault while delivering trap {vector}: "
+                           f"the stack at {top + cut & 0xFFFFFFFF:#x} is not writable")
+        data, view = word.to_bytes(4, "little"), self.host.memory.view
+        view[address:address + cut] = data[:cut]
+        view[above:above + 4 - cut] = data[cut:]
     # «/Push a frame»
 # «/The interrupt controller»
 # «/src/lguest/host/interrupts.py»
