@@ -8,7 +8,8 @@ Unicorn runs are timed around ``emu_start`` alone.
 
 - guest CPU loop: the same loop at the same addresses under bare Unicorn (ring 0, no
   hooks, the guest's page tables) and under the Host (ring 1, shadow paging, the timer
-  thread looking in every 100 ms); ratio = bare time / guest time (target >= 0.95).
+  thread looking in every 100 ms, the brake's block hook called at every block);
+  ratio = bare time / guest time (target >= 0.95).
   For information, bare Unicorn without paging, which runs the loop faster still.
 - synchronous hypercall: ``int $0x1f`` in a loop, under bare Unicorn with an empty
   UC_HOOK_INTR callback registered through the binding, and in the guest as an in-hook
@@ -38,6 +39,13 @@ Unicorn runs are timed around ``emu_start`` alone.
   itself), the timer thread planning its deadline, the interrupt's frame, the way back
   through the Switcher and the handler; target: within 5 times the bare stop.
 
+- replayed instructions: a loop of ``add [word], 1`` and ``add edx, 1`` taking a tick
+  every millisecond, its handler re-arming the clock; at the end the word and the
+  register should agree, and what the word is ahead by is how many adds ran twice, per
+  10,000 stops. Baseline: the same loop under bare Unicorn, stopped a thousand times a
+  second by a host thread calling ``emu_stop``, the way the Host's timer once did. Target:
+  no replay at all.
+
 The rows the issue sets no target for carry one of ours, so that every row says yes or
 no: bare Unicorn without paging at most 25% ahead of the guest (Unicorn's own paging
 costs about 13%); the in-hook hypercall within 5 times a ctypes-registered empty
@@ -62,7 +70,7 @@ from pathlib import Path
 
 from unicorn import (UC_ARCH_X86, UC_HOOK_INTR, UC_HOOK_MEM_WRITE_UNMAPPED, UC_MODE_32,
                      UC_PROT_ALL, Uc)
-from unicorn.x86_const import UC_X86_REG_CR0, UC_X86_REG_CR3
+from unicorn.x86_const import UC_X86_REG_CR0, UC_X86_REG_CR3, UC_X86_REG_EDX, UC_X86_REG_EIP
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import interleaved, row  # noqa: E402
@@ -78,6 +86,8 @@ FAULT_BASE, FAULT_PAGES = 0xC0200000, 128  # fresh pages, written once each
 SIZES = {False: {"loop": 30_000_000, "calls": 200_000, "batches": 1_000, "exits": 20_000,
                  "ticks": 2_000},
          True: {"loop": 1_000_000, "calls": 20_000, "batches": 50, "exits": 1_000, "ticks": 200}}
+REPLAY_STOPS = {False: 3_000, True: 300}  # 1 kHz ticks: seconds of run, in thousands
+WORD, TICKS, REGISTER = 2052, 2048, 2056  # offsets in the guest's shared page
 
 
 def assemble(source: str, address: int) -> bytes:
@@ -180,6 +190,20 @@ def timer_loop(ticks: int) -> str:  # arm a 1 ns clock event, spin until the tic
 """
 
 
+def replay_loop(ticks: int) -> str:  # an add to memory, an add to edx, until the ticks
+    return f"""
+    mov eax, 9
+    mov ebx, 1000000
+    int 0x1f
+    xor edx, edx
+1:  add dword ptr [shared + {WORD}], 1
+    add edx, 1
+    cmp dword ptr [shared + {TICKS}], {ticks}
+    jb 1b
+    mov dword ptr [shared + {REGISTER}], edx
+"""
+
+
 def gate(handler: str, kind: int) -> str:
     """Load ecx and edx with an IDT gate for ``handler`` (0x8E00 interrupt, 0x8F00 trap)."""
     return f"""
@@ -208,6 +232,15 @@ TIMER_SETUP = f"""
     mov dword ptr [shared + {abi.LGUEST_DATA["noirq_iret"]}], offset tick_iret
     mov dword ptr [shared + {abi.LGUEST_DATA["irq_enabled"]}], {abi.X86_EFLAGS_IF}
 """
+REPLAY_SETUP = f"""
+    mov eax, 6
+    mov ebx, {abi.FIRST_EXTERNAL_VECTOR + abi.TIMER_IRQ}
+    {gate("tock", 0x8E00)}
+    int 0x1f
+    mov esp, 0xC0090000
+    mov dword ptr [shared + {abi.LGUEST_DATA["noirq_iret"]}], offset tock_iret
+    mov dword ptr [shared + {abi.LGUEST_DATA["irq_enabled"]}], {abi.X86_EFLAGS_IF}
+"""
 HANDLERS = f"""
 gp: add dword ptr [esp + 4], 1
     add esp, 4
@@ -216,6 +249,18 @@ tick:
     inc dword ptr [shared + 2048]
     mov dword ptr [shared + {abi.LGUEST_DATA["irq_enabled"]}], {abi.X86_EFLAGS_IF}
 tick_iret:
+    iretd
+tock:
+    push eax
+    push ebx
+    mov eax, 9
+    mov ebx, 1000000
+    int 0x1f
+    pop ebx
+    pop eax
+    inc dword ptr [shared + {TICKS}]
+    mov dword ptr [shared + {abi.LGUEST_DATA["irq_enabled"]}], {abi.X86_EFLAGS_IF}
+tock_iret:
     iretd
 """
 MARK = """
@@ -350,6 +395,41 @@ def bare(body: str, count: int = 1, *, paged: bool = True, hook: str | None = No
     return elapsed / count
 
 
+def hosted_replays(stops: int) -> float:
+    """Adds run twice per 10,000 stops, under the Host with 1 kHz ticks."""
+    memory = guest(replay_loop(stops), REPLAY_SETUP)
+    host = Host(memory, console=Marks())
+    outcome = host.run(entry=START, stack=abi.PAGE_OFFSET + abi.BOOT_PAGE, boot=abi.BOOT_PAGE,
+                       pgdir=PGDIR)
+    if outcome.kind != "poweroff":
+        raise RuntimeError(f"the benchmark guest failed: {outcome}")
+    shared = host.lguest_data
+    replays = memory.read_u32(shared + WORD) - memory.read_u32(shared + REGISTER)
+    return replays * 10_000 / host.brake.stops
+
+
+def bare_replays(stops: int) -> float:
+    """Adds run twice per 10,000 stops, under bare Unicorn stopped by a host thread at 1 kHz."""
+    code = assemble("1:  add dword ptr [0xC0300000], 1\n    add edx, 1\n    jmp 1b\n", START)
+    uc = paged_unicorn(code)
+    done = threading.Event()
+
+    def timer() -> None:
+        while not done.wait(0.001):
+            uc.emu_stop()
+
+    thread = threading.Thread(target=timer, daemon=True)
+    thread.start()
+    address = START
+    for _ in range(stops):
+        uc.emu_start(address, START + len(code))
+        address = uc.reg_read(UC_X86_REG_EIP)
+    done.set()
+    thread.join()
+    word = int.from_bytes(uc.mem_read(0x300000, 4), "little")  # physical: PAGE_OFFSET + 3 MiB
+    return (word - uc.reg_read(UC_X86_REG_EDX)) * 10_000 / stops
+
+
 def bare_ticks(ticks: int) -> float:
     """Seconds per tick of the bare timer: armed by ``int $0x1f``, stopped by a host thread."""
     code = assemble("    int 0x1f\n1:  jmp 1b\n    hlt\n", START)
@@ -396,6 +476,8 @@ def rows(repeats: int = 5, quick: bool = False) -> list[dict]:
         "fault guest": lambda: hosted(fault_loop(FAULT_PAGES), count=FAULT_PAGES),
         "tick": lambda: hosted(timer_loop(size["ticks"]), TIMER_SETUP, count=size["ticks"]),
         "tick bare": lambda: bare_ticks(size["ticks"]),
+        "replays": lambda: hosted_replays(REPLAY_STOPS[quick]),
+        "replays bare": lambda: bare_replays(REPLAY_STOPS[quick]),
     }, repeats)
     us = {name: [value * 1e6 for value in values] for name, values in s.items()}
     return [
@@ -417,6 +499,8 @@ def rows(repeats: int = 5, quick: bool = False) -> list[dict]:
             us["fault bare"], target=1.5),
         row("timer tick, armed to delivered vs bare Unicorn stopped by a host thread", "us",
             us["tick"], us["tick bare"], target=5.0),
+        row("replayed instructions per 10,000 stops, 1 kHz ticks, vs bare Unicorn stopped by a "
+            "host thread", "", s["replays"], s["replays bare"], target=0.0),
     ]
 
 

@@ -51,11 +51,11 @@ def row(name: str, unit: str, values: list[float], baselines: list[float] | None
               "median": value, "min": min(values), "max": max(values), "runs": len(values)}
     if baselines:
         result["baseline"] = statistics.median(baselines)
-        if ratio == "value/baseline":
-            ratios = [v / b for v, b in zip(values, baselines)]
-        else:
-            ratios = [b / v for v, b in zip(values, baselines)]
-        result["ratio"] = statistics.median(ratios)
+        pairs = list(zip(values, baselines))
+        if ratio == "value/baseline" and all(b for _, b in pairs):
+            result["ratio"] = statistics.median(v / b for v, b in pairs)
+        elif ratio == "baseline/value" and all(v for v, _ in pairs):
+            result["ratio"] = statistics.median(b / v for v, b in pairs)
     if note:
         result["note"] = note
     return result

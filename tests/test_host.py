@@ -479,3 +479,35 @@ def test_verbose_names_the_interrupted_eip_and_who_handled_each_page_fault(guest
     interrupted = re.findall(r"^exit interrupt vector 32 at (0x[0-9a-f]+)", result.stderr, re.M)
     assert interrupted, result.stderr
     assert stub["st_value"] not in {int(eip, 16) for eip in interrupted}, interrupted
+
+
+KERNEL_ADDRESS = r"""
+#include "guest.h"
+void main(void)
+{
+	memset((void *)lguest_data.async_status, ASYNC_DONE, ASYNC_SLOTS);
+	lguest_data.kernel_address = KERNEL_ADDRESS;
+	lguest_data.noirq_iret = (u32)noirq_iret;
+	hcall(LHCALL_LGUEST_INIT, PHYS(&lguest_data), 0, 0, 0);
+	poweroff("registered");
+}
+"""
+
+
+@pytest.mark.parametrize("given, used", [(0x80000000, 0x80000000), (0, abi.PAGE_OFFSET)])
+def test_lguest_init_reads_where_the_kernel_mappings_begin(guest, given, used):
+    """The shared page's kernel_address, read once at LGUEST_INIT (0 means PAGE_OFFSET),
+    tells the shadow pager which directory entries every address space shares."""
+    from conftest import ConsoleCapture, load_guest
+
+    from lguest.host.core import Host
+
+    memory, run = load_guest(guest(KERNEL_ADDRESS, KERNEL_ADDRESS=f"{given:#x}u"))
+    host = Host(memory, console=ConsoleCapture())
+    assert host.run(**run).kind == "poweroff"
+    assert host.pages.kernel_address == used
+
+
+def test_a_kernel_address_above_the_switcher_is_killed(guest):
+    result = run_guest(guest(KERNEL_ADDRESS, KERNEL_ADDRESS="0xFFC01000u"))
+    assert assert_killed(result) == "bad kernel_address 0xffc01000: the Switcher's is the top 4 MiB"

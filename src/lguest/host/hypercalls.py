@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/hypercalls.py» book/host.md:842 @e69e3a1b
+# «src/lguest/host/hypercalls.py» book/host.md:850 @55825184
 """Hypercalls: the guest asks, the Host answers (or kills it)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import threading
 from typing import BinaryIO, Callable
 
 from ..abi import (ASYNC_DONE, ASYNC_READY, ASYNC_SLOTS, CONSOLE_EOF, CONSOLE_IRQ, HYPERCALLS,
-                   LGUEST_DATA, LGUEST_DATA_SIZE, SHUTDOWN_POWEROFF, SHUTDOWN_RESTART,
-                   SWITCHER_ADDR)
+                   LGUEST_DATA, LGUEST_DATA_SIZE, PAGE_OFFSET, SHUTDOWN_POWEROFF,
+                   SHUTDOWN_RESTART, SWITCHER_ADDR)
 from .segments import guest_descriptor
 
 # «The hypercall table» book/host.md:558 @afc4197c
@@ -71,14 +71,18 @@ def flush_async(host, *_) -> None:
 # «/The asynchronous ring»
 
 
-# «Init and shutdown» book/host.md:642 @d7141de7
+# «Init and shutdown» book/host.md:646 @0b1ebb13
 @hypercall("LGUEST_INIT", in_hook=True)
 def lguest_init(host, address, *_) -> None:
     if host.lguest_data is not None:
         host.kill("LGUEST_INIT called twice")
     if address % 4 or not host.memory.contains(address, LGUEST_DATA_SIZE):
         host.kill(f"bad lguest_data address {address:#x}")
+    kernel_address = host.memory.read_u32(address + LGUEST_DATA["kernel_address"])
+    if kernel_address > SWITCHER_ADDR:
+        host.kill(f"bad kernel_address {kernel_address:#x}: the Switcher's is the top 4 MiB")
     host.lguest_data = address
+    host.pages.kernel_address = kernel_address or PAGE_OFFSET
     host.brake.watch(address + LGUEST_DATA["irq_enabled"])
     host.memory.write_u32(address + LGUEST_DATA["reserve_mem"], (1 << 32) - SWITCHER_ADDR)
     status = address + LGUEST_DATA["async_status"]
@@ -97,7 +101,7 @@ def shutdown(host, message, reason, *_) -> None:
 # «/Init and shutdown»
 
 
-# «The rest of the table» book/host.md:685 @8904e31d
+# «The rest of the table» book/host.md:693 @8904e31d
 @hypercall("NEW_PGTABLE")
 def new_pgtable(host, pgdir, *_) -> None:
     host.pages.new_pgtable(pgdir)
@@ -195,7 +199,7 @@ def beer(host, address, room, *_) -> int:
 # «/The rest of the table»
 
 
-# «The early console» book/host.md:794 @10a13961
+# «The early console» book/host.md:802 @10a13961
 class EarlyConsole:
     """Input for CONSOLE_READ: bytes from a stream, announced on CONSOLE_IRQ."""
 

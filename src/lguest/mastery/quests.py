@@ -188,7 +188,7 @@ def check_launcher(root: Path) -> str:
                                f"not {result.returncode}: {last_line(result.stderr)}")
     return "lguest run takes 8192K, 24m and 16, and refuses 12X, M, 1500K, 1K and 1G"
 # «/The quests' checks»
-# «The quests' checks»[3] book/guest.md:2150 @c7af7cd4
+# «The quests' checks»[3] book/guest.md:2181 @c7af7cd4
 
 @quest("guest", "Time a command: time COMMAND in the shell")
 def check_guest(root: Path) -> str:
@@ -209,7 +209,7 @@ def check_guest(root: Path) -> str:
         raise QuestNotDone(f"the guest did not power off cleanly (status {status})")
     return f"time sleep 1 took {ticks[0]} ticks"
 # «/The quests' checks»
-# «The quests' checks»[4] book/host.md:2492 @6332c8b2
+# «The quests' checks»[4] book/host.md:2502 @6332c8b2
 
 @quest("host", "Count exits by kind: Host.exit_kinds")
 def check_host(root: Path) -> str:
