@@ -371,9 +371,8 @@ def test_an_exhausted_shadow_pool_kills_the_guest_with_a_reason(guest):
 
 
 def test_a_tick_with_nothing_to_deliver_leaves_a_running_guest_alone(guest):
-    """Unicorn can run an instruction twice when another thread stops it (the Host
-    chapter, "Time passes"), so the timer thread stops a running guest only for a due
-    deadline or a line still waiting. The spinning guest arms one tick it can never take
+    """Every stop costs the guest an exit, so the timer thread pulls the brake only for
+    a deadline that has come. The spinning guest arms one tick it can never take
     (interrupts off, no handler): a stop for that deadline (two, if the first comes a hair
     early), one for --timeout, and nothing more; a timer that stopped the guest on every
     look, as ours once did, made 543 stops in the same 0.7 seconds."""
