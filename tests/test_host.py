@@ -445,13 +445,10 @@ def test_a_deterministic_halt_waiting_on_a_device_sleeps(guest, tmp_path):
     """--deterministic, a network card that might one day deliver a frame, and a guest that
     halts with no timer: the Host must wait for the card without burning a CPU."""
     import resource
-    import socket
 
-    ports = []
-    for _ in range(2):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            ports.append(probe.getsockname()[1])
+    from conftest import free_ports
+
+    ports = free_ports(2)
     elf = guest('#include "guest.h"\nvoid main(void)\n{\n\tlguest_init();\n\tirq_enable();\n'
                 '\tprint("halting\\n");\n\thcall(LHCALL_HALT, 0, 0, 0, 0);\n\tpoweroff("woken");\n}\n')
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
