@@ -209,7 +209,7 @@ def check_guest(root: Path) -> str:
         raise QuestNotDone(f"the guest did not power off cleanly (status {status})")
     return f"time sleep 1 took {ticks[0]} ticks"
 # «/The quests' checks»
-# «The quests' checks»[4] book/host.md:2573 @6332c8b2
+# «The quests' checks»[4] book/host.md:2575 @6332c8b2
 
 @quest("host", "Count exits by kind: Host.exit_kinds")
 def check_host(root: Path) -> str:
