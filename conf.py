@@ -18,7 +18,7 @@ author = "the lguest.py authors"
 copyright = "2026, the lguest.py authors"
 
 extensions = ["myst_nb", "sphinx_copybutton", "sphinx_design", "sphinxcontrib.bibtex",
-              "lguest.literate.weave"]
+              "lguest.literate.weave", "lguest.mastery.solutions"]
 lguest_root = str(ROOT)
 
 root_doc = Path(BOOK.cover.path).relative_to("book").with_suffix("").as_posix()

@@ -65,7 +65,8 @@ def build_book(root: Path) -> str:
 def rendered_book(tmp_path_factory) -> tuple[Path, str]:
     """One rendered copy of the book for the whole session: (its root, the first build's log)."""
     root = tmp_path_factory.mktemp("book")
-    for name in ("book", "src", "bench"):  # bench: the Mastery chapter runs the quick suite
+    # bench: the Mastery chapter runs the quick suite; tools/quests: the quests' solutions
+    for name in ("book", "src", "bench", "tools/quests"):
         shutil.copytree(ROOT / name, root / name,
                         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "results"))
     for name in ("chapters.yml", "conf.py"):

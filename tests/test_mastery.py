@@ -1,13 +1,15 @@
 """Mastery: the quests, the progress record and the Beer, on copies of the book, with a
 temporary home and state directory. The shipped book holds no solutions, so every check fails
-on it; each test that needs a quest done applies that chapter's folded-away solution (the
-``diff`` in its Quest section) to the copy with GNU patch, exactly as a reader could."""
+on it; each test that needs a quest done applies that chapter's reference solution (the edits in
+tools/quests/solutions, drawn as the diff folded into its Quest section) to the copy with GNU
+patch, exactly as a reader could."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,16 +18,14 @@ import pytest
 
 from conftest import ROOT
 from lguest.literate.book import read_book
+from lguest.mastery.solutions import StaleSolution, solution_diff
 
 CHAPTERS = [chapter.id for chapter in read_book(ROOT).chapters]
 CODE = re.compile(r"\b[0-9A-F]{4}(?:-[0-9A-F]{4}){4}\b")
 
 
 def solution(root: Path, chapter: str) -> str:
-    text = (root / "book" / f"{chapter}.md").read_text()
-    diffs = re.findall(r"^````diff\n(.*?)^````$", text, re.S | re.M)
-    assert diffs, f"{chapter} has no solution"
-    return "".join(diffs)
+    return solution_diff(root, chapter)
 
 
 def apply_solution(root: Path, chapter: str) -> None:
@@ -39,6 +39,7 @@ class Reader:
 
     def __init__(self, root: Path, home: Path):
         self.root, self.state = root, home / "state"
+        shutil.copytree(ROOT / "tools" / "quests", root / "tools" / "quests")
         self.env = dict(os.environ, HOME=str(home), LGUEST_STATE_DIR=str(self.state),
                         PYTHONPATH=str(root / "src"))
         self.env.pop("XDG_STATE_HOME", None)
@@ -73,9 +74,43 @@ def test_every_chapter_has_a_quest_a_check_and_a_solution():
     assert list(QUESTS) == CHAPTERS
     for chapter in CHAPTERS:
         text = (ROOT / "book" / f"{chapter}.md").read_text()
-        assert "\n## Quest\n" in text and ":::{dropdown} Solution" in text
+        quest = text[text.index("\n## Quest\n"):]
+        folds = re.findall(r"^:::\{dropdown\} (.+)$", quest, re.M)
+        assert folds == ["Hint", "Another hint", "Solution"], (chapter, folds)
+        assert f"```{{quest-solution}} {chapter}\n```" in quest.split(":::{dropdown} Solution")[1]
+        assert "```diff" not in text  # no hand-made diffs: the build draws them from the edits
         assert solution(ROOT, chapter).startswith("--- a/book/")
         assert "reached_the_end(" in text.rsplit("```{code-cell}", 1)[1]  # the last cell
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_each_check_fails_as_shipped_and_passes_with_its_solution(reader, chapter):
+    result = reader.lguest("quest", "check", chapter)
+    assert result.returncode == 1, (chapter, result.stdout)
+    reader.solve(chapter)
+    result = reader.lguest("quest", "check", chapter)
+    assert result.returncode == 0, (chapter, result.stderr)
+    assert "quest complete: " in result.stdout
+
+
+def test_a_solution_that_no_longer_fits_is_named_not_drawn(reader):
+    from lguest.mastery.solutions import read_edits, solution_file
+
+    first = read_edits(solution_file(ROOT, "host"))[0]
+    host = reader.root / "book" / "host.md"
+    shipped = host.read_text()
+    host.write_text(shipped.replace(first.old, first.old.replace("\n", "\n\n", 1)))
+    with pytest.raises(StaleSolution, match=rf"host.edits:{first.line}: .* occurs 0 times in "
+                                            r"book/host.md, not once"):
+        solution(reader.root, "host")
+    result = reader.lguest("quest", "solution", "host")
+    assert result.returncode == 1 and result.stderr.startswith(f"lguest: host.edits:{first.line}:")
+    # A change elsewhere in the chapter only moves the diff: it is drawn afresh, and applies.
+    host.write_text("A new first line.\n\n" + shipped)
+    moved = reader.lguest("quest", "solution", "host")
+    assert moved.returncode == 0 and moved.stdout != solution(ROOT, "host")
+    reader.solve("host")
+    assert "exit_kinds" in host.read_text()
 
 
 def test_the_shipped_book_fails_every_check_and_records_nothing(reader):
@@ -146,7 +181,33 @@ def test_the_whole_journey_ends_in_a_verified_beer(reader):
     assert result.returncode == 1 and "Switcher: book/switcher.md has changed" in result.stderr
 
 
+def test_the_build_draws_the_diff_and_refuses_a_stale_one(reader):
+    page = reader.root / "book" / "page.md"
+    page.write_text("# A page\n\n:::{dropdown} Solution\n```{quest-solution} switcher\n```\n:::\n")
+    (reader.root / "conf.py").write_text(
+        f"extensions = ['myst_parser', 'sphinx_design', 'lguest.mastery.solutions']\n"
+        f"root_doc = 'page'\nmyst_enable_extensions = ['colon_fence']\nlguest_root = {str(reader.root)!r}\n"
+        f"exclude_patterns = {[p.name for p in (reader.root / 'book').glob('*.md') if p != page]!r}\n")
+
+    def build() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", "-c",
+                               str(reader.root), str(reader.root / "book"),
+                               str(reader.root / "_build")], capture_output=True, text=True,
+                              env=reader.env, timeout=300)
+
+    result = build()
+    assert result.returncode == 0, result.stderr
+    html = (reader.root / "_build" / "page.html").read_text()
+    assert "tlb_flushes" in html and "b/book/switcher.md" in html
+    switcher = reader.root / "book" / "switcher.md"
+    switcher.write_text(switcher.read_text().replace("self.loaded_cr3 = cr3\n", "self.loaded_cr3=cr3\n"))
+    result = build()
+    assert result.returncode != 0
+    assert "the solution of 'switcher' does not fit the book: switcher.edits:" in result.stderr
+
+
 def test_drift_and_failing_checks_are_named(reader):
+    diff = solution(reader.root, "preparation")
     reader.solve("preparation")
     reader.check("preparation")
     cli = reader.root / "src" / "lguest" / "cli.py"
@@ -160,7 +221,7 @@ def test_drift_and_failing_checks_are_named(reader):
     # A check that passed once but fails now: the chunks command is removed again.
     assert reader.lguest("tangle").returncode == 0
     apply_reverse = subprocess.run(["patch", "-p1", "-R", "--no-backup-if-mismatch"], cwd=reader.root,
-                                   input=solution(reader.root, "preparation"), capture_output=True,
+                                   input=diff, capture_output=True,
                                    text=True)
     assert apply_reverse.returncode == 0, apply_reverse.stdout
     record = json.loads(reader.progress_file.read_text())

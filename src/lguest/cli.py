@@ -176,7 +176,7 @@ def run_command(verbose: bool, deterministic: bool, timeout: float | None, conso
         die_of_a_broken_pipe()
     sys.exit(status)
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[4] book/mastery.md:738 @5a378c6e
+# «Commands of the lguest tool»[4] book/mastery.md:914 @f87addf1
 
 @contextmanager
 def recording() -> Iterator[None]:
@@ -230,6 +230,25 @@ def quest_check_command(chapter: str) -> None:
             sys.exit(1)
         record_quest(root, chapters[chapter], result.message)
         click.echo(f"{title}: quest complete: {result.message}")
+
+
+@quest_group.command("solution")
+@click.argument("chapter")
+def quest_solution_command(chapter: str) -> None:
+    """Print CHAPTER's reference solution as a diff (patch -p1 applies it). No peeking, Hero."""
+    from .mastery.solutions import StaleSolution, solution_diff, solution_file
+
+    with reporting():
+        root = find_root()
+        if not solution_file(root, chapter).is_file():
+            click.echo(f"lguest: no solution for {chapter!r} in {solution_file(root, chapter)}",
+                       err=True)
+            sys.exit(2)
+        try:
+            click.echo(solution_diff(root, chapter), nl=False)
+        except StaleSolution as stale:
+            click.echo(f"lguest: {stale}", err=True)
+            sys.exit(1)
 
 
 @main.command("progress")
