@@ -106,11 +106,13 @@ def test_a_solution_that_no_longer_fits_is_named_not_drawn(reader):
     result = reader.lguest("quest", "solution", "host")
     assert result.returncode == 1 and result.stderr.startswith(f"lguest: host.edits:{first.line}:")
     # A change elsewhere in the chapter only moves the diff: it is drawn afresh, and applies.
-    host.write_text("A new first line.\n\n" + shipped)
+    title = shipped.index("\n# ") + 1
+    moved_book = shipped[:title] + "A new paragraph, to move every line below.\n\n" + shipped[title:]
+    host.write_text(moved_book)
     moved = reader.lguest("quest", "solution", "host")
     assert moved.returncode == 0 and moved.stdout != solution(ROOT, "host")
     reader.solve("host")
-    assert "exit_kinds" in host.read_text()
+    assert host.read_text() != moved_book
 
 
 def test_the_shipped_book_fails_every_check_and_records_nothing(reader):
