@@ -314,36 +314,49 @@ def check_switcher(root: Path) -> str:
                            "and fewer than crossings, since most crossings change no page table")
     return f"{crossings} crossings, {flushes} of them flushed the TLB"
 # «/The quests' checks»
-# «The quests' checks»[6] book/drivers.md:3987 @4622cd34
+# «The quests' checks»[6] book/drivers.md:4006 @09e11bd7
 
-@quest("drivers", "Tell the driver the block size: VIRTIO_BLK_F_BLK_SIZE")
+@quest("drivers", "Interrupts only when asked: VIRTIO_F_EVENT_IDX")
 def check_drivers(root: Path) -> str:
     from ..drivers.block import Block
-    from ..drivers.mmio import CONFIG, DEVICE_FEATURES, DEVICE_FEATURES_SEL
+    from ..drivers.mmio import INTERRUPT_USED
 
+    counts = {"notifies": 0, "interrupts": 0, "accepted": 0}
+    interrupt, notify = Block.interrupt, Block.notify
+
+    def counted_interrupt(self, reason: int) -> None:
+        counts["interrupts"] += bool(reason & INTERRUPT_USED)
+        interrupt(self, reason)
+
+    def counted_notify(self, index: int) -> None:
+        counts["notifies"] += 1
+        counts["accepted"] = self.driver_features
+        notify(self, index)
+
+    requests = 20
     with tempfile.TemporaryDirectory() as scratch:
         image = Path(scratch) / "quest.img"
-        image.write_bytes(b"blk_size quest".ljust(64 * 1024, b"\0"))
-        device = Block(image)
+        image.write_bytes(bytes(3 * 512) + b"event_idx quest!".ljust(61 * 512, b"\0"))
+        Block.interrupt, Block.notify = counted_interrupt, counted_notify
         try:
-            device.write(DEVICE_FEATURES_SEL, 4, 0)
-            features = device.read(DEVICE_FEATURES, 4)
-            capacity = device.read(CONFIG, 4)
-            blk_size = device.read(CONFIG + 20, 4)
+            status, transcript = boot("blk read 3\n" * requests + "poweroff\n",
+                                      block=[str(image)])
         finally:
-            device.close()
-        if not features >> 6 & 1:
-            raise QuestNotDone("the block device does not offer VIRTIO_BLK_F_BLK_SIZE (bit 6) yet")
-        if blk_size != 512:
-            raise QuestNotDone(f"blk_size, at byte 20 of the configuration, reads {blk_size}, "
-                               "not 512")
-        if capacity != 128:
-            raise QuestNotDone(f"the capacity now reads {capacity} sectors for a 64 KiB image, not 128")
-        status, transcript = boot("blk read 0\npoweroff\n", block=[str(image)])
-    if status != 0 or "blk_size quest" not in transcript:
-        raise QuestNotDone(f"the guest no longer reads the disk (status {status}): "
-                           f"{last_line(transcript)}")
-    return "virtio-blk offers bit 6 with a blk_size of 512, and the guest still reads its disk"
+            Block.interrupt, Block.notify = interrupt, notify
+    reads = transcript.count("|event_idx quest!|")
+    if reads != requests or status != 0:
+        raise QuestNotDone(f"the guest read the sector {reads} times of {requests} (status "
+                           f"{status}): {last_line(transcript)}")
+    if not counts["accepted"] >> 29 & 1:
+        raise QuestNotDone(f"the block driver did not accept VIRTIO_F_EVENT_IDX (bit 29): it "
+                           f"accepted {counts['accepted']:#x}")
+    if counts["notifies"] < requests:
+        raise QuestNotDone(f"{counts['notifies']} notifies for {requests} requests and more")
+    if counts["interrupts"] > 1:
+        raise QuestNotDone(f"{requests} requests and more raised {counts['interrupts']} "
+                           "interrupts: a driver that finds its answer waiting asked for none")
+    return (f"{requests} reads: {counts['notifies']} notifies, {counts['interrupts']} "
+            "used-buffer interrupts")
 # «/The quests' checks»
 # «The quests' checks»[7] book/mastery.md:1318 @ac22ee47
 
