@@ -176,7 +176,7 @@ def run_command(verbose: bool, deterministic: bool, timeout: float | None, conso
         die_of_a_broken_pipe()
     sys.exit(status)
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[4] book/mastery.md:914 @f87addf1
+# «Commands of the lguest tool»[4] book/mastery.md:982 @f87addf1
 
 @contextmanager
 def recording() -> Iterator[None]:

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/mastery/quests.py» book/mastery.md:226 @ff6600b7
+# «src/lguest/mastery/quests.py» book/mastery.md:294 @ff6600b7
 """Quests: the exercise at the end of each chapter, and the checks that test the reader's code."""
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def check_here() -> None:
 # «/Run a check in a fresh process»
 
 
-# «Helpers for the checks» book/mastery.md:178 @940f4041
+# «Helpers for the checks» book/mastery.md:188 @e7344b0b
 def last_line(text: str) -> str:
     lines = text.strip().splitlines()
     return lines[-1].strip() if lines else "(nothing said)"
@@ -141,6 +141,64 @@ def boot_host(script: str, *, mem_mb: int = 16) -> tuple[Any, str]:
     if outcome.kind != "poweroff":
         raise QuestNotDone(f"the guest did not power off ({outcome.kind}: {outcome.reason})")
     return host, transcript
+
+
+def word(value: int) -> bytes:
+    return value.to_bytes(4, "little")
+
+
+class TinyGuest:
+    """A guest of a few hand-encoded instructions, in 16 MiB set up by the Launcher."""
+
+    CODE, DATA, MESSAGE, RESULTS = 0x100000, 0x180000, 0x181000, 0x182000  # physical
+
+    def __init__(self):
+        from .. import abi
+        from ..launcher import build_page_tables, make_memory, write_boot_page
+
+        self.abi, self.memory = abi, make_memory(16)
+        self.pgdir = build_page_tables(self.memory)
+        write_boot_page(self.memory, self.pgdir, "")
+        self.memory.write(self.MESSAGE, b"a tiny guest powers off\0")
+        self.code = self.hypercall("LGUEST_INIT", self.DATA)
+
+    def hypercall(self, name: str, *args: int) -> bytes:
+        loads = b"".join(op + word(arg) for op, arg in zip((b"\xbb", b"\xb9", b"\xba"), args))
+        return b"\xb8" + word(self.abi.HYPERCALLS[name]) + loads + b"\xcd\x1f"
+
+    def pte_address(self, vaddr: int) -> int:
+        """Where the Launcher's tables keep the entry for ``vaddr`` (physical)."""
+        table = self.memory.read_u32(self.pgdir + (vaddr >> 22) * 4) & ~0xFFF
+        return table + (vaddr >> 12 & 1023) * 4
+
+    def store(self, vaddr: int, value: int) -> bytes:  # movl $value, vaddr
+        return b"\xc7\x05" + word(vaddr) + word(value)
+
+    def load(self, vaddr: int) -> bytes:  # mov vaddr, %eax
+        return b"\xa1" + word(vaddr)
+
+    def save(self, vaddr: int) -> bytes:  # mov %eax, vaddr
+        return b"\xa3" + word(vaddr)
+
+    def result(self, n: int) -> int:
+        """The virtual address of the guest's ``n``th result word."""
+        return self.abi.PAGE_OFFSET + self.RESULTS + 4 * n
+
+    def run(self) -> Any:
+        """Run the code, then power off: the Host, once the guest is done."""
+        from ..host.core import Host
+        from ..launcher import boot as hand_over
+        from ..launcher import watching
+
+        code = self.code + self.hypercall("SHUTDOWN", self.MESSAGE, self.abi.SHUTDOWN_POWEROFF)
+        self.memory.write(self.CODE, code + b"\xeb\xfe")  # and jmp . should SHUTDOWN return
+        host = Host(self.memory, console=io.BytesIO(), deterministic=True)
+        with watching(host, 120):
+            outcome = hand_over(host, [], self.abi.PAGE_OFFSET + self.CODE, self.pgdir)
+        if outcome.kind != "poweroff":
+            raise QuestNotDone(f"the tiny guest did not power off ({outcome.kind}: "
+                               f"{outcome.reason})")
+        return host
 # «/Helpers for the checks»
 
 
@@ -209,45 +267,25 @@ def check_guest(root: Path) -> str:
         raise QuestNotDone(f"the guest did not power off cleanly (status {status})")
     return f"time sleep 1 took {ticks[0]} ticks"
 # «/The quests' checks»
-# «The quests' checks»[4] book/host.md:2589 @537ff4b7
+# «The quests' checks»[4] book/host.md:2589 @b3111d68
 
 @quest("host", "No fault after SET_PTE: fill the shadow entry, as lguest did")
 def check_host(root: Path) -> str:
-    from .. import abi
-    from ..host.core import Host
     from ..host.page_tables import ACCESSED, DIRTY, ShadowPages
-    from ..launcher import boot as hand_over
-    from ..launcher import build_page_tables, make_memory, watching, write_boot_page
 
-    def imm(value: int) -> bytes:
-        return value.to_bytes(4, "little")
-
-    def hcall(number: str, *args: int) -> bytes:  # mov $arg, %ebx / %ecx / %edx, then int $0x1f
-        loads = b"".join(op + imm(arg) for op, arg in zip((b"\xbb", b"\xb9", b"\xba"), args))
-        return b"\xb8" + imm(abi.HYPERCALLS[number]) + loads + b"\xcd\x1f"
-
-    memory, page, kernel = make_memory(16), abi.PAGE_SIZE, abi.PAGE_OFFSET
-    pgdir = build_page_tables(memory)
-    write_boot_page(memory, pgdir, "")
-    data, results, message = 0x180000, 0x181000, 0x182000
-    memory.write(message, b"the SET_PTE quest is done\0")
-    program = hcall("LGUEST_INIT", data)
-    pages = []
+    guest, pages = TinyGuest(), []
     for n in range(9):
-        vaddr, frame, bits = kernel + 0x200000 + n * page, 0x300000 + n * page, (
-            ACCESSED | DIRTY, ACCESSED, 0)[n % 3]
-        where = (memory.read_u32(pgdir + (vaddr >> 22) * 4) & ~0xFFF) + (vaddr >> 12 & 1023) * 4
+        vaddr = guest.abi.PAGE_OFFSET + 0x200000 + n * 0x1000
+        frame, bits = 0x300000 + n * 0x1000, (ACCESSED | DIRTY, ACCESSED, 0)[n % 3]
         entry = frame | 0x3 | bits  # present, writable
-        memory.write_u32(frame, 0x5E7_0000 + n)  # what the guest must read there
-        program += (b"\xc7\x05" + imm(kernel + where) + imm(entry)  # movl $entry, (where)
-                    + hcall("SET_PTE", pgdir, vaddr, entry)
-                    + b"\xa1" + imm(vaddr) + b"\xa3" + imm(kernel + results + 4 * n))  # read it
-        pages.append((vaddr, where, bits))
+        guest.memory.write_u32(frame, 0x5E7_0000 + n)  # what the guest must read there
+        guest.code += (guest.store(guest.abi.PAGE_OFFSET + guest.pte_address(vaddr), entry)
+                       + guest.hypercall("SET_PTE", guest.pgdir, vaddr, entry)
+                       + guest.load(vaddr) + guest.save(guest.result(n)))
+        pages.append((vaddr, guest.pte_address(vaddr), bits))
     for vaddr, _, bits in pages:
         if bits == ACCESSED:
-            program += b"\xa3" + imm(vaddr)  # movl %eax, (vaddr): the first write
-    program += hcall("SHUTDOWN", message, abi.SHUTDOWN_POWEROFF) + b"\xeb\xfe"
-    memory.write(0x100000, program)
+            guest.code += guest.save(vaddr)  # the first write
 
     faults: list[tuple[int, bool]] = []
     demand_page = ShadowPages.demand_page
@@ -256,19 +294,17 @@ def check_host(root: Path) -> str:
         faults.append((vaddr & ~0xFFF, write))
         return demand_page(self, vaddr, write, user)
 
-    host = Host(memory, console=io.BytesIO(), deterministic=True)
     ShadowPages.demand_page = watched
     try:
-        with watching(host, 120):
-            outcome = hand_over(host, [], kernel + 0x100000, pgdir)
+        host = guest.run()
     finally:
         ShadowPages.demand_page = demand_page
-    if outcome.kind != "poweroff":
-        raise QuestNotDone(f"the guest did not power off ({outcome.kind}: {outcome.reason})")
+    memory = guest.memory
     for n, (vaddr, where, bits) in enumerate(pages):
-        if memory.read_u32(results + 4 * n) != 0x5E7_0000 + n:
-            raise QuestNotDone(f"the guest read {memory.read_u32(results + 4 * n):#x} at "
-                               f"{vaddr:#x}, not what its new entry maps there: a stale entry")
+        seen = memory.read_u32(guest.RESULTS + 4 * n)
+        if seen != 0x5E7_0000 + n:
+            raise QuestNotDone(f"the guest read {seen:#x} at {vaddr:#x}, not what its new "
+                               "entry maps there: a stale entry")
         reads = faults.count((vaddr, False))
         if bits and reads:
             raise QuestNotDone(f"the first read of {vaddr:#x}, announced with SET_PTE as "
@@ -358,7 +394,7 @@ def check_drivers(root: Path) -> str:
     return (f"{requests} reads: {counts['notifies']} notifies, {counts['interrupts']} "
             "used-buffer interrupts")
 # «/The quests' checks»
-# «The quests' checks»[7] book/mastery.md:1318 @ac22ee47
+# «The quests' checks»[7] book/mastery.md:1386 @ac22ee47
 
 @quest("mastery", "Count the exits from inside: an EXITS hypercall and an exits command")
 def check_mastery(root: Path) -> str:

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/mastery/solutions.py» book/mastery.md:438 @f10e8779
+# «src/lguest/mastery/solutions.py» book/mastery.md:506 @f10e8779
 """The quests' reference solutions: edits kept beside the book, applied to it, drawn as diffs."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# «Reading the edits of a solution» book/mastery.md:311 @e70b36dd
+# «Reading the edits of a solution» book/mastery.md:379 @e70b36dd
 SOLUTIONS = Path("tools/quests/solutions")
 
 
@@ -54,7 +54,7 @@ def read_edits(path: Path) -> list[Edit]:
 # «/Reading the edits of a solution»
 
 
-# «Applying a solution, and drawing it» book/mastery.md:360 @6622e3ef
+# «Applying a solution, and drawing it» book/mastery.md:428 @6622e3ef
 def solved_texts(root: Path, chapter: str) -> dict[str, tuple[str, str]]:
     """For every file ``chapter``'s solution edits: (its text now, its text solved)."""
     texts: dict[str, tuple[str, str]] = {}
@@ -87,7 +87,7 @@ def apply_solution(root: Path, chapter: str) -> None:
 # «/Applying a solution, and drawing it»
 
 
-# «The quest-solution directive» book/mastery.md:407 @7f38fd73
+# «The quest-solution directive» book/mastery.md:475 @7f38fd73
 def setup(app: Any) -> dict:
     from docutils import nodes
     from sphinx.util.docutils import SphinxDirective
