@@ -246,26 +246,26 @@ def check_launcher(root: Path) -> str:
                                f"not {result.returncode}: {last_line(result.stderr)}")
     return "lguest run takes 8192K, 24m and 16, and refuses 12X, M, 1500K, 1K and 1G"
 # «/The quests' checks»
-# «The quests' checks»[3] book/guest.md:2183 @c7af7cd4
+# «The quests' checks»[3] book/guest.md:2195 @51d11cc1
 
-@quest("guest", "Time a command: time COMMAND in the shell")
+@quest("guest", "A tickless sleep: no tick while nobody needs one")
 def check_guest(root: Path) -> str:
-    status, transcript = boot("time sleep 1\ntime nosuch\ntime echo hello\npoweroff\n")
-    if "time: no such command" in transcript:
-        raise QuestNotDone("the shell has no time command yet")
-    ticks = [int(number) for number in re.findall(r"time: (\d+) ticks", transcript)]
-    if len(ticks) != 2:
-        raise QuestNotDone(f"time should print 'time: N ticks' after each command that exists; "
-                           f"it did so {len(ticks)} times for two")
-    if not 100 <= ticks[0] <= 110:
-        raise QuestNotDone(f"time sleep 1 took {ticks[0]} ticks by your count; it should be "
-                           "about 100")
-    if "nosuch: no such command" not in transcript or "hello" not in transcript:
-        raise QuestNotDone("time should run its command with its arguments, and complain about "
-                           "a command that does not exist as the shell does")
-    if status != 0:
-        raise QuestNotDone(f"the guest did not power off cleanly (status {status})")
-    return f"time sleep 1 took {ticks[0]} ticks"
+    exits = {}
+    for seconds in (1, 3):
+        host, transcript = boot_host(f"sleep {seconds}\nuptime\npoweroff\n")
+        up = re.search(r"up \d+\.\d+ s by (\d+) ticks", transcript)
+        if up is None:
+            raise QuestNotDone(f"uptime said nothing about ticks: {last_line(transcript)!r}")
+        if not 100 * seconds <= int(up[1]) <= 100 * seconds + 5:
+            raise QuestNotDone(f"after sleep {seconds}, uptime counts {up[1]} ticks, not about "
+                               f"{100 * seconds}: a tick slept through is still a tick")
+        exits[seconds] = host.exits
+    extra = exits[3] - exits[1]
+    if extra > 20:
+        raise QuestNotDone(f"two more seconds of sleep cost {extra} more exits: the timer still "
+                           "wakes the guest for every tick while it sleeps")
+    return (f"sleep 1 took {exits[1]} exits in all and sleep 3 {exits[3]}: two more seconds "
+            f"cost {extra}, and uptime still counts a hundred ticks a second")
 # «/The quests' checks»
 # «The quests' checks»[4] book/host.md:2589 @b3111d68
 
