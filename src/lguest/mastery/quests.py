@@ -202,7 +202,7 @@ class TinyGuest:
 # «/Helpers for the checks»
 
 
-# «The quests' checks» book/preparation.md:2176 @803e4e0b
+# «The quests' checks» book/preparation.md:2180 @803e4e0b
 @quest("preparation", "A table of contents for the chunks: lguest chunks")
 def check_preparation(root: Path) -> str:
     web = load_web(root)
@@ -225,7 +225,7 @@ def check_preparation(root: Path) -> str:
                            "alphabetical order, ignoring case")
     return f"lguest chunks lists all {len(expected)} chunks"
 # «/The quests' checks»
-# «The quests' checks»[2] book/launcher.md:1870 @994a4a52
+# «The quests' checks»[2] book/launcher.md:1870 @464ef5ad
 
 @quest("launcher", "A compressed kernel: lguest run 16 kernel.gz")
 def check_launcher(root: Path) -> str:
@@ -243,7 +243,8 @@ def check_launcher(root: Path) -> str:
                                 str(packed), input="mem\npoweroff\n")
         if result.returncode or "memory: 16384 KiB" not in result.stdout:
             raise QuestNotDone(f"lguest run 16 kernel.gz did not boot the gzipped kernel "
-                               f"(status {result.returncode}): {last_line(result.stderr)}")
+                               f"(status {result.returncode}): "
+                               f"{last_line(result.stderr).replace(str(packed), 'kernel.gz')}")
         short.write_bytes(packed.read_bytes()[:packed.stat().st_size // 2])
         deflate, zeros = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS), bytes(1 << 20)
         bomb.write_bytes(b"".join(deflate.compress(zeros) for _ in range(1024)) + deflate.flush())
@@ -253,7 +254,7 @@ def check_launcher(root: Path) -> str:
             if result.returncode != 1 or len(result.stderr.strip().splitlines()) != 1:
                 raise QuestNotDone(f"lguest run 16 with {what} should be refused in one line, "
                                    f"with status 1, not status {result.returncode}: "
-                                   f"{last_line(result.stderr)}")
+                                   f"{last_line(result.stderr).replace(str(case), case.name)}")
     biggest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss >> 10  # KiB to MiB
     if biggest > 512:
         raise QuestNotDone(f"one of the runs used {biggest} MiB of memory: the bomb was unpacked "
