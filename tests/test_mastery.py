@@ -238,6 +238,9 @@ def test_unknown_chapter_and_bad_record_are_one_line(reader):
     assert result.returncode == 2
     assert result.stderr == ("lguest: no chapter 'epilogue'; the chapters are preparation, launcher, "
                              "guest, host, switcher, drivers, mastery\n")
+    result = reader.lguest("quest", "solution", "epilogue")
+    assert result.returncode == 2 and result.stderr.startswith("lguest: no solution for 'epilogue'")
+    assert len(result.stderr.splitlines()) == 1
     reader.state.mkdir(parents=True)
     reader.progress_file.write_text("{not json")
     for command in (("progress",), ("beer",), ("beer", "--verify", "1234")):
