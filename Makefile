@@ -1,6 +1,6 @@
 # The front door. Every target sets up .venv by itself the first time.
-#   make book    render the book, executing its cells, into _build/html
-#   make test    check the package against the book, then run the tests
+#   make book    render the book with Jupyter Book, executing its cells, into _build/html
+#   make test    check the package and Jupyter Book's files against the book, then run the tests
 #   make tangle  write src/lguest from the chapters
 #   make stitch  carry edits in src/lguest back into the chapters
 #   make run     boot a guest: make run [GUEST=path/to/kernel.elf] [MEM=32]
@@ -15,7 +15,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-SPHINXOPTS ?= -W --keep-going
+BOOKOPTS ?= -W --keep-going
 
 MEM ?= 32
 
@@ -45,13 +45,17 @@ stitch: $(STAMP)
 check: $(STAMP)
 	$(BIN)/lguest tangle --check
 
+# Jupyter Book builds the book; it reads _config.yml and book/_toc.yml, which
+# lguest book-config writes from conf.py and chapters.yml.
 book: $(STAMP)
 	$(BIN)/lguest tangle
-	$(BIN)/sphinx-build $(SPHINXOPTS) -b html -c . book _build/html
+	$(BIN)/lguest book-config
+	$(BIN)/jupyter-book build book $(BOOKOPTS)
 	@echo "The book is in _build/html/index.html"
 
 test: $(STAMP)
 	$(BIN)/lguest tangle --check
+	$(BIN)/lguest book-config --check
 	$(BIN)/python -m pytest
 
 # A chapter as a notebook in JupyterLab, paired with book/CHAPTER.md by jupytext

@@ -52,11 +52,14 @@ def book_copy(tmp_path: Path) -> Path:
 
 
 
+JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"
+
+
 def build_book(root: Path) -> str:
-    """Render the book under ``root`` with warnings as errors; the build's log."""
-    result = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html",
-                             "-c", str(root), str(root / "book"), str(root / "_build/html")],
-                            capture_output=True, text=True, timeout=1800)
+    """Render the book under ``root`` as make book does, with Jupyter Book and warnings as
+    errors, into root/_build/html; the build's log."""
+    result = subprocess.run([str(JUPYTER_BOOK), "build", str(root / "book"), "-W", "--keep-going"],
+                            capture_output=True, text=True, timeout=1800, cwd=root)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
 
@@ -68,7 +71,7 @@ def rendered_book(tmp_path_factory) -> tuple[Path, str]:
     for name in ("book", "src", "bench"):  # bench: the Mastery chapter runs the quick suite
         shutil.copytree(ROOT / name, root / name,
                         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "results"))
-    for name in ("chapters.yml", "conf.py"):
+    for name in ("chapters.yml", "conf.py", "_config.yml"):
         shutil.copy(ROOT / name, root / name)
     return root, build_book(root)
 

@@ -102,7 +102,30 @@ def notebook_command(print_only: bool, no_browser: bool, chapter: str,
             return
         sys.exit(subprocess.call(command, cwd=root))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[3] book/launcher.md:1748 @5c99d5cf
+# «Commands of the lguest tool»[3] book/preparation.md:2236 @c18abae4
+
+@main.command("book-config")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file is stale.")
+def book_config_command(check: bool) -> None:
+    """Write Jupyter Book's _config.yml and book/_toc.yml from conf.py and chapters.yml."""
+    from .literate.jupyterbook import book_files, stale_files
+
+    with reporting():
+        root = find_root()
+        files = book_files(root)
+        stale = stale_files(root, files)
+        if check:
+            for path in stale:
+                click.echo(f"{path} is stale: run lguest book-config", err=True)
+            if stale:
+                sys.exit(1)
+            click.echo(f"{', '.join(files)} agree with conf.py and chapters.yml")
+            return
+        for path in stale:
+            (root / path).write_text(files[path], encoding="utf-8")
+            click.echo(f"wrote {path}")
+# «/Commands of the lguest tool»
+# «Commands of the lguest tool»[4] book/launcher.md:1748 @5c99d5cf
 
 @main.command("run", context_settings={"ignore_unknown_options": True,
                                         "allow_interspersed_args": False})
@@ -176,7 +199,7 @@ def run_command(verbose: bool, deterministic: bool, timeout: float | None, conso
         die_of_a_broken_pipe()
     sys.exit(status)
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[4] book/mastery.md:738 @5a378c6e
+# «Commands of the lguest tool»[5] book/mastery.md:738 @5a378c6e
 
 @contextmanager
 def recording() -> Iterator[None]:

@@ -14,9 +14,9 @@ from typing import Any
 
 from ..literate.book import Chapter, LiterateError, find_root, read_book
 
-# «The progress file» book/mastery.md:307 @eb03c736
+# «The progress file» book/mastery.md:307 @add5e499
 STATE_VARIABLE = "LGUEST_STATE_DIR"
-BOOK_BUILD_VARIABLE = "LGUEST_BOOK_BUILD"  # set by conf.py: a book build records nothing
+BOOK_BUILD_VARIABLE = "LGUEST_BOOK_BUILD"  # set by the weave extension: a book build records nothing
 VERSION = 1
 
 

@@ -144,7 +144,7 @@ def boot_host(script: str, *, mem_mb: int = 16) -> tuple[Any, str]:
 # «/Helpers for the checks»
 
 
-# «The quests' checks» book/preparation.md:2176 @803e4e0b
+# «The quests' checks» book/preparation.md:2380 @803e4e0b
 @quest("preparation", "A table of contents for the chunks: lguest chunks")
 def check_preparation(root: Path) -> str:
     web = load_web(root)
@@ -209,7 +209,7 @@ def check_guest(root: Path) -> str:
         raise QuestNotDone(f"the guest did not power off cleanly (status {status})")
     return f"time sleep 1 took {ticks[0]} ticks"
 # «/The quests' checks»
-# «The quests' checks»[4] book/host.md:2502 @6332c8b2
+# «The quests' checks»[4] book/host.md:2565 @6332c8b2
 
 @quest("host", "Count exits by kind: Host.exit_kinds")
 def check_host(root: Path) -> str:
