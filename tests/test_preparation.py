@@ -413,3 +413,33 @@ def test_a_broken_conf_py_is_one_line(book_copy):
     result = lguest(book_copy, "book-config", "--check")
     assert result.returncode == 1
     assert result.stderr.strip() == "conf.py: cannot run it: ValueError: no such theme"
+
+
+KERNEL_RUN = """
+import nbformat
+from nbclient import NotebookClient
+notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+seen = []
+client = NotebookClient(notebook, timeout=120)
+client.on_notebook_start = lambda **_: seen.append(type(client.km.provisioner).__name__)
+client.execute()
+print(notebook.cells[0].outputs[0]["text"].strip(), *seen)
+"""
+
+
+@pytest.mark.parametrize("provisioner", ["lguest-encrypted", None])
+def test_the_book_builds_kernels_talk_encrypted(provisioner):
+    from lguest.literate import kernels
+
+    assert kernels.registered()
+    env = {key: value for key, value in os.environ.items() if key != kernels.CHOOSE}
+    if provisioner:
+        env[kernels.CHOOSE] = provisioner
+    result = subprocess.run([sys.executable, "-c", KERNEL_RUN], capture_output=True, text=True,
+                            timeout=180, env=env)
+    assert result.returncode == 0, result.stderr
+    expected = "EncryptedProvisioner" if provisioner else "LocalProvisioner"
+    assert result.stdout.split() == ["42", expected]
+    # Without our provisioner ipykernel warns of plain-text TCP: the check can tell the difference.
+    assert ("without encryption" in result.stderr) == (provisioner is None)

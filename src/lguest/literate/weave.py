@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/weave.py» book/preparation.md:2052 @ced8da63
+# «src/lguest/literate/weave.py» book/preparation.md:2055 @8a45a5f9
 """Weaving: a Sphinx extension that draws chunks in the rendered book."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from sphinx.errors import ExtensionError
 from sphinx.util.docutils import SphinxDirective
 
 from .. import __version__
+from . import kernels
 from .book import Book, LiterateError, read_book
 from .jupyterbook import toc_parts
 from .tangle import tangle
@@ -169,9 +170,11 @@ def resolve(app, doctree: nodes.document, docname: str) -> None:
 # «/Draw a chunk»
 
 
-# «Keep the build honest» book/preparation.md:1984 @70536581
+# «Keep the build honest» book/preparation.md:1985 @df93d1ca
 def config_inited(app, config) -> None:
     os.environ[BOOK_BUILD] = "1"  # inherited by every kernel that runs a page's cells
+    if kernels.registered():
+        os.environ.setdefault(kernels.CHOOSE, kernels.NAME)  # the build's kernels talk encrypted
     root = Path(app.srcdir, config.lguest_root).resolve()
     try:
         book = read_book(root)
