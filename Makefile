@@ -9,7 +9,7 @@
 #   make profile profile the hypercall fast path and the full exit with pyinstrument
 #   make soak    hostile guests for a long while: make soak [LGUEST_SOAK_CASES=N LGUEST_SOAK_SEED=S]
 #   make notebooks  open a chapter in JupyterLab: make notebooks [CHAPTER=host]
-#   make system  install the Debian packages the project needs (run as root)
+#   make system  install the Debian packages the project needs (run as root; make test does it when they are missing)
 
 PYTHON ?= python3
 VENV := .venv
@@ -19,7 +19,7 @@ BOOKOPTS ?= -W --keep-going
 
 MEM ?= 32
 
-.PHONY: setup system book test tangle stitch check run guest bench profile soak clean notebooks
+.PHONY: setup system system-check book test tangle stitch check run guest bench profile soak clean notebooks
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +30,31 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # Debian packages: a C compiler and binutils able to produce 32-bit x86 code
-# (the Guest and the Switcher), and Chromium with its WebDriver, in which the
-# tests open the rendered book the way a reader does.
+# (the Guest, the Switcher and the Host's brake), and Chromium with its
+# WebDriver, in which the tests open the rendered book the way a reader does.
+SYSTEM_PACKAGES := gcc binutils make chromium chromium-driver
+
 system:
 	apt-get update
-	apt-get install -y --no-install-recommends gcc binutils make chromium chromium-driver
+	apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES)
+
+# Before the tests: each Debian package they need, by the command that shows it
+# is there. Missing ones are installed when we can (root, with apt-get);
+# otherwise make stops with one line that says what to install.
+MISSING = $(strip $(shell \
+	command -v gcc >/dev/null || echo gcc; \
+	{ command -v ld && command -v as; } >/dev/null || echo binutils; \
+	{ command -v chromium || command -v chromium-browser; } >/dev/null || echo chromium; \
+	{ command -v chromedriver || test -x /usr/lib/chromium/chromedriver; } >/dev/null \
+	  || echo chromium-driver))
+CAN_INSTALL = $(shell [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && echo yes)
+
+system-check:
+	@:
+	$(if $(MISSING),$(if $(CAN_INSTALL),,$(error make test needs $(MISSING): on Debian, \
+	  as root, apt-get install $(MISSING) (or make system))))
+	$(if $(MISSING),apt-get update -qq)
+	$(if $(MISSING),DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(MISSING))
 
 tangle: $(STAMP)
 	$(BIN)/lguest tangle
@@ -53,7 +73,7 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build book $(BOOKOPTS)
 	@echo "The book is in _build/html/index.html"
 
-test: $(STAMP)
+test: $(STAMP) system-check
 	$(BIN)/lguest tangle --check
 	$(BIN)/lguest book-config --check
 	$(BIN)/python -m pytest
