@@ -76,7 +76,7 @@ def where_command(location: str) -> None:
     with reporting():
         click.echo(where(find_root(), location))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[2] book/preparation.md:1740 @fe54c540
+# «Commands of the lguest tool»[2] book/preparation.md:1765 @fe54c540
 @main.command("notebook", context_settings={"ignore_unknown_options": True})
 @click.option("--print", "print_only", is_flag=True,
               help="Pair the notebook and print the command that would open it; start nothing.")
@@ -102,7 +102,7 @@ def notebook_command(print_only: bool, no_browser: bool, chapter: str,
             return
         sys.exit(subprocess.call(command, cwd=root))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[3] book/preparation.md:2295 @c18abae4
+# «Commands of the lguest tool»[3] book/preparation.md:2320 @c18abae4
 
 @main.command("book-config")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file is stale.")

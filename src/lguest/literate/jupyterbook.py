@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/jupyterbook.py» book/preparation.md:2185 @59085ad2
+# «src/lguest/literate/jupyterbook.py» book/preparation.md:2210 @59085ad2
 """Jupyter Book's two files, _config.yml and book/_toc.yml, written from conf.py and chapters.yml."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ TABLE = "book/_toc.yml"
 GENERATED = "# Written by 'lguest book-config' from {0}. Edit {0}, not this file.\n"
 
 
-# «Jupyter Book's table of contents» book/preparation.md:2210 @98639bef
+# «Jupyter Book's table of contents» book/preparation.md:2235 @98639bef
 def toc_parts(book: Book) -> list[tuple[str, list[Chapter], dict[str, object]]]:
     """The book's tables of contents: (caption, pages, toctree options), in reading order."""
     parts = [("Before you set out", book.front, {"maxdepth": 1}),
@@ -45,7 +45,7 @@ def table_of_contents(book: Book) -> str:
 # «/Jupyter Book's table of contents»
 
 
-# «Jupyter Book's configuration» book/preparation.md:2236 @79114e52
+# «Jupyter Book's configuration» book/preparation.md:2261 @79114e52
 def _plain(value: object) -> bool:
     if value is None or isinstance(value, (str, bool, int, float)):
         return True

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/notebook.py» book/preparation.md:1685 @72100479
+# «src/lguest/literate/notebook.py» book/preparation.md:1696 @e8d642e7
 """A chapter as a Jupyter notebook, paired with its page by jupytext."""
 
 from __future__ import annotations
@@ -33,10 +33,24 @@ def pair_notebook(root: Path, page: Chapter) -> Path:
     paired = root / NOTEBOOKS / Path(page.path).with_suffix(".ipynb").name
     if paired.exists():
         notebook = combine_inputs_with_outputs(notebook, jupytext.read(paired), fmt="md:myst")
+    language = _language_info(notebook.metadata.get("kernelspec", {}).get("name"))
+    if language:
+        notebook.metadata["language_info"] = language
     paired.parent.mkdir(parents=True, exist_ok=True)
     jupytext.write(notebook, paired, fmt="ipynb")
     os.utime(text)  # the chapter is the newer side of the pair, as it should be
     return paired
+
+
+def _language_info(kernel: str | None) -> dict | None:
+    """What ipykernel's kernel says of its language, which JupyterLab copies into the notebook."""
+    if kernel != "python3":
+        return None
+    try:
+        from ipykernel.ipkernel import IPythonKernel
+    except ImportError:
+        return None
+    return dict(IPythonKernel.language_info)
 
 
 def jupyter_command(root: Path, notebook: Path, arguments: list[str]) -> list[str]:
