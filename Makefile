@@ -8,7 +8,7 @@
 #   make bench   run the benchmarks in bench/: one table, bench/results/latest.json
 #   make profile profile the hypercall fast path and the full exit with pyinstrument
 #   make soak    hostile guests for a long while: make soak [LGUEST_SOAK_CASES=N LGUEST_SOAK_SEED=S]
-#   make notebooks  open a chapter in JupyterLab: make notebooks [CHAPTER=host]
+#   make notebooks  open a chapter in JupyterLab: make notebooks [CHAPTER=host] [WRITING=1]
 #   make system  install the Debian packages the project needs (run as root; make test does it when they are missing)
 
 PYTHON ?= python3
@@ -80,8 +80,10 @@ test: $(STAMP) system-check
 
 # A chapter as a notebook in JupyterLab, paired with book/CHAPTER.md by jupytext
 # (JupyterLab comes with the notebook extra, which the dev extra includes).
+# WRITING=1 is for the book's author: its cells then record nothing in the
+# reader's progress file, as in a book build.
 notebooks: $(STAMP)
-	$(BIN)/lguest notebook $(CHAPTER)
+	$(if $(WRITING),LGUEST_BOOK_BUILD=1 )$(BIN)/lguest notebook $(CHAPTER)
 
 run: $(STAMP)
 	$(BIN)/lguest run $(MEM) $(GUEST)

@@ -68,3 +68,16 @@ def test_ci_runs_the_readmes_test_command():
     assert "make test" in (ROOT / "README.md").read_text()
     makefile = (ROOT / "Makefile").read_text()
     assert "\ntest: $(STAMP) system-check\n" in makefile
+
+
+def test_an_author_at_work_runs_cells_that_record_no_progress():
+    """make notebooks WRITING=1 starts JupyterLab with the variable a book build sets, so that
+    an author's runs of a chapter's last cell claim no reading; without it, a reader's do."""
+    def command(*extra: str) -> str:
+        result = subprocess.run(["make", "-n", "-f", str(ROOT / "Makefile"), "notebooks", "CHAPTER=host",
+                                 *extra], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().splitlines()[-1]
+
+    assert command("WRITING=1") == "LGUEST_BOOK_BUILD=1 .venv/bin/lguest notebook host"
+    assert command() == ".venv/bin/lguest notebook host"

@@ -199,7 +199,7 @@ def run_command(verbose: bool, deterministic: bool, timeout: float | None, conso
         die_of_a_broken_pipe()
     sys.exit(status)
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[5] book/mastery.md:738 @5a378c6e
+# «Commands of the lguest tool»[5] book/mastery.md:741 @5a378c6e
 
 @contextmanager
 def recording() -> Iterator[None]:

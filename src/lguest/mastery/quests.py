@@ -296,7 +296,7 @@ def check_drivers(root: Path) -> str:
                            f"{last_line(transcript)}")
     return "virtio-blk offers bit 6 with a blk_size of 512, and the guest still reads its disk"
 # «/The quests' checks»
-# «The quests' checks»[7] book/mastery.md:1117 @ac22ee47
+# «The quests' checks»[7] book/mastery.md:1120 @ac22ee47
 
 @quest("mastery", "Count the exits from inside: an EXITS hypercall and an exits command")
 def check_mastery(root: Path) -> str:
