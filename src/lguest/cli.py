@@ -102,7 +102,7 @@ def notebook_command(print_only: bool, no_browser: bool, chapter: str,
             return
         sys.exit(subprocess.call(command, cwd=root))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[3] book/preparation.md:2320 @c18abae4
+# «Commands of the lguest tool»[3] book/preparation.md:2329 @c18abae4
 
 @main.command("book-config")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file is stale.")

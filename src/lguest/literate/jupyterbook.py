@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/jupyterbook.py» book/preparation.md:2210 @59085ad2
+# «src/lguest/literate/jupyterbook.py» book/preparation.md:2216 @f4189e83
 """Jupyter Book's two files, _config.yml and book/_toc.yml, written from conf.py and chapters.yml."""
 
 from __future__ import annotations
@@ -16,9 +16,12 @@ SOURCE = "book"  # the folder that `jupyter-book build` is given
 CONFIG = "_config.yml"  # found by Jupyter Book in the folder above the book's
 TABLE = "book/_toc.yml"
 GENERATED = "# Written by 'lguest book-config' from {0}. Edit {0}, not this file.\n"
+# Jupyter Book's own extensions that this book needs: its settings, the reader of _toc.yml,
+# and the one for comments, whose setting Jupyter Book always passes (comments stay off).
+ENGINE = ("jupyter_book", "sphinx_external_toc", "sphinx_comments")
 
 
-# «Jupyter Book's table of contents» book/preparation.md:2235 @98639bef
+# «Jupyter Book's table of contents» book/preparation.md:2244 @98639bef
 def toc_parts(book: Book) -> list[tuple[str, list[Chapter], dict[str, object]]]:
     """The book's tables of contents: (caption, pages, toctree options), in reading order."""
     parts = [("Before you set out", book.front, {"maxdepth": 1}),
@@ -45,7 +48,7 @@ def table_of_contents(book: Book) -> str:
 # «/Jupyter Book's table of contents»
 
 
-# «Jupyter Book's configuration» book/preparation.md:2261 @79114e52
+# «Jupyter Book's configuration» book/preparation.md:2270 @b156b28d
 def _plain(value: object) -> bool:
     if value is None or isinstance(value, (str, bool, int, float)):
         return True
@@ -77,8 +80,8 @@ def configuration(root: Path) -> str:
         raise LiterateError("conf.py", None, f"cannot run it: {type(error).__name__}: {error}") from None
     settings = {name: _relative(value, root) for name, value in namespace.items()
                 if not name.startswith("_") and _plain(value)}
-    extensions = settings.pop("extensions", [])
-    document = {"sphinx": {"extra_extensions": extensions, "config": settings}}
+    settings["extensions"] = [*ENGINE, *settings.get("extensions", [])]
+    document = {"sphinx": {"config": settings}}
     return GENERATED.format("conf.py") + yaml.safe_dump(document, sort_keys=False,
                                                         allow_unicode=True, width=100)
 
