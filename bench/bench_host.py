@@ -223,24 +223,22 @@ GP_SETUP = f"""
     int 0x1f
     mov esp, 0xC0090000
 """
-TIMER_SETUP = f"""
+def timer_setup(handler: str) -> str:
+    """Install ``handler`` as the timer's interrupt gate, its iret as noirq_iret, and
+    turn interrupts on."""
+    return f"""
     mov eax, 6
     mov ebx, {abi.FIRST_EXTERNAL_VECTOR + abi.TIMER_IRQ}
-    {gate("tick", 0x8E00)}
+    {gate(handler, 0x8E00)}
     int 0x1f
     mov esp, 0xC0090000
-    mov dword ptr [shared + {abi.LGUEST_DATA["noirq_iret"]}], offset tick_iret
+    mov dword ptr [shared + {abi.LGUEST_DATA["noirq_iret"]}], offset {handler}_iret
     mov dword ptr [shared + {abi.LGUEST_DATA["irq_enabled"]}], {abi.X86_EFLAGS_IF}
 """
-REPLAY_SETUP = f"""
-    mov eax, 6
-    mov ebx, {abi.FIRST_EXTERNAL_VECTOR + abi.TIMER_IRQ}
-    {gate("tock", 0x8E00)}
-    int 0x1f
-    mov esp, 0xC0090000
-    mov dword ptr [shared + {abi.LGUEST_DATA["noirq_iret"]}], offset tock_iret
-    mov dword ptr [shared + {abi.LGUEST_DATA["irq_enabled"]}], {abi.X86_EFLAGS_IF}
-"""
+
+
+TIMER_SETUP = timer_setup("tick")  # a handler that counts the tick
+REPLAY_SETUP = timer_setup("tock")  # and one that also re-arms the clock
 HANDLERS = f"""
 gp: add dword ptr [esp + 4], 1
     add esp, 4

@@ -161,6 +161,19 @@ def run_guest(elf: Path, *args: str, mem: int = 16, timeout: float = 60,
                           input=input)
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` UDP ports on 127.0.0.1 that nobody was using a moment ago."""
+    import socket
+
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
 KILLED = "lguest: guest killed: "
 
 

@@ -22,7 +22,7 @@ from lguest.drivers.virtqueue import DESC_F_NEXT, DESC_F_WRITE, DESCRIPTOR, U16
 from lguest.launcher import read_boot_page, write_boot_page
 from lguest.memory import GuestMemory
 
-from conftest import ROOT
+from conftest import ROOT, free_ports
 
 MEMORY = 1 << 20
 
@@ -491,16 +491,6 @@ def test_two_net_devices_on_a_switch_exchange_frames():
     txb.offer([(data, 12 + len(reply), False)])
     assert devices[0].dropped == 1  # A had offered no receive buffers
     assert devices[1].dropped == 0
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def test_udp_cable_between_two_devices():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_guest
+from conftest import ROOT, free_ports, run_guest
 from lguest.guest import build_kernel
 from lguest.launcher import EXIT_POWEROFF
 
@@ -26,16 +26,6 @@ PONG = re.compile(r"pong (\d+) from (02:4c:47:[0-9a-f:]{8}): (\d+) us\n")
 @pytest.fixture(scope="session")
 def kernel(tmp_path_factory) -> Path:
     return build_kernel(tmp_path_factory.mktemp("kernel"))
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def guest(kernel: Path, local: int, remote: int, script: str) -> subprocess.Popen:

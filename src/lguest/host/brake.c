@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/host/brake.c» book/host.md:1444 @711e385e */
+/* «src/lguest/host/brake.c» book/host.md:1452 @546ab641 */
 /* The brake: a block hook that stops the CPU between two instructions.
    Any thread pulls the lever; Unicorn's own thread, here, stops the CPU. */
 #include <stdint.h>
@@ -11,7 +11,7 @@ enum { RELEASED, AT_ONCE, WHEN_ENABLED };
 
 struct brake {
 	volatile uint32_t for_interrupt;	/* RELEASED, AT_ONCE or WHEN_ENABLED */
-	volatile uint32_t for_good;		/* nonzero: stop whatever the guest is doing */
+	volatile uint32_t for_good;		/* nonzero: stop, whatever it is doing */
 	volatile uint32_t hold;			/* an interrupt never stops the guest here */
 	int32_t cs;				/* Unicorn's number for the %cs register */
 	volatile uint32_t stops;		/* how many stops the brake has made */

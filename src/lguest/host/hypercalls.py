@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/hypercalls.py» book/host.md:850 @55825184
+# «src/lguest/host/hypercalls.py» book/host.md:857 @55825184
 """Hypercalls: the guest asks, the Host answers (or kills it)."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def do_hypercall(host, number: int, a1: int, a2: int, a3: int, a4: int) -> int |
 # «/The hypercall table»
 
 
-# «The asynchronous ring» book/host.md:604 @27a6a7f4
+# «The asynchronous ring» book/host.md:608 @96d8e25e
 ASYNC_CALL = struct.Struct("<5I")  # a slot: the call number and four arguments
 
 
@@ -55,14 +55,17 @@ def run_async(host) -> None:
     """Run every queued call in the guest's ring, in order."""
     view, data = host.memory.view, host.lguest_data
     status, calls = data + LGUEST_DATA["async_status"], data + LGUEST_DATA["async_calls"]
-    slot = host.next_async
-    for _ in range(ASYNC_SLOTS):
+    slot, ran = host.next_async, 0
+    for ran in range(ASYNC_SLOTS):
         if view[status + slot] != ASYNC_READY:
-            return
+            break
         do_hypercall(host, *ASYNC_CALL.unpack_from(view, calls + 20 * slot))
         view[status + slot] = ASYNC_DONE
-        host.memory.wrote(status + slot, 1)
         slot = host.next_async = (slot + 1) % ASYNC_SLOTS
+    else:
+        ran = ASYNC_SLOTS
+    if ran:  # status bytes written behind the CPU's back: say so once, not once a slot
+        host.memory.wrote(status, ASYNC_SLOTS)
 
 
 @hypercall("FLUSH_ASYNC")
@@ -71,7 +74,7 @@ def flush_async(host, *_) -> None:
 # «/The asynchronous ring»
 
 
-# «Init and shutdown» book/host.md:646 @0b1ebb13
+# «Init and shutdown» book/host.md:653 @0b1ebb13
 @hypercall("LGUEST_INIT", in_hook=True)
 def lguest_init(host, address, *_) -> None:
     if host.lguest_data is not None:
@@ -101,7 +104,7 @@ def shutdown(host, message, reason, *_) -> None:
 # «/Init and shutdown»
 
 
-# «The rest of the table» book/host.md:693 @8904e31d
+# «The rest of the table» book/host.md:700 @8904e31d
 @hypercall("NEW_PGTABLE")
 def new_pgtable(host, pgdir, *_) -> None:
     host.pages.new_pgtable(pgdir)
@@ -199,7 +202,7 @@ def beer(host, address, room, *_) -> int:
 # «/The rest of the table»
 
 
-# «The early console» book/host.md:802 @10a13961
+# «The early console» book/host.md:809 @10a13961
 class EarlyConsole:
     """Input for CONSOLE_READ: bytes from a stream, announced on CONSOLE_IRQ."""
 

@@ -188,7 +188,7 @@ def check_launcher(root: Path) -> str:
                                f"not {result.returncode}: {last_line(result.stderr)}")
     return "lguest run takes 8192K, 24m and 16, and refuses 12X, M, 1500K, 1K and 1G"
 # «/The quests' checks»
-# «The quests' checks»[3] book/guest.md:2181 @c7af7cd4
+# «The quests' checks»[3] book/guest.md:2183 @c7af7cd4
 
 @quest("guest", "Time a command: time COMMAND in the shell")
 def check_guest(root: Path) -> str:
@@ -209,7 +209,7 @@ def check_guest(root: Path) -> str:
         raise QuestNotDone(f"the guest did not power off cleanly (status {status})")
     return f"time sleep 1 took {ticks[0]} ticks"
 # «/The quests' checks»
-# «The quests' checks»[4] book/host.md:2565 @6332c8b2
+# «The quests' checks»[4] book/host.md:2575 @6332c8b2
 
 @quest("host", "Count exits by kind: Host.exit_kinds")
 def check_host(root: Path) -> str:
@@ -235,7 +235,7 @@ def check_host(root: Path) -> str:
                            f"exit, but exit_kinds has none of: {', '.join(missing)}")
     return ", ".join(f"{kinds[kind]} {kind}" for kind in ("hypercall", "trap", "timer")) + " exits"
 # «/The quests' checks»
-# «The quests' checks»[5] book/switcher.md:833 @6382a098
+# «The quests' checks»[5] book/switcher.md:846 @6382a098
 
 @quest("switcher", "Count the crossings: Switcher.crossings and Switcher.tlb_flushes")
 def check_switcher(root: Path) -> str:
@@ -265,7 +265,7 @@ def check_switcher(root: Path) -> str:
                            "and fewer than crossings, since most crossings change no page table")
     return f"{crossings} crossings, {flushes} of them flushed the TLB"
 # «/The quests' checks»
-# «The quests' checks»[6] book/drivers.md:3985 @4622cd34
+# «The quests' checks»[6] book/drivers.md:3987 @4622cd34
 
 @quest("drivers", "Tell the driver the block size: VIRTIO_BLK_F_BLK_SIZE")
 def check_drivers(root: Path) -> str:
@@ -296,7 +296,7 @@ def check_drivers(root: Path) -> str:
                            f"{last_line(transcript)}")
     return "virtio-blk offers bit 6 with a blk_size of 512, and the guest still reads its disk"
 # «/The quests' checks»
-# «The quests' checks»[7] book/mastery.md:1120 @ac22ee47
+# «The quests' checks»[7] book/mastery.md:1126 @ac22ee47
 
 @quest("mastery", "Count the exits from inside: an EXITS hypercall and an exits command")
 def check_mastery(root: Path) -> str:
