@@ -207,3 +207,44 @@ def test_ctrl_c_at_the_terminal_is_jupyterlabs_to_answer(repo, tmp_path):
     finally:
         lab.close()
         os.close(master)
+
+
+HAND_OVER = """
+import sys
+from pathlib import Path
+from lguest.literate import notebook
+notebook.GRACE = float(sys.argv[1])
+sys.exit(notebook.hand_over([sys.executable, "-c", sys.argv[2]], Path(".")))
+"""
+STUBBORN = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('ready', flush=True); time.sleep(60)")
+
+
+def test_a_server_that_will_not_stop_is_killed_after_the_grace(tmp_path):
+    """What hand_over does for JupyterLab, with a stand-in that ignores SIGTERM."""
+    command = subprocess.Popen([sys.executable, "-c", HAND_OVER, "1.5", STUBBORN], cwd=tmp_path,
+                               env=env_for(ROOT), stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert command.stdout.readline() == b"ready\n"
+        told = time.monotonic()
+        command.send_signal(signal.SIGTERM)
+        assert command.wait(timeout=30) == -signal.SIGTERM
+        assert 1.5 <= time.monotonic() - told < 20
+        time.sleep(0.2)
+        assert [process for process in processes().values()
+                if process.sid == command.pid and process.alive] == []
+    finally:
+        if command.poll() is None or any(process.sid == command.pid for process in processes().values()):
+            os.killpg(command.pid, signal.SIGKILL)
+        command.wait()
+        command.stdout.close()
+
+
+def test_the_servers_exit_status_is_the_commands(tmp_path):
+    result = subprocess.run([sys.executable, "-c", HAND_OVER, "1", "raise SystemExit(3)"], cwd=tmp_path,
+                            env=env_for(ROOT), capture_output=True, timeout=60)
+    assert result.returncode == 3, result.stderr
+    result = subprocess.run([sys.executable, "-c", HAND_OVER, "1",
+                             "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], cwd=tmp_path,
+                            env=env_for(ROOT), capture_output=True, timeout=60)
+    assert result.returncode == 128 + signal.SIGKILL, result.stderr
