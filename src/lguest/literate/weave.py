@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/weave.py» book/preparation.md:2157 @ddb3b7e1
+# «src/lguest/literate/weave.py» book/preparation.md:2158 @ddb3b7e1
 """Weaving: a Sphinx extension that draws chunks in the rendered book."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .book import Book, LiterateError
 from .tangle import tangle
 from .web import REFERENCE, Part, Web, fingerprint, load_web, normalize
 
-# «Directives for chunks» book/preparation.md:1918 @e08fb54f
+# «Directives for chunks» book/preparation.md:1919 @e08fb54f
 class chunk_part(nodes.General, nodes.Element):
     """A chunk part's place in a page, drawn once every page is known."""
 
@@ -67,7 +67,7 @@ def _docname(env, chapter: str) -> str:
 # «/Directives for chunks»
 
 
-# «Draw a chunk» book/preparation.md:1970 @ed87c57d
+# «Draw a chunk» book/preparation.md:1971 @ed87c57d
 def _anchor(part: Part) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", part.name.lower()).strip("-") or "chunk"
     return f"chunk-{slug}" + (f"-{part.number}" if part.number > 1 else "")
@@ -132,7 +132,7 @@ def draw_part(app, fromdoc: str, part: Part) -> str:
             f"{_code(app, fromdoc, web, part, part.lang or chunk.lang)}"
             f'<div class="lguest-chunk-notes">{footer}</div></div>')
 # «/Draw a chunk»
-# «Draw a chunk»[2] book/preparation.md:2043 @4347753b
+# «Draw a chunk»[2] book/preparation.md:2044 @4347753b
 
 def draw_index(app, fromdoc: str) -> str:
     web: Web = app.env.lguest_web
@@ -165,7 +165,7 @@ def resolve(app, doctree: nodes.document, docname: str) -> None:
 # «/Draw a chunk»
 
 
-# «Keep the build honest» book/preparation.md:2103 @a61d2be7
+# «Keep the build honest» book/preparation.md:2104 @a61d2be7
 def builder_inited(app) -> None:
     try:
         web = load_web(Path(app.config.lguest_root))
