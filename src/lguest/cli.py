@@ -76,7 +76,7 @@ def where_command(location: str) -> None:
     with reporting():
         click.echo(where(find_root(), location))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[2] book/preparation.md:1765 @fe54c540
+# «Commands of the lguest tool»[2] book/preparation.md:1900 @9914b8f8
 @main.command("notebook", context_settings={"ignore_unknown_options": True})
 @click.option("--print", "print_only", is_flag=True,
               help="Pair the notebook and print the command that would open it; start nothing.")
@@ -87,10 +87,9 @@ def notebook_command(print_only: bool, no_browser: bool, chapter: str,
                      jupyter_args: tuple[str, ...]) -> None:
     """Open CHAPTER (such as host) in JupyterLab, paired with its page by jupytext."""
     import shlex
-    import subprocess
 
     from .literate.book import read_book
-    from .literate.notebook import find_page, jupyter_command, pair_notebook
+    from .literate.notebook import find_page, hand_over, jupyter_command, pair_notebook
 
     with reporting():
         root = find_root()
@@ -100,9 +99,9 @@ def notebook_command(print_only: bool, no_browser: bool, chapter: str,
         if print_only:
             click.echo(shlex.join(command))
             return
-        sys.exit(subprocess.call(command, cwd=root))
+        sys.exit(hand_over(command, root))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[3] book/preparation.md:2329 @c18abae4
+# «Commands of the lguest tool»[3] book/preparation.md:2463 @c18abae4
 
 @main.command("book-config")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file is stale.")

@@ -144,7 +144,7 @@ def boot_host(script: str, *, mem_mb: int = 16) -> tuple[Any, str]:
 # «/Helpers for the checks»
 
 
-# «The quests' checks» book/preparation.md:2473 @803e4e0b
+# «The quests' checks» book/preparation.md:2607 @803e4e0b
 @quest("preparation", "A table of contents for the chunks: lguest chunks")
 def check_preparation(root: Path) -> str:
     web = load_web(root)
