@@ -74,8 +74,11 @@ def test_an_author_at_work_runs_cells_that_record_no_progress():
     """make notebooks WRITING=1 starts JupyterLab with the variable a book build sets, so that
     an author's runs of a chapter's last cell claim no reading; without it, a reader's do."""
     def command(*extra: str) -> str:
-        result = subprocess.run(["make", "-n", "-f", str(ROOT / "Makefile"), "notebooks", "CHAPTER=host",
-                                 *extra], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        outside = {key: value for key, value in os.environ.items()  # not a make within make test
+                   if key not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+        result = subprocess.run(["make", "-n", "--no-print-directory", "-f", str(ROOT / "Makefile"),
+                                 "notebooks", "CHAPTER=host", *extra], cwd=ROOT, env=outside,
+                                capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         return result.stdout.strip().splitlines()[-1]
 
