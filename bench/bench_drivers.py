@@ -147,7 +147,8 @@ def bench_blk_in_guest(repeats: int, guest_mb: int) -> list[dict]:
                                 "host": lambda: host_blk_run(fd, size, payload)}, repeats)
         finally:
             os.close(fd)
-    guest = {name: [size / run[name]["us"] for run in runs["guest"]]  # bytes per µs = MB/s
+    # bytes per µs = MB/s; a reading of 0 µs (the Host's clock did not move) measures nothing
+    guest = {name: [size / run[name]["us"] if run[name]["us"] else None for run in runs["guest"]]
              for name in ("read", "write")}
     host = {name: [run[name] for run in runs["host"]] for name in ("read", "write")}
     exits = {name: [run[name]["exits"] for run in runs["guest"]] for name in ("read", "write")}
@@ -169,7 +170,7 @@ def bench_blk_in_guest(repeats: int, guest_mb: int) -> list[dict]:
 
 # The network: two guests, and the switch without them
 
-def guests_flood(kernel: Path, flood: int) -> float:
+def guests_flood(kernel: Path, flood: int) -> float | None:
     """Frames per second between two guests in one Launcher, measured by guest 0."""
     console, errors = io.BytesIO(), io.StringIO()
     script = f"sleep 1\nnet flood {flood} 02:4c:47:00:01:00\n".encode()
@@ -179,7 +180,8 @@ def guests_flood(kernel: Path, flood: int) -> float:
     assert status == EXIT_POWEROFF and not errors.getvalue(), (errors.getvalue(), text)
     match = re.search(r"g0\| (?:lguest\$ )*net flood: (\d+) pings, (\d+) pongs in (\d+) us", text)
     assert match and int(match[1]) == int(match[2]) == flood, text
-    return (int(match[1]) + int(match[2])) / int(match[3]) * 1e6
+    elapsed = int(match[3])  # 0 µs: the Host's clock did not move, and the flood measured nothing
+    return (int(match[1]) + int(match[2])) / elapsed * 1e6 if elapsed else None
 
 
 def switch_frames_per_second(frames: int) -> float:

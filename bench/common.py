@@ -42,8 +42,22 @@ def row(name: str, unit: str, values: list[float], baselines: list[float] | None
     """One figure: the median of ``values`` against the median of ``baselines``.
 
     ``ratio`` is "value/baseline" for costs (lower is better) or "baseline/value" when
-    the figure is a speed relative to its baseline (higher is better).
+    the figure is a speed relative to its baseline (higher is better). A value of None is
+    a reading too fast for the clock that took it (a guest timing itself on the Host's
+    clock, which had not moved): it is left out, with its round's baseline, and a figure
+    with no reading left has no value, no ratio and no verdict, rather than a division
+    by zero.
     """
+    if baselines:
+        kept = [(value, baseline) for value, baseline in zip(values, baselines) if value is not None]
+        values, baselines = [value for value, _ in kept], [baseline for _, baseline in kept]
+    else:
+        values = [value for value in values if value is not None]
+    if not values:
+        return {"name": name, "unit": unit, "value": None, "baseline": None, "ratio": None,
+                "spread": None, "target": target, "higher_is_better": higher_is_better,
+                "median": None, "min": None, "max": None, "runs": 0,
+                "note": "every reading was too fast for its clock"}
     value = statistics.median(values)
     result = {"name": name, "unit": unit, "value": value, "baseline": None, "ratio": None,
               "spread": (max(values) - min(values)) / 2 / value if value else 0.0,

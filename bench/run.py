@@ -6,8 +6,8 @@ MODULE is any of the bench_*.py modules here (default: all of them, in MODULES o
 Each exposes ``rows(repeats: int = 5) -> list[dict]``, optionally with ``quick``; a
 module without ``rows`` is skipped with a note. The runner decides ``meets`` for each
 row: a row with a target compares its ratio (or its value, if it has no baseline) with
-the target, upwards if higher is better, downwards otherwise; a row with no target has
-``meets`` null. The table goes to stdout; the rows go to bench/results/latest.json
+the target, upwards if higher is better, downwards otherwise; a row with no target, or
+with no value (every reading too fast for its clock), has ``meets`` null. The table goes to stdout; the rows go to bench/results/latest.json
 (bench/results/quick.json with --quick).
 """
 
@@ -31,6 +31,8 @@ def meets(row: dict) -> bool | None:
     if row.get("target") is None:
         return None
     measured = row["ratio"] if row.get("ratio") is not None else row["value"]
+    if measured is None:  # nothing could be measured (see common.row)
+        return None
     return measured >= row["target"] if row.get("higher_is_better") else measured <= row["target"]
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -52,11 +56,14 @@ def book_copy(tmp_path: Path) -> Path:
 
 
 
+JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"
+
+
 def build_book(root: Path) -> str:
-    """Render the book under ``root`` with warnings as errors; the build's log."""
-    result = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html",
-                             "-c", str(root), str(root / "book"), str(root / "_build/html")],
-                            capture_output=True, text=True, timeout=1800)
+    """Render the book under ``root`` as make book does, with Jupyter Book and warnings as
+    errors, into root/_build/html; the build's log."""
+    result = subprocess.run([str(JUPYTER_BOOK), "build", str(root / "book"), "-W", "--keep-going"],
+                            capture_output=True, text=True, timeout=1800, cwd=root)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
 
@@ -69,7 +76,7 @@ def rendered_book(tmp_path_factory) -> tuple[Path, str]:
     for name in ("book", "src", "bench", "tools/quests"):
         shutil.copytree(ROOT / name, root / name,
                         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "results"))
-    for name in ("chapters.yml", "conf.py"):
+    for name in ("chapters.yml", "conf.py", "_config.yml"):
         shutil.copy(ROOT / name, root / name)
     return root, build_book(root)
 
@@ -381,3 +388,109 @@ def _private_state() -> None:
 
 
 _private_state()
+
+
+# --- No process outlives the run: a check at its end (issue 18) ---------------------
+
+RUN_MARK = f"LGUEST_TEST_RUN={os.getpid()}-{os.urandom(6).hex()}"
+os.environ["LGUEST_TEST_RUN"] = RUN_MARK.partition("=")[2]  # inherited by all we start, however far it strays
+LEAVE_ALONE = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")  # end with pytest itself
+TESTS_STARTED: list[tuple[float, str]] = []  # (seconds since boot, test id), one per test, in order
+
+
+@dataclass(frozen=True)
+class Process:
+    pid: int
+    ppid: int
+    pgid: int
+    sid: int
+    state: str  # Z for a zombie: dead, only not yet waited for
+    started: float  # seconds since boot
+    command: str
+
+    @property
+    def alive(self) -> bool:
+        return self.state not in "ZXx"
+
+
+def processes() -> dict[int, Process]:
+    """Every process in /proc (Linux), by pid. One that ends while we look is left out."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    table = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"{entry.path}/stat", "rb") as stat, open(f"{entry.path}/cmdline", "rb") as cmdline:
+                status, command = stat.read().decode(errors="replace"), cmdline.read()
+        except OSError:
+            continue
+        fields = status[status.rindex(")") + 2:].split()  # after the name, which may hold anything
+        table[int(entry.name)] = Process(
+            int(entry.name), int(fields[1]), int(fields[2]), int(fields[3]), fields[0],
+            int(fields[19]) / ticks, command.replace(b"\0", b" ").decode(errors="replace").strip())
+    return table
+
+
+def of_this_run(process: Process, table: dict[int, Process]) -> bool:
+    """Started by this run: it carries the run's mark in its environment (which an orphan
+    keeps, and a new session too), or it descends from pytest by its parents."""
+    try:
+        with open(f"/proc/{process.pid}/environ", "rb") as environ:
+            if RUN_MARK.encode() in environ.read().split(b"\0"):
+                return True
+    except OSError:
+        pass  # somebody else's process, or gone already
+    seen, pid = set(), process.ppid
+    while pid in table and pid not in seen:
+        if pid == os.getpid():
+            return True
+        seen.add(pid)
+        pid = table[pid].ppid
+    return False
+
+
+def leftovers(grace: float = 5.0) -> list[Process]:
+    """The live processes of this run other than pytest and its helpers, after giving
+    them ``grace`` seconds to finish ending."""
+    deadline = time.monotonic() + grace
+    while True:
+        table = processes()
+        left = [process for process in table.values()
+                if process.pid != os.getpid() and process.alive
+                and not any(helper in process.command for helper in LEAVE_ALONE)
+                and of_this_run(process, table)]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.2)
+
+
+def started_during(process: Process) -> str:
+    """The test, or the tests, running when ``process`` started. /proc counts in ticks
+    (10 ms), so a process started near one test's end names the next test as well."""
+    earliest, latest = process.started, process.started + 1 / os.sysconf("SC_CLK_TCK")
+    during = [test for (began, test), (ended, _) in zip(TESTS_STARTED, [*TESTS_STARTED[1:], (float("inf"), "")])
+              if began < latest and ended > earliest]
+    return " or ".join(during) or "before the first test"
+
+
+def pytest_runtest_logstart(nodeid, location):
+    TESTS_STARTED.append((time.clock_gettime(time.CLOCK_BOOTTIME), nodeid))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind():
+    """Fail the run, naming them, if processes it started are still alive at its end; and kill them."""
+    yield
+    if not Path("/proc/self/stat").exists():
+        return  # no /proc to look in (not Linux)
+    left = leftovers()
+    for process in left:
+        try:
+            os.kill(process.pid, signal.SIGKILL)
+        except OSError:
+            pass
+    if left:
+        pytest.fail(f"{len(left)} process(es) of this test run outlived it (now killed):\n" + "\n".join(
+            f"  pid {process.pid}, started during {started_during(process)}: {process.command[:300]}"
+            for process in left), pytrace=False)

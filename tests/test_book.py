@@ -41,10 +41,19 @@ def built(rendered_book):
 
 def test_book_builds_and_executes_cells(built):
     root, log = built
+    assert "Running Jupyter-Book" in log  # make book's engine
     assert "preparation.md: Executing notebook" in log
+    # A clean log: no warning at all, no kernel for a page without cells (which used to be
+    # interrupted as it started), and kernels that do not talk in plain text.
+    assert "WARNING" not in log and "KeyboardInterrupt" not in log, log[-3000:]
+    for quiet in ("index.md", "chunks.md", "bibliography.md"):
+        assert f"{quiet}: Executing notebook" not in log
     page = (root / "_build/html/preparation.html").read_text()
     assert "files tangled from" in page and "book/demo.md:6: reference to undefined chunk" in page
     assert not re.search(r"lguest package digest [0-9a-f]{8}", page)  # the cache-key cell is removed
+    # The build's kernels knew a build was running (conf.py does not run under Jupyter Book),
+    # so the last cell recorded no reading in anyone's progress file.
+    assert "This page was run to build or write the book, so nothing was recorded" in page
 
 
 def test_every_chunk_is_drawn_and_every_link_resolves(built):
@@ -96,3 +105,10 @@ def test_rebuild_without_change_executes_nothing_and_a_chunk_change_reruns(built
     log = build_book(root)
     assert "preparation.md: Executing notebook" in log
     assert "files are tangled from" in (root / "_build/html/preparation.html").read_text()
+
+
+def test_code_is_coloured_as_conf_py_asks_in_both_themes(built):
+    root, _ = built
+    css = (root / "_build/html/_static/pygments.css").read_text()
+    assert 'html[data-theme="light"] .highlight { background: #f0f0f0' in css  # friendly
+    assert 'html[data-theme="dark"] .highlight { background: #272822' in css  # monokai

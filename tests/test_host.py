@@ -507,3 +507,29 @@ def test_lguest_init_reads_where_the_kernel_mappings_begin(guest, given, used):
 def test_a_kernel_address_above_the_switcher_is_killed(guest):
     result = run_guest(guest(KERNEL_ADDRESS, KERNEL_ADDRESS="0xFFC01000u"))
     assert assert_killed(result) == "bad kernel_address 0xffc01000: the Switcher's is the top 4 MiB"
+
+
+PARKED_ON_NOIRQ_IRET = r"""
+#include "guest.h"
+static void tick(struct trapframe *tf) { (void)tf; }
+void main(void)
+{
+	lguest_init();
+	on_trap(FIRST_EXTERNAL_VECTOR + TIMER_IRQ, tick, INTERRUPT_GATE);
+	irq_enable();
+	hcall(LHCALL_SET_CLOCKEVENT, 1000, 0, 0, 0);
+	print("parked\n");
+	asm volatile("movl $1f, %0\n\t"
+		     "1: jmp 1b"
+		     : "=m"(lguest_data.noirq_iret));
+}
+"""
+
+
+@CLOCKS
+def test_a_guest_parked_on_its_noirq_iret_is_still_stopped(guest, deterministic):
+    """No interrupt may stop a guest at its noirq_iret, so a guest that points it at a
+    tight loop never takes its tick; a stop for good must not honour that."""
+    flags = ("--timeout", "1", *(("--deterministic",) if deterministic else ()))
+    result = run_guest(guest(PARKED_ON_NOIRQ_IRET), flags=flags)
+    assert assert_killed(result, "parked\n") == "stopped by the host: timed out after 1 seconds"

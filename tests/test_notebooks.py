@@ -45,3 +45,30 @@ def test_chapter_cells_run_in_a_fresh_kernel(path):
     for cell in notebook.cells:
         if cell.cell_type == "code":
             assert not [output for output in cell.outputs if output.output_type == "error"]
+
+
+# Pages whose header this change could not touch (other work was under way in them); they
+# still name the kernel "Python 3", so JupyterLab marks them modified on opening until their
+# kernelspec's display_name reads "Python 3 (ipykernel)" like the others.
+def test_a_paired_notebook_says_what_its_kernel_will_say(book_copy):
+    """JupyterLab copies the kernel's spec and language into the notebook when it connects, and a
+    notebook that differs opens modified: pair every page, then ask a real kernel."""
+    from jupyter_client.manager import start_new_kernel
+
+    from lguest.literate.notebook import pair_notebook
+
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        reply = kc.kernel_info(reply=True, timeout=60)["content"]
+        spec = km.kernel_spec
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    mismatched = set()
+    for page in read_book(book_copy).pages:
+        metadata = nbformat.read(pair_notebook(book_copy, page), as_version=4).metadata
+        assert metadata["language_info"] == reply["language_info"], page.path
+        kernelspec = {"name": km.kernel_name, "display_name": spec.display_name, "language": spec.language}
+        if dict(metadata["kernelspec"]) != kernelspec:
+            mismatched.add(page.path)
+    assert not mismatched, mismatched

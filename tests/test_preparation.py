@@ -372,3 +372,74 @@ def test_the_real_book_reads_before_it_sets_out():
     book = read_book(ROOT)
     assert [page.id for page in book.front] == ["reading"]
     assert book.pages.index(book.front[0]) == 1
+
+
+# --- Jupyter Book's files: written from conf.py and chapters.yml, checked for staleness ------
+
+def test_jupyter_books_files_agree_with_conf_and_chapters():
+    result = lguest(ROOT, "book-config", "--check")
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_changed_chapter_list_or_setting_makes_jupyter_books_files_stale(book_copy):
+    for name in ("_config.yml", "book/_toc.yml"):
+        (book_copy / name).write_bytes((ROOT / name).read_bytes())
+    assert lguest(book_copy, "book-config", "--check").returncode == 0
+    toc = book_copy / "chapters.yml"
+    toc.write_text(toc.read_text().replace("  - id: bibliography\n", "  - id: references\n")
+                   .replace("  - id: chunks\n    title: Index of chunks\n    file: book/chunks.md\n", "")
+                   + "  - id: chunks\n    title: Index of chunks\n    file: book/chunks.md\n")
+    conf = book_copy / "conf.py"
+    conf.write_text(conf.read_text().replace("nb_execution_timeout = 600", "nb_execution_timeout = 900"))
+    result = lguest(book_copy, "book-config", "--check")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == ["_config.yml is stale: run lguest book-config",
+                                          "book/_toc.yml is stale: run lguest book-config"]
+    written = lguest(book_copy, "book-config")
+    assert written.stdout.splitlines() == ["wrote _config.yml", "wrote book/_toc.yml"]
+    assert lguest(book_copy, "book-config", "--check").returncode == 0
+    import yaml
+    config = yaml.safe_load((book_copy / "_config.yml").read_text())["sphinx"]["config"]
+    assert config["nb_execution_timeout"] == 900
+    # Paths are relative to book/, where Jupyter Book resolves them, so the file is the same anywhere.
+    assert config["lguest_root"] == ".." and config["html_static_path"] == ["_static"]
+    assert config["bibtex_bibfiles"] == ["references.bib"]
+    appendix = yaml.safe_load((book_copy / "book/_toc.yml").read_text())["parts"][-1]
+    assert [entry["file"] for entry in appendix["chapters"]] == ["bibliography", "chunks"]
+
+
+def test_a_broken_conf_py_is_one_line(book_copy):
+    (book_copy / "conf.py").write_text("numfig = True\nraise ValueError('no such theme')\n")
+    result = lguest(book_copy, "book-config", "--check")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "conf.py: cannot run it: ValueError: no such theme"
+
+
+KERNEL_RUN = """
+import nbformat
+from nbclient import NotebookClient
+notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+seen = []
+client = NotebookClient(notebook, timeout=120)
+client.on_notebook_start = lambda **_: seen.append(type(client.km.provisioner).__name__)
+client.execute()
+print(notebook.cells[0].outputs[0]["text"].strip(), *seen)
+"""
+
+
+@pytest.mark.parametrize("provisioner", ["lguest-encrypted", None])
+def test_the_book_builds_kernels_talk_encrypted(provisioner):
+    from lguest.literate import kernels
+
+    assert kernels.registered()
+    env = {key: value for key, value in os.environ.items() if key != kernels.CHOOSE}
+    if provisioner:
+        env[kernels.CHOOSE] = provisioner
+    result = subprocess.run([sys.executable, "-c", KERNEL_RUN], capture_output=True, text=True,
+                            timeout=180, env=env)
+    assert result.returncode == 0, result.stderr
+    expected = "EncryptedProvisioner" if provisioner else "LocalProvisioner"
+    assert result.stdout.split() == ["42", expected]
+    # Without our provisioner ipykernel warns of plain-text TCP: the check can tell the difference.
+    assert ("without encryption" in result.stderr) == (provisioner is None)

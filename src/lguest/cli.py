@@ -76,7 +76,7 @@ def where_command(location: str) -> None:
     with reporting():
         click.echo(where(find_root(), location))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[2] book/preparation.md:1740 @fe54c540
+# «Commands of the lguest tool»[2] book/preparation.md:1900 @9914b8f8
 @main.command("notebook", context_settings={"ignore_unknown_options": True})
 @click.option("--print", "print_only", is_flag=True,
               help="Pair the notebook and print the command that would open it; start nothing.")
@@ -87,10 +87,9 @@ def notebook_command(print_only: bool, no_browser: bool, chapter: str,
                      jupyter_args: tuple[str, ...]) -> None:
     """Open CHAPTER (such as host) in JupyterLab, paired with its page by jupytext."""
     import shlex
-    import subprocess
 
     from .literate.book import read_book
-    from .literate.notebook import find_page, jupyter_command, pair_notebook
+    from .literate.notebook import find_page, hand_over, jupyter_command, pair_notebook
 
     with reporting():
         root = find_root()
@@ -100,9 +99,32 @@ def notebook_command(print_only: bool, no_browser: bool, chapter: str,
         if print_only:
             click.echo(shlex.join(command))
             return
-        sys.exit(subprocess.call(command, cwd=root))
+        sys.exit(hand_over(command, root))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[3] book/launcher.md:1748 @5c99d5cf
+# «Commands of the lguest tool»[3] book/preparation.md:2463 @c18abae4
+
+@main.command("book-config")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file is stale.")
+def book_config_command(check: bool) -> None:
+    """Write Jupyter Book's _config.yml and book/_toc.yml from conf.py and chapters.yml."""
+    from .literate.jupyterbook import book_files, stale_files
+
+    with reporting():
+        root = find_root()
+        files = book_files(root)
+        stale = stale_files(root, files)
+        if check:
+            for path in stale:
+                click.echo(f"{path} is stale: run lguest book-config", err=True)
+            if stale:
+                sys.exit(1)
+            click.echo(f"{', '.join(files)} agree with conf.py and chapters.yml")
+            return
+        for path in stale:
+            (root / path).write_text(files[path], encoding="utf-8")
+            click.echo(f"wrote {path}")
+# «/Commands of the lguest tool»
+# «Commands of the lguest tool»[4] book/launcher.md:1748 @5c99d5cf
 
 @main.command("run", context_settings={"ignore_unknown_options": True,
                                         "allow_interspersed_args": False})
@@ -176,7 +198,7 @@ def run_command(verbose: bool, deterministic: bool, timeout: float | None, conso
         die_of_a_broken_pipe()
     sys.exit(status)
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[4] book/mastery.md:982 @f87addf1
+# «Commands of the lguest tool»[5] book/mastery.md:985 @f87addf1
 
 @contextmanager
 def recording() -> Iterator[None]:

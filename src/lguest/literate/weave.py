@@ -1,9 +1,10 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/weave.py» book/preparation.md:2024 @ddb3b7e1
+# «src/lguest/literate/weave.py» book/preparation.md:2214 @8a45a5f9
 """Weaving: a Sphinx extension that draws chunks in the rendered book."""
 
 from __future__ import annotations
 
+import os
 import re
 from html import escape
 from pathlib import Path
@@ -18,11 +19,15 @@ from sphinx.errors import ExtensionError
 from sphinx.util.docutils import SphinxDirective
 
 from .. import __version__
-from .book import Book, LiterateError
+from . import kernels
+from .book import Book, LiterateError, read_book
+from .jupyterbook import toc_parts
 from .tangle import tangle
 from .web import REFERENCE, Part, Web, fingerprint, load_web, normalize
 
-# «Directives for chunks» book/preparation.md:1785 @e08fb54f
+BOOK_BUILD = "LGUEST_BOOK_BUILD"  # set while a book build runs cells: they record no progress
+
+# «Directives for chunks» book/preparation.md:1944 @e08fb54f
 class chunk_part(nodes.General, nodes.Element):
     """A chunk part's place in a page, drawn once every page is known."""
 
@@ -67,7 +72,7 @@ def _docname(env, chapter: str) -> str:
 # «/Directives for chunks»
 
 
-# «Draw a chunk» book/preparation.md:1837 @ed87c57d
+# «Draw a chunk» book/preparation.md:1996 @ed87c57d
 def _anchor(part: Part) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", part.name.lower()).strip("-") or "chunk"
     return f"chunk-{slug}" + (f"-{part.number}" if part.number > 1 else "")
@@ -132,7 +137,7 @@ def draw_part(app, fromdoc: str, part: Part) -> str:
             f"{_code(app, fromdoc, web, part, part.lang or chunk.lang)}"
             f'<div class="lguest-chunk-notes">{footer}</div></div>')
 # «/Draw a chunk»
-# «Draw a chunk»[2] book/preparation.md:1910 @4347753b
+# «Draw a chunk»[2] book/preparation.md:2069 @4347753b
 
 def draw_index(app, fromdoc: str) -> str:
     web: Web = app.env.lguest_web
@@ -165,10 +170,24 @@ def resolve(app, doctree: nodes.document, docname: str) -> None:
 # «/Draw a chunk»
 
 
-# «Keep the build honest» book/preparation.md:1970 @a61d2be7
+# «Keep the build honest» book/preparation.md:2144 @df93d1ca
+def config_inited(app, config) -> None:
+    os.environ[BOOK_BUILD] = "1"  # inherited by every kernel that runs a page's cells
+    if kernels.registered():
+        os.environ.setdefault(kernels.CHOOSE, kernels.NAME)  # the build's kernels talk encrypted
+    root = Path(app.srcdir, config.lguest_root).resolve()
+    try:
+        book = read_book(root)
+    except LiterateError as error:
+        raise ExtensionError(str(error)) from None
+    quiet = [str(root / page.path) for page in book.pages
+             if "```{code-cell}" not in (root / page.path).read_text(encoding="utf-8")]
+    config.nb_execution_excludepatterns = [*config.nb_execution_excludepatterns, *quiet]
+
+
 def builder_inited(app) -> None:
     try:
-        web = load_web(Path(app.config.lguest_root))
+        web = load_web(Path(app.srcdir, app.config.lguest_root).resolve())
     except LiterateError as error:
         raise ExtensionError(str(error)) from None
     app.env.lguest_web = web
@@ -187,7 +206,7 @@ def outdated(app, env, added, changed, removed) -> list[str]:
 
 def source_read(app, docname: str, source: list[str]) -> None:
     book = app.env.lguest_web.book
-    if docname == _docname(app.env, book.cover.path):
+    if docname == _docname(app.env, book.cover.path) and "sphinx_external_toc" not in app.extensions:
         source[0] += _toctree(app.env, book)
     if "format_name: myst" in source[0] and "```{code-cell}" in source[0]:
         source[0] += ("\n+++\n\n```{code-cell} ipython3\n:tags: [remove-cell]\n\n"
@@ -195,16 +214,18 @@ def source_read(app, docname: str, source: list[str]) -> None:
 
 
 def _toctree(env, book: Book) -> str:
-    def tree(options: str, pages: list) -> str:
+    text = ""
+    for caption, pages, options in toc_parts(book):
+        lines = [f":caption: {caption}", *(f":{key}:" if value is True else f":{key}: {value}"
+                                          for key, value in options.items())]
         entries = "\n".join(_docname(env, page.path) for page in pages)
-        return f"\n\n```{{toctree}}\n{options}\n\n{entries}\n```\n"
-    text = tree(":caption: Before you set out\n:maxdepth: 1", book.front) if book.front else ""
-    text += tree(":caption: The journey\n:numbered:\n:maxdepth: 2", book.chapters)
-    return text + (tree(":caption: Appendix\n:maxdepth: 1", book.appendix) if book.appendix else "")
+        text += f"\n\n```{{toctree}}\n" + "\n".join(lines) + f"\n\n{entries}\n```\n"
+    return text
 
 
 def setup(app) -> dict:
-    app.add_config_value("lguest_root", ".", "env")
+    app.add_config_value("lguest_root", ".", "env")  # the repository, from the book's folder
+    app.connect("config-inited", config_inited)
     app.add_node(chunk_part)
     app.add_node(chunk_index)
     app.add_directive("chunk", ChunkDirective)

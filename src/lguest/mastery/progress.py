@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/mastery/progress.py» book/mastery.md:679 @b81b6999
+# «src/lguest/mastery/progress.py» book/mastery.md:682 @b81b6999
 """The reader's progress: one JSON file in the XDG state directory."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 from ..literate.book import Chapter, LiterateError, find_root, read_book
 
-# «The progress file» book/mastery.md:550 @eb03c736
+# «The progress file» book/mastery.md:550 @add5e499
 STATE_VARIABLE = "LGUEST_STATE_DIR"
-BOOK_BUILD_VARIABLE = "LGUEST_BOOK_BUILD"  # set by conf.py: a book build records nothing
+BOOK_BUILD_VARIABLE = "LGUEST_BOOK_BUILD"  # set by the weave extension: a book build records nothing
 VERSION = 1
 
 
@@ -89,7 +89,7 @@ def record_reading(chapter_id: str) -> Path:
 # «/The progress file»
 
 
-# «The end of a chapter» book/mastery.md:631 @f6825369
+# «The end of a chapter» book/mastery.md:634 @fbf0990e
 def reached_the_end(chapter_id: str) -> None:
     """The last cell of each chapter: note that the reader got this far."""
     try:
@@ -98,8 +98,8 @@ def reached_the_end(chapter_id: str) -> None:
         titles = {}
     title = titles.get(chapter_id, chapter_id)
     if os.environ.get(BOOK_BUILD_VARIABLE):
-        print(f"The end of {title}. This page was built by Sphinx, so nothing was recorded; "
-              "run this cell yourself and lguest progress will show the chapter as read.")
+        print(f"The end of {title}. This page was run to build or write the book, so nothing "
+              "was recorded; run this cell yourself and lguest progress will show the chapter as read.")
         return
     path = record_reading(chapter_id)
     print(f"The end of {title}: recorded as read in {path}. Its quest is next: "
@@ -107,7 +107,7 @@ def reached_the_end(chapter_id: str) -> None:
 # «/The end of a chapter»
 
 
-# «The progress table» book/mastery.md:652 @34c64087
+# «The progress table» book/mastery.md:655 @34c64087
 def progress_table(root: Path, titles: dict[str, str]) -> str:
     """One row per chapter: read, and the state of its quest."""
     state = load_progress()

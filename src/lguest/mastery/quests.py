@@ -202,7 +202,7 @@ class TinyGuest:
 # «/Helpers for the checks»
 
 
-# «The quests' checks» book/preparation.md:2180 @803e4e0b
+# «The quests' checks» book/preparation.md:2611 @803e4e0b
 @quest("preparation", "A table of contents for the chunks: lguest chunks")
 def check_preparation(root: Path) -> str:
     web = load_web(root)
@@ -429,7 +429,7 @@ def check_drivers(root: Path) -> str:
     return (f"{requests} reads: {counts['notifies']} notifies, {counts['interrupts']} "
             "used-buffer interrupts")
 # «/The quests' checks»
-# «The quests' checks»[7] book/mastery.md:1386 @ac22ee47
+# «The quests' checks»[7] book/mastery.md:1389 @ac22ee47
 
 @quest("mastery", "Count the exits from inside: an EXITS hypercall and an exits command")
 def check_mastery(root: Path) -> str:

@@ -87,7 +87,7 @@ def apply_solution(root: Path, chapter: str) -> None:
 # «/Applying a solution, and drawing it»
 
 
-# «The quest-solution directive» book/mastery.md:475 @7f38fd73
+# «The quest-solution directive» book/mastery.md:475 @755bb975
 def setup(app: Any) -> dict:
     from docutils import nodes
     from sphinx.util.docutils import SphinxDirective
@@ -96,7 +96,7 @@ def setup(app: Any) -> dict:
         required_arguments = 1
 
         def run(self) -> list:
-            root = Path(self.config.lguest_root)
+            root = Path(self.env.srcdir, self.config.lguest_root).resolve()  # as the weaver's
             chapter = self.arguments[0]
             try:
                 diff = solution_diff(root, chapter)
@@ -111,7 +111,7 @@ def setup(app: Any) -> dict:
             return [block]
 
     if "lguest_root" not in app.config:
-        app.add_config_value("lguest_root", "", "env")
+        app.add_config_value("lguest_root", ".", "env")  # the repository, from the book's folder
     app.add_directive("quest-solution", QuestSolution)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 # «/The quest-solution directive»
