@@ -153,6 +153,11 @@ u32 *new_pgdir(void); /* a page directory mapping the kernel's first 4 MiB */
 volatile u32 *pte_of(u32 *pgdir, u32 va); /* allocating the page table */
 void map_page(u32 *pgdir, u32 va, u32 phys, u32 flags); /* memory only */
 void use_pgdir(u32 *pgdir); /* NEW_PGTABLE */
+/* Map code (position-independent) at code_va and a fresh stack page at stack_va for ring 3,
+ * give SET_STACK a two-page kernel stack ending at kernel_stack_top, say "to ring 3", and
+ * iret to code_va with %esp = esp; prints "iret returned" if it ever comes back. */
+void to_ring3(u32 *pgdir, const void *code, u32 code_va, u32 stack_va, u32 esp,
+	      void *kernel_stack_top);
 
 #endif /* __ASSEMBLER__ */
 #endif

@@ -154,7 +154,6 @@ static void syscall(struct trapframe *tf)
 void main(void)
 {
 	u32 *pgdir;
-	void *stack = alloc_page();
 
 	lguest_init();
 	catch_unexpected();
@@ -165,18 +164,6 @@ void main(void)
 	on_trap(SYSCALL_VECTOR, syscall, TRAP_GATE);
 	on_trap(FIRST_EXTERNAL_VECTOR + TIMER_IRQ, tick, INTERRUPT_GATE); /* DPL 0 */
 	pgdir = new_pgdir();
-	map_page(pgdir, USER_CODE, PHYS(user_code), PTE_P | PTE_US);
-	map_page(pgdir, USER_STACK, PHYS(stack), PTE_P | PTE_RW | PTE_US);
-	use_pgdir(pgdir);
-	hcall(LHCALL_SET_STACK, KERNEL_DS, (u32)kernel_stack + sizeof(kernel_stack), 2, 0);
-	print("to ring 3\n");
-	asm volatile("pushl %0\n\t"
-		     "pushl %1\n\t"
-		     "pushfl\n\t"
-		     "pushl %2\n\t"
-		     "pushl %3\n\t"
-		     "iret"
-		     : : "i"(USER_DS), "i"(USER_STACK + PAGE_SIZE - 4), "i"(USER_CS), "i"(USER_CODE)
-		     : "memory");
-	print("iret returned\n");
+	to_ring3(pgdir, user_code, USER_CODE, USER_STACK, USER_STACK + PAGE_SIZE - 4,
+		 kernel_stack + sizeof(kernel_stack));
 }

@@ -33,24 +33,11 @@ static void syscall(struct trapframe *tf)
 void main(void)
 {
 	u32 *pgdir;
-	void *stack = alloc_page();
 
 	lguest_init();
 	catch_unexpected();
 	on_trap(SYSCALL_VECTOR, syscall, TRAP_GATE);
 	pgdir = new_pgdir();
-	map_page(pgdir, USER_CODE, PHYS(user_code), PTE_P | PTE_US);
-	map_page(pgdir, USER_STACK, PHYS(stack), PTE_P | PTE_RW | PTE_US);
-	use_pgdir(pgdir);
-	hcall(LHCALL_SET_STACK, KERNEL_DS, (u32)kernel_stack + sizeof(kernel_stack), 2, 0);
-	print("to ring 3\n");
-	asm volatile("pushl %0\n\t"
-		     "pushl %1\n\t"
-		     "pushfl\n\t"
-		     "pushl %2\n\t"
-		     "pushl %3\n\t"
-		     "iret"
-		     : : "i"(USER_DS), "i"(USER_STACK + PAGE_SIZE), "i"(USER_CS), "i"(USER_CODE)
-		     : "memory");
-	print("iret returned\n");
+	to_ring3(pgdir, user_code, USER_CODE, USER_STACK, USER_STACK + PAGE_SIZE,
+		 kernel_stack + sizeof(kernel_stack));
 }

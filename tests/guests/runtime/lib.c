@@ -282,3 +282,22 @@ void use_pgdir(u32 *pgdir)
 {
 	hcall(LHCALL_NEW_PGTABLE, PHYS(pgdir), 0, 0, 0);
 }
+
+void to_ring3(u32 *pgdir, const void *code, u32 code_va, u32 stack_va, u32 esp,
+	      void *kernel_stack_top)
+{
+	map_page(pgdir, code_va, PHYS(code), PTE_P | PTE_US);
+	map_page(pgdir, stack_va, PHYS(alloc_page()), PTE_P | PTE_RW | PTE_US);
+	use_pgdir(pgdir);
+	hcall(LHCALL_SET_STACK, KERNEL_DS, (u32)kernel_stack_top, 2, 0);
+	print("to ring 3\n");
+	asm volatile("pushl %0\n\t"
+		     "pushl %1\n\t"
+		     "pushfl\n\t"
+		     "pushl %2\n\t"
+		     "pushl %3\n\t"
+		     "iret"
+		     : : "i"(USER_DS), "r"(esp), "i"(USER_CS), "r"(code_va)
+		     : "memory");
+	print("iret returned\n");
+}
