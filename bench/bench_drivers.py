@@ -58,7 +58,7 @@ from lguest.drivers.driver import TestDriver, block_request
 from lguest.guest import build_kernel
 from lguest.host.core import Host
 from lguest.host.hypercalls import EarlyConsole
-from lguest.launcher import EXIT_POWEROFF, boot, launch, make_machine
+from lguest.launcher import EXIT_POWEROFF, boot, launch, machine_and_devices
 from lguest.memory import GuestMemory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,7 +94,7 @@ class PromptExits(io.RawIOBase):
 
 def guest_blk_run(kernel: Path, path: str, sectors: int) -> dict:
     """Boot the kernel with ``path`` as its disk; bench write, then read PASSES times."""
-    memory, entry, pgdir, devices = make_machine(32, kernel, [], block=[path])
+    memory, entry, pgdir, devices = machine_and_devices(32, kernel, [], block=[path])
     script = (f"blk bench write {sectors}\n" * 2 + f"blk bench read {sectors}\n" * PASSES
               + "poweroff\n").encode()
     console = PromptExits()
