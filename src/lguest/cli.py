@@ -1,11 +1,12 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/cli.py» book/preparation.md:1604 @ca0f614d
+# «src/lguest/cli.py» book/preparation.md:1828 @47002bc6
 """The lguest command: every chapter adds its subcommands here."""
 
 from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 import click
@@ -13,10 +14,10 @@ import click
 from . import __version__
 from .literate.book import LiterateError, find_root
 from .literate.stitch import stitch, where
-from .literate.tangle import drift, tangle, write_package
+from .literate.tangle import destination, drift, tangle, tangle_every_snapshot, write_package
 from .literate.web import load_web
 
-# «The lguest command» book/preparation.md:1535 @4a972ec2
+# «The lguest command» book/preparation.md:1726 @4a972ec2
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lguest")
 def main() -> None:
@@ -36,26 +37,47 @@ def reporting() -> Iterator[None]:
         sys.exit(1)
 
 
-# «Commands of the lguest tool» book/preparation.md:1561 @763b47cb
+# «Commands of the lguest tool» book/preparation.md:1764 @fd882f28
 @main.command("tangle")
-@click.option("--check", is_flag=True, help="Write nothing; exit 1 if src/lguest differs from the book.")
-def tangle_command(check: bool) -> None:
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if src/lguest differs from the book"
+              " or if some chapter's snapshot does not tangle.")
+@click.option("--upto", metavar="CHAPTER", help="The package as it stands at the end of CHAPTER"
+              " (an id in chapters.yml); write it elsewhere with --into.")
+@click.option("--into", metavar="DIR", type=click.Path(path_type=Path),
+              help="Write DIR/src/lguest instead of the repository's src/lguest.")
+def tangle_command(check: bool, upto: str | None, into: Path | None) -> None:
     """Write src/lguest from the chapters, all files or none."""
-    with reporting():
+    shown = "" if into is None else f"{into}/"
+    with reporting(), naming(shown):
         root = find_root()
-        outputs = tangle(load_web(root))
+        web = load_web(root)
+        outputs = tangle(web, upto)
+        target = destination(root, into, upto is None or web.rank(upto) == web.last)
         if check:
-            report = drift(root, outputs)
+            report = drift(target, outputs)
             for line in report:
-                click.echo(line, err=True)
+                click.echo(shown + line, err=True)
             if report:
                 sys.exit(1)
-            click.echo(f"src/lguest agrees with the book ({len(outputs)} files)")
+            tangle_every_snapshot(web)
+            click.echo(f"{shown}src/lguest agrees with the book ({len(outputs)} files),"
+                       " and every chapter's snapshot tangles")
             return
-        written = write_package(root, outputs)
+        written = write_package(target, outputs)
         for path in written:
-            click.echo(f"tangled {path}")
+            click.echo(f"tangled {shown}{path}")
         click.echo(f"{len(written)} of {len(outputs)} files changed")
+
+
+@contextmanager
+def naming(shown: str) -> Iterator[None]:
+    """Name a file of the package under the directory it is in, when that is not the repository."""
+    try:
+        yield
+    except LiterateError as error:
+        if not shown or not (error.path == "src" or error.path.startswith("src/")):
+            raise
+        raise LiterateError(shown + error.path, error.line, error.message) from None
 
 
 @main.command("stitch")
@@ -76,7 +98,7 @@ def where_command(location: str) -> None:
     with reporting():
         click.echo(where(find_root(), location))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[2] book/preparation.md:1900 @9914b8f8
+# «Commands of the lguest tool»[2] book/preparation.md:2125 @9914b8f8
 @main.command("notebook", context_settings={"ignore_unknown_options": True})
 @click.option("--print", "print_only", is_flag=True,
               help="Pair the notebook and print the command that would open it; start nothing.")
@@ -101,7 +123,18 @@ def notebook_command(print_only: bool, no_browser: bool, chapter: str,
             return
         sys.exit(hand_over(command, root))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[3] book/preparation.md:2463 @c18abae4
+# «Commands of the lguest tool»[3] book/preparation.md:2275 @e654cd17
+
+@main.command("milestone")
+@click.argument("chapter")
+def milestone_command(chapter: str) -> None:
+    """Run what the machine of CHAPTER can do, from that chapter's snapshot alone."""
+    from .literate.milestones import milestone
+
+    with reporting():
+        sys.exit(milestone(find_root(), chapter))
+# «/Commands of the lguest tool»
+# «Commands of the lguest tool»[4] book/preparation.md:2849 @c18abae4
 
 @main.command("book-config")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file is stale.")
@@ -124,7 +157,7 @@ def book_config_command(check: bool) -> None:
             (root / path).write_text(files[path], encoding="utf-8")
             click.echo(f"wrote {path}")
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[4] book/launcher.md:1748 @5c99d5cf
+# «Commands of the lguest tool»[5] book/launcher.md:1748 @5c99d5cf
 
 @main.command("run", context_settings={"ignore_unknown_options": True,
                                         "allow_interspersed_args": False})
@@ -198,7 +231,7 @@ def run_command(verbose: bool, deterministic: bool, timeout: float | None, conso
         die_of_a_broken_pipe()
     sys.exit(status)
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[5] book/mastery.md:985 @f87addf1
+# «Commands of the lguest tool»[6] book/mastery.md:985 @f87addf1
 
 @contextmanager
 def recording() -> Iterator[None]:
