@@ -325,6 +325,12 @@ def write_toc(root: Path, pages: list[str]) -> None:
     (root / "chapters.yml").write_text("\n".join(toc) + "\n", encoding="utf-8")
 
 
+def page_title(book, page: str) -> str:
+    """The title write_toc gives a page."""
+    number = book.pages.index(page)
+    return f"Chapter {number}" if number else "Cover"
+
+
 def write_book(root: Path, book: MBook) -> None:
     (root / "book").mkdir(parents=True, exist_ok=True)
     write_toc(root, book.pages)
@@ -429,15 +435,16 @@ def test_random_webs_tangle_to_their_expansion(tmp_path, book):
             for number, line in enumerate(expected, start=2):
                 part = line.part
                 answer = where(root, f"{path}:{number}")
+                title = f" ({page_title(book, part.chapter)})"  # where names the page, as chapters.yml does
                 if line.kind == "begin":
-                    assert answer == f"{part.chapter}:{part.first}: «{part.name}»"
+                    assert answer == f"{part.chapter}:{part.first}: «{part.name}»{title}"
                 elif line.kind == "end":
                     close = part.first + len(part.items)
-                    assert answer == f"{part.chapter}:{close}: «{part.name}»"
+                    assert answer == f"{part.chapter}:{close}: «{part.name}»{title}"
                     assert pages[part.chapter][close - 1] == " " * part.close_indent + part.close
                 else:
                     source = part.first + line.index
-                    assert answer == f"{part.chapter}:{source}: «{part.name}»"
+                    assert answer == f"{part.chapter}:{source}: «{part.name}»{title}"
                     text = pages[part.chapter][source - 1]
                     if lines[number - 1]:
                         assert lines[number - 1] == line.prefix + text[part.fence_indent:]
@@ -883,3 +890,63 @@ def test_a_long_unclosed_reference_line_parses_in_linear_time():
     elapsed = time.perf_counter() - start
     assert parts[0].lines == ["<<" + "a" * 20_000]
     assert elapsed < 0.25, f"{elapsed:.2f} s"
+
+
+# ---------------------------------------------------------------------------
+# Snapshots: random chapters that continue and replace chunks
+# ---------------------------------------------------------------------------
+
+@st.composite
+def histories(draw) -> list[list[tuple[str, str]]]:
+    """For each chapter, its parts in order: (chunk, "define" | "append" | "replace")."""
+    names = [f"C{index}" for index in range(draw(st.integers(1, 4)))]
+    chapters = [[(name, "define") for name in names]]
+    for _ in range(draw(st.integers(0, 3))):
+        chapters.append(draw(st.lists(st.tuples(st.sampled_from(names), st.sampled_from(["append", "replace"])),
+                                      max_size=5)))
+    return chapters
+
+
+@settings(BASE, max_examples=120)
+@given(history=histories())
+def test_each_snapshot_is_the_latest_version_of_each_chunk(tmp_path, history):
+    """Each chapter's snapshot holds, for each chunk, its last replacement up to that chapter (or its
+    definition) and the continuations after it; a replacement in the chapter of an earlier part of
+    its chunk is refused at its line, and nothing else is."""
+    with repository(tmp_path) as root:
+        names = [name for name, _ in history[0]]
+        texts, model, error, seen = [], [], None, {}
+        for number, parts in enumerate(history, start=1):
+            lines = [f"# Chapter {number}", ""]
+            if number == 1:
+                lines += ["```{chunk} src/lguest/r.py", ":file: src/lguest/r.py", *(f"<<{name}>>" for name in names),
+                          "```", ""]
+            for index, (name, how) in enumerate(parts):
+                if how == "replace" and error is None and any(rank == number for rank in seen.get(name, [])):
+                    error = f"book/chapter-{number}.md:{len(lines) + 1}: «{name}» is replaced here"
+                seen.setdefault(name, []).append(number)
+                lines += [f"```{{chunk}} {name}", *([f":{how}:"] if how != "define" else []),
+                          f"x = '{name} {number}.{index}'", "```", ""]
+            texts.append("\n".join(lines))
+            state = dict(model[-1]) if model else {}
+            for index, (name, how) in enumerate(parts):
+                code = f"x = '{name} {number}.{index}'"
+                state[name] = [*state.get(name, []), code] if how == "append" else [code]
+            model.append(state)
+        pages = ["book/index.md", *(f"book/chapter-{number}.md" for number in range(1, len(history) + 1))]
+        (root / "book").mkdir()
+        (root / "book/index.md").write_text("# Cover\n")
+        for page, text in zip(pages[1:], texts):
+            (root / page).write_text(text)
+        write_toc(root, pages)
+        note("\n---\n".join(texts))
+        try:
+            web = load_web(root)
+        except LiterateError as refused:
+            assert error is not None and str(refused).startswith(error), (str(refused), error)
+            return
+        assert error is None, error
+        for number, state in enumerate(model, start=1):
+            text = tangle(web, f"chapter-{number}")["src/lguest/r.py"]
+            code = [line for line in text.split("\n") if line and not line.startswith("#")]
+            assert code == [line for name in names for line in state[name]]

@@ -51,7 +51,7 @@ def graphs(draw) -> str:
         fence = draw(st.sampled_from(["```", "~~~", "````"]))
         options = [f":file: {name}"] if name.startswith("src/") else []
         if not options and draw(st.integers(0, 4)) == 0:
-            options = [":append:"]
+            options = [draw(st.sampled_from([":append:", ":replace:"]))]
         blocks += ["", f"Prose about {name}.", "", f"{fence}{{chunk}} {name}", *options, *body, fence]
     return "\n".join(["# A chapter", *blocks]) + "\n"
 
@@ -243,6 +243,39 @@ def test_no_command_follows_a_symbolic_link_out_of_the_package(tmp_path, case, c
     assert files_under(outside) == outside_before
     assert snapshot(root) == before
     assert not [path for path in (root / "src").iterdir() if path.name.startswith(".tangle-")]
+
+
+@pytest.mark.parametrize("case", LINKS)
+def test_a_snapshot_written_elsewhere_follows_no_link_either(tmp_path, case):
+    """lguest tangle --into DIR guards DIR/src/lguest as tangle guards the repository's."""
+    root = write_repo(tmp_path / "repo", {"a.md": LINKED})
+    into = tmp_path / "into"
+    assert lguest(root, "tangle", "--upto", "a", "--into", str(into)).returncode == 0
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    link = into / LINKS[case]
+    target = outside / link.name
+    if link.exists():
+        os.rename(link, target)
+    else:
+        target.mkdir()
+    link.symlink_to(target)
+    if "fails" in case:
+        (into / "src/lguest/zzz.py").unlink()
+        (into / "src/lguest/zzz.py").mkdir()
+    chapter = root / "book/a.md"
+    chapter.write_text(chapter.read_text().replace(" = ", " = 4 + "))
+    before, outside_before = files_under(into), files_under(outside)
+    for command in (("tangle", "--upto", "a", "--into", str(into)),
+                    ("tangle", "--check", "--into", str(into))):
+        result = lguest(root, *command)
+        assert result.returncode == 1, result.stdout
+        assert result.stderr.splitlines() == [f"{into}/{LINKS[case]}: a symbolic link (to {target}); the"
+                                              " tangler follows none, and writes nothing while one is in"
+                                              " src/lguest: remove it"]
+    assert files_under(outside) == outside_before
+    assert files_under(into) == before
+    assert not [path for path in (into / "src").iterdir() if path.name.startswith(".tangle-")]
 
 
 # --- Size: a hostile chapter costs time in proportion to its length ------------------------

@@ -1,11 +1,12 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/cli.py» book/preparation.md:1604 @ca0f614d
+# «src/lguest/cli.py» book/preparation.md:1828 @47002bc6
 """The lguest command: every chapter adds its subcommands here."""
 
 from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 import click
@@ -13,10 +14,10 @@ import click
 from . import __version__
 from .literate.book import LiterateError, find_root
 from .literate.stitch import stitch, where
-from .literate.tangle import drift, tangle, write_package
+from .literate.tangle import destination, drift, tangle, tangle_every_snapshot, write_package
 from .literate.web import load_web
 
-# «The lguest command» book/preparation.md:1535 @4a972ec2
+# «The lguest command» book/preparation.md:1726 @4a972ec2
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lguest")
 def main() -> None:
@@ -36,26 +37,47 @@ def reporting() -> Iterator[None]:
         sys.exit(1)
 
 
-# «Commands of the lguest tool» book/preparation.md:1561 @763b47cb
+# «Commands of the lguest tool» book/preparation.md:1764 @fd882f28
 @main.command("tangle")
-@click.option("--check", is_flag=True, help="Write nothing; exit 1 if src/lguest differs from the book.")
-def tangle_command(check: bool) -> None:
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if src/lguest differs from the book"
+              " or if some chapter's snapshot does not tangle.")
+@click.option("--upto", metavar="CHAPTER", help="The package as it stands at the end of CHAPTER"
+              " (an id in chapters.yml); write it elsewhere with --into.")
+@click.option("--into", metavar="DIR", type=click.Path(path_type=Path),
+              help="Write DIR/src/lguest instead of the repository's src/lguest.")
+def tangle_command(check: bool, upto: str | None, into: Path | None) -> None:
     """Write src/lguest from the chapters, all files or none."""
-    with reporting():
+    shown = "" if into is None else f"{into}/"
+    with reporting(), naming(shown):
         root = find_root()
-        outputs = tangle(load_web(root))
+        web = load_web(root)
+        outputs = tangle(web, upto)
+        target = destination(root, into, upto is None or web.rank(upto) == web.last)
         if check:
-            report = drift(root, outputs)
+            report = drift(target, outputs)
             for line in report:
-                click.echo(line, err=True)
+                click.echo(shown + line, err=True)
             if report:
                 sys.exit(1)
-            click.echo(f"src/lguest agrees with the book ({len(outputs)} files)")
+            tangle_every_snapshot(web)
+            click.echo(f"{shown}src/lguest agrees with the book ({len(outputs)} files),"
+                       " and every chapter's snapshot tangles")
             return
-        written = write_package(root, outputs)
+        written = write_package(target, outputs)
         for path in written:
-            click.echo(f"tangled {path}")
+            click.echo(f"tangled {shown}{path}")
         click.echo(f"{len(written)} of {len(outputs)} files changed")
+
+
+@contextmanager
+def naming(shown: str) -> Iterator[None]:
+    """Name a file of the package under the directory it is in, when that is not the repository."""
+    try:
+        yield
+    except LiterateError as error:
+        if not shown or not (error.path == "src" or error.path.startswith("src/")):
+            raise
+        raise LiterateError(shown + error.path, error.line, error.message) from None
 
 
 @main.command("stitch")
@@ -76,7 +98,7 @@ def where_command(location: str) -> None:
     with reporting():
         click.echo(where(find_root(), location))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[2] book/preparation.md:1900 @9914b8f8
+# «Commands of the lguest tool»[2] book/preparation.md:2125 @9914b8f8
 @main.command("notebook", context_settings={"ignore_unknown_options": True})
 @click.option("--print", "print_only", is_flag=True,
               help="Pair the notebook and print the command that would open it; start nothing.")
@@ -101,7 +123,18 @@ def notebook_command(print_only: bool, no_browser: bool, chapter: str,
             return
         sys.exit(hand_over(command, root))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[3] book/preparation.md:2463 @c18abae4
+# «Commands of the lguest tool»[3] book/preparation.md:2275 @e654cd17
+
+@main.command("milestone")
+@click.argument("chapter")
+def milestone_command(chapter: str) -> None:
+    """Run what the machine of CHAPTER can do, from that chapter's snapshot alone."""
+    from .literate.milestones import milestone
+
+    with reporting():
+        sys.exit(milestone(find_root(), chapter))
+# «/Commands of the lguest tool»
+# «Commands of the lguest tool»[4] book/preparation.md:2849 @c18abae4
 
 @main.command("book-config")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file is stale.")
@@ -124,41 +157,43 @@ def book_config_command(check: bool) -> None:
             (root / path).write_text(files[path], encoding="utf-8")
             click.echo(f"wrote {path}")
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[4] book/launcher.md:1748 @5c99d5cf
+# «Commands of the lguest tool»[5] book/launcher.md:1093 @960e3e98
 
 @main.command("run", context_settings={"ignore_unknown_options": True,
                                         "allow_interspersed_args": False})
+# «The options of lguest run»[2] book/host.md:2919 @d27af3f9
 @click.option("--verbose", is_flag=True,
               help="Print every exit from the guest, and the chunk of the book that handles it.")
 @click.option("--deterministic", is_flag=True,
               help="Count instructions instead of watching the clock, so runs repeat exactly.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Kill the guest if it is still running after this many seconds.")
-@click.option("--console", "console_kind", type=click.Choice(["early", "virtio"]),
+# «/The options of lguest run»
+# «The options of lguest run»[3] book/drivers.md:2098 @99b2eced
+@click.option("--console", "virtio_console", type=click.Choice(["early", "virtio"]),
               default="early", show_default=True,
+              callback=lambda context, parameter, value: value == "virtio",
               help="Which console reads standard input: the Host's early one, or virtio.")
 @click.option("--block", multiple=True, metavar="IMAGE[:ro]",
               help="A virtio disk backed by IMAGE; ':ro' for read-only. Repeatable.")
 @click.option("--read-only-block", multiple=True, metavar="IMAGE",
               help="A read-only virtio disk: IMAGE is never opened for writing. Repeatable.")
 @click.option("--net", multiple=True, metavar="udp:LOCAL:REMOTE|switch",
+              callback=lambda context, parameter, specs: checked_nets(context, specs),
               help="A virtio network card wired over UDP on 127.0.0.1, or to the Launcher's "
                    "own switch. Repeatable.")
 @click.option("--rng", is_flag=True, help="A virtio entropy device, fed by os.urandom.")
 @click.option("--guests", type=click.IntRange(1, 16), default=1, show_default=True,
               help="Run this many guests, each with the same options; guest 0 has stdin.")
-@click.option("--input", "input_files", multiple=True, metavar="FILE",
-              type=click.Path(exists=True, dir_okay=False),
+@click.option("--input", "inputs", multiple=True, metavar="FILE", type=click.File("rb"),
               help="A script for the next guest after guest 0 (with --guests). Repeatable.")
+# «/The options of lguest run»
 @click.argument("mem_mb", metavar="MEM_MB", type=int)
 @click.argument("guest", metavar="[GUEST.elf]", required=False)
 @click.argument("guest_args", metavar="[GUEST_ARGS]...", nargs=-1, type=click.UNPROCESSED)
-def run_command(verbose: bool, deterministic: bool, timeout: float | None, console_kind: str,
-                block: tuple[str, ...], read_only_block: tuple[str, ...], net: tuple[str, ...],
-                rng: bool, guests: int, input_files: tuple[str, ...], mem_mb: int,
-                guest: str | None, guest_args: tuple[str, ...]) -> None:
-    """Boot GUEST.elf (or the book's own kernel) with MEM_MB MiB of memory; GUEST_ARGS become
-    its command line.
+def run_command(mem_mb: int, guest: str | None, guest_args: tuple[str, ...],
+                **options: object) -> None:
+    """Boot GUEST.elf with MEM_MB MiB of memory; GUEST_ARGS become its command line.
 
     \b
     Exit status:
@@ -169,36 +204,43 @@ def run_command(verbose: bool, deterministic: bool, timeout: float | None, conso
       4  the Host killed the guest (the reason is on stderr)
     141  standard output was closed: killed by SIGPIPE, like cat, saying nothing
     """
-    from contextlib import ExitStack
+    from . import launcher
 
-    from .drivers import DeviceError, parse_net
-    from .launcher import EXIT_BROKEN_PIPE, EXIT_USAGE, die_of_a_broken_pipe, launch
-    from .mastery.voucher import poured
-
-    for spec in net:
-        try:
-            parse_net(spec)
-        except DeviceError as error:
-            click.echo(f"lguest: {error}", err=True)
-            sys.exit(EXIT_USAGE)
+    # «Find the kernel to boot»[2] book/guest.md:2077 @0edc5502
     if guest is None:
         from .guest import KernelBuildError, build_kernel
+
         try:
             guest = str(build_kernel())
         except KernelBuildError as error:
             click.echo(f"lguest: {error}", err=True)
-            sys.exit(1)
-    disks = list(block) + [f"{image}:ro" for image in read_only_block]
-    with ExitStack() as files:
-        inputs = [files.enter_context(open(path, "rb")) for path in input_files]
-        status = launch(mem_mb, guest, guest_args, verbose=verbose, deterministic=deterministic,
-                        timeout=timeout, virtio_console=console_kind == "virtio", block=disks,
-                        net=net, rng=rng, guests=guests, inputs=inputs, voucher=poured())
-    if status == EXIT_BROKEN_PIPE:
-        die_of_a_broken_pipe()
+            sys.exit(launcher.EXIT_ERROR)
+    # «/Find the kernel to boot»
+    # «Run the guest from the command line»[3] book/mastery.md:920 @f3718fdb
+    from .mastery.voucher import poured
+
+    status = launcher.launch(mem_mb, guest, guest_args, voucher=poured(), **options)
+    if status == launcher.EXIT_BROKEN_PIPE:
+        launcher.die_of_a_broken_pipe()
     sys.exit(status)
+    # «/Run the guest from the command line»
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[5] book/mastery.md:985 @f87addf1
+# «Commands of the lguest tool»[6] book/drivers.md:2120 @040f1517
+
+def checked_nets(context: click.Context, specs: tuple[str, ...]) -> tuple[str, ...]:
+    """The --net options, if every one is a cable; otherwise one line and status 2."""
+    from .drivers import DeviceError, parse_net
+    from .launcher import EXIT_USAGE
+
+    for spec in specs:
+        try:
+            parse_net(spec)
+        except DeviceError as error:
+            click.echo(f"lguest: {error}", err=True)
+            context.exit(EXIT_USAGE)
+    return specs
+# «/Commands of the lguest tool»
+# «Commands of the lguest tool»[7] book/mastery.md:997 @f87addf1
 
 @contextmanager
 def recording() -> Iterator[None]:

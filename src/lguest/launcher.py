@@ -1,33 +1,39 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/launcher.py» book/launcher.md:1608 @453cf064
+# «src/lguest/launcher.py» book/launcher.md:1001 @1fe4e1f2
 """The Launcher: make guest memory, load a kernel, write the boot page, run the Host."""
 
 from __future__ import annotations
 
-import _thread
-import functools
-import inspect
+# «What the Launcher imports» book/launcher.md:1053 @607c8f72
 import io
 import os
-import select
 import signal
 import stat
 import struct
 import sys
-import threading
-import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator, Sequence, TextIO
+from typing import Any, Iterable, Sequence, TextIO
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.segments import Segment
 
 from . import abi
+from .memory import GuestMemory
+# «/What the Launcher imports»
+# «What the Launcher imports»[2] book/host.md:2944 @f130e21b
+import _thread
+import functools
+import inspect
+import select
+import threading
+import time
+from contextlib import contextmanager
+from typing import BinaryIO, Iterator
+
 from .literate.book import LiterateError
 from .literate.stitch import read_tangled
-from .memory import GuestMemory
+# «/What the Launcher imports»
 
 # «The Launcher says no» book/launcher.md:308 @66016553
 class LaunchError(Exception):
@@ -35,7 +41,7 @@ class LaunchError(Exception):
 # «/The Launcher says no»
 
 
-# «The map of guest memory» book/launcher.md:337 @2b598058
+# «The map of guest memory» book/launcher.md:355 @2b598058
 ENTRIES_PER_TABLE = abi.PAGE_SIZE // 4  # 32-bit entries in a page directory or a page table
 TABLE_SPAN = ENTRIES_PER_TABLE * abi.PAGE_SIZE  # the memory one page table maps: 4 MiB
 BOOT_STACK = abi.BOOT_PAGE - abi.PAGE_SIZE  # the page just below the boot page
@@ -61,7 +67,7 @@ def reserved_areas(size: int) -> list[tuple[int, int, str]]:
 # «/The map of guest memory»
 
 
-# «How much memory a guest may have» book/launcher.md:393 @1e83e280
+# «How much memory a guest may have» book/launcher.md:411 @1e83e280
 MIN_MEMORY = 2 << 20  # room for the boot pages, a kernel at 1 MiB, and the tables on top
 
 
@@ -86,7 +92,7 @@ def make_memory(mem_mb: int) -> GuestMemory:
 # «/How much memory a guest may have»
 
 
-# «Load the kernel» book/launcher.md:447 @5dd892fc
+# «Load the kernel» book/launcher.md:465 @5dd892fc
 def load_kernel(memory: GuestMemory, path: str | Path) -> int:
     """Copy a kernel's PT_LOAD segments into guest memory; return its (virtual) entry point."""
     name = str(path)
@@ -137,7 +143,7 @@ def read_kernel_file(name: str, path: str | Path, limit: int) -> bytes:
 # «/Load the kernel»
 
 
-# «Check the ELF header» book/launcher.md:526 @ed8add27
+# «Check the ELF header» book/launcher.md:544 @ed8add27
 def open_elf(name: str, image: bytes) -> ELFFile:
     """Parse the ELF header, insisting on a 32-bit, little-endian i386 executable."""
     if image[:4] != b"\x7fELF":
@@ -160,7 +166,7 @@ def open_elf(name: str, image: bytes) -> ELFFile:
 # «/Check the ELF header»
 
 
-# «Check a segment» book/launcher.md:555 @78e99154
+# «Check a segment» book/launcher.md:573 @78e99154
 def check_segment(memory: GuestMemory, name: str, number: int, segment: Segment,
                   file_size: int) -> None:
     """Refuse a PT_LOAD segment that would not fit, or would land on something reserved."""
@@ -178,7 +184,7 @@ def check_segment(memory: GuestMemory, name: str, number: int, segment: Segment,
 # «/Check a segment»
 
 
-# «Check the entry point» book/launcher.md:580 @1e0fc74f
+# «Check the entry point» book/launcher.md:598 @1e0fc74f
 def check_entry(name: str, entry: int, segments: list[Segment]) -> int:
     """The entry point, if the initial page tables take it into the kernel's loaded bytes."""
     physical = entry - abi.PAGE_OFFSET if entry >= abi.PAGE_OFFSET else entry
@@ -189,7 +195,7 @@ def check_entry(name: str, entry: int, segments: list[Segment]) -> int:
 # «/Check the entry point»
 
 
-# «Build the initial page tables» book/launcher.md:652 @1d872900
+# «Build the initial page tables» book/launcher.md:670 @1d872900
 PTE_PRESENT = 0x001
 PTE_WRITABLE = 0x002
 PTE_FLAGS = PTE_PRESENT | PTE_WRITABLE  # supervisor only (no user bit), 4 KiB pages (no PSE)
@@ -215,7 +221,7 @@ def build_page_tables(memory: GuestMemory) -> int:
 # «/Build the initial page tables»
 
 
-# «Write the boot page» book/launcher.md:742 @fcceb509
+# «Write the boot page» book/launcher.md:787 @fcceb509
 HEADER_FORMAT = f"<{len(abi.BOOT_FIELDS)}I"
 DEVICE_FORMAT = f"<{len(abi.BOOT_DEVICE_FIELDS)}I"
 DEVICE_SIZE = struct.calcsize(DEVICE_FORMAT)
@@ -247,7 +253,7 @@ def write_boot_page(memory: GuestMemory, pgdir: int, cmdline: str,
 # «/Write the boot page»
 
 
-# «Read the boot page back» book/launcher.md:778 @6645b634
+# «Read the boot page back» book/launcher.md:823 @6645b634
 def read_boot_page(memory: GuestMemory) -> dict[str, Any]:
     """The boot page, decoded the way a guest reads it."""
     page = memory.read(abi.BOOT_PAGE, abi.PAGE_SIZE)
@@ -262,7 +268,40 @@ def read_boot_page(memory: GuestMemory) -> dict[str, Any]:
 # «/Read the boot page back»
 
 
-# «How a run ends» book/launcher.md:936 @07d99c07
+# «Make the machine» book/launcher.md:859 @3bc3a7ba
+def make_machine(mem_mb: int, elf_path: str | Path, args: Sequence[str],
+                 devices: Sequence[Any] = ()) -> tuple[GuestMemory, int, int]:
+    """Memory, kernel, page tables and boot page: the machine, all but its CPU."""
+    memory = make_memory(mem_mb)
+    entry = load_kernel(memory, elf_path)
+    pgdir = build_page_tables(memory)
+    write_boot_page(memory, pgdir, " ".join(args), [device.boot_entry() for device in devices])
+    return memory, entry, pgdir
+# «/Make the machine»
+
+
+# «The smallest kernel» book/launcher.md:955 @47529489
+ELF_HEADER = struct.Struct("<16sHHIIIIIHHHHHH")  # e_ident, then the 32-bit header's fields
+PROGRAM_HEADER = struct.Struct("<8I")  # p_type, p_offset, p_vaddr, p_paddr, sizes, flags, align
+HLT_FOREVER = bytes([0xF4, 0xEB, 0xFD])  # hlt; jmp back to the hlt
+
+
+def smallest_kernel(path: str | Path, code: bytes = HLT_FOREVER) -> Path:
+    """Write an ELF32 kernel that is one segment of ``code``, loaded at 1 MiB; return its path."""
+    where = abi.PAGE_OFFSET + abi.KERNEL_LOAD
+    headers = ELF_HEADER.size + PROGRAM_HEADER.size
+    ident = b"\x7fELF" + bytes([1, 1, 1])  # 32-bit, little-endian, ELF version 1
+    header = ELF_HEADER.pack(ident, 2, 3, 1, where + headers, ELF_HEADER.size, 0, 0,
+                             ELF_HEADER.size, PROGRAM_HEADER.size, 1, 0, 0, 0)
+    size = headers + len(code)
+    segment = PROGRAM_HEADER.pack(1, 0, where, abi.KERNEL_LOAD, size, size, 5, abi.PAGE_SIZE)
+    path = Path(path)
+    path.write_bytes(header + segment + code)
+    return path
+# «/The smallest kernel»
+
+
+# «How a run ends» book/launcher.md:897 @07d99c07
 EXIT_POWEROFF = 0  # the guest shut itself down
 EXIT_ERROR = 1  # the Launcher could not start the guest; the reason is on stderr
 EXIT_USAGE = 2  # the command line made no sense; click explains (its own status), or we do
@@ -273,7 +312,154 @@ OUTCOMES = {"poweroff": EXIT_POWEROFF, "restart": EXIT_RESTART, "killed": EXIT_K
 # «/How a run ends»
 
 
-# «The two ends of the pipe» book/launcher.md:1210 @539c67a2
+# «Launch a guest»[3] book/drivers.md:1829 @60ae4292
+def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool = False,
+           deterministic: bool = False, console: BinaryIO | None = None,
+           timeout: float | None = None, stderr: TextIO | None = None,
+           console_input: BinaryIO | None = None, virtio_console: bool = False,
+           block: Sequence[str] = (), read_only_block: Sequence[str] = (),
+           net: Sequence[str] = (), rng: bool = False, guests: int = 1,
+           inputs: Sequence[BinaryIO] = (), voucher: bytes = b"") -> int:
+    """Boot ``elf_path`` with ``mem_mb`` MiB of memory, run it to the end; return the status."""
+    stderr = sys.stderr if stderr is None else stderr
+    screen = Screen(sys.stdout.buffer if console is None else console)
+    keyboard = Keyboard.standard_input() if console_input is None else console_input
+    block = [*block, *(f"{image}:ro" for image in read_only_block)]
+    try:
+        if guests != 1 or inputs:
+            status = launch_guests(guests, mem_mb, elf_path, args, verbose=verbose,
+                                   deterministic=deterministic, console=screen, timeout=timeout,
+                                   stderr=stderr, keyboard=keyboard, inputs=inputs,
+                                   virtio_console=virtio_console, block=block, net=net, rng=rng)
+        else:
+            status = launch_one(mem_mb, elf_path, args, verbose=verbose,
+                                deterministic=deterministic, console=screen, timeout=timeout,
+                                stderr=stderr, keyboard=keyboard,
+                                virtio_console=virtio_console, block=block, net=net, rng=rng,
+                                voucher=voucher)
+    finally:
+        if isinstance(keyboard, Keyboard):
+            keyboard.stop()  # ours, so ours to stop: nobody is left reading standard input
+    return EXIT_BROKEN_PIPE if screen.gone else status
+# «/Launch a guest»
+
+
+# «Describe the machine» book/launcher.md:936 @87038288
+def describe(elf_path: str | Path, mem_mb: int, entry: int, pgdir: int, stderr: TextIO) -> None:
+    """The machine in one line, for --verbose."""
+    print(f"lguest: {elf_path}: entry {entry:#x}, {mem_mb} MiB, "
+          f"page directory at {pgdir:#x}", file=stderr, flush=True)
+# «/Describe the machine»
+# «/src/lguest/launcher.py»
+# «src/lguest/launcher.py»[2] book/host.md:2960 @ebd6d767
+
+# «Launch one guest»[2] book/drivers.md:1787 @01d37e39
+def launch_one(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool,
+               deterministic: bool, console: Screen, timeout: float | None, stderr: TextIO,
+               keyboard: BinaryIO, virtio_console: bool, block: Sequence[str],
+               net: Sequence[str], rng: bool, voucher: bytes) -> int:
+    """One guest on its own Host: ``launch`` without the streams."""
+    from .drivers import DeviceError
+
+    try:
+        memory, entry, pgdir, devices = machine_and_devices(
+            mem_mb, elf_path, args, block=block, net=net, rng=rng,
+            console=console if virtio_console else None,
+            console_input=keyboard if virtio_console else None, deterministic=deterministic)
+    except (LaunchError, DeviceError) as error:
+        print(f"lguest: {error}", file=stderr, flush=True)
+        return EXIT_ERROR
+    if verbose:
+        describe(elf_path, mem_mb, entry, pgdir, stderr)
+    from .host.core import Host
+    from .host.hypercalls import EarlyConsole
+
+    host = Host(memory, console=console, deterministic=deterministic,
+                trace=ExitTracer(stderr) if verbose else None,
+                console_input=None if virtio_console else EarlyConsole(keyboard, deterministic))
+    host.voucher = voucher
+    console.stopping = host
+    try:
+        with watching(host, timeout):
+            outcome = boot(host, devices, entry, pgdir)
+    finally:
+        console.flush()
+    return EXIT_BROKEN_PIPE if console.gone else report(outcome, stderr, verbose)
+# «/Launch one guest»
+
+
+# «Boot the machine on its Host» book/host.md:2576 @d39b4bfe
+def boot(host: Any, devices: Sequence[Any], entry: int, pgdir: int) -> Any:
+    """Plug the devices into the Host, run the guest from ``entry``, and unplug them."""
+    try:
+        for device in devices:
+            host.add_device(device)
+        return host.run(entry=entry, stack=abi.PAGE_OFFSET + abi.BOOT_PAGE,
+                        boot=abi.BOOT_PAGE, pgdir=pgdir)
+    finally:
+        for device in devices:
+            device.close()
+# «/Boot the machine on its Host»
+
+
+# «Report how the guest ended» book/host.md:2596 @882ba5ff
+def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
+    """The exit status for the Host's outcome, with the reason on stderr if the guest died."""
+    reason = " ".join(str(outcome.reason).splitlines())
+    status = OUTCOMES.get(outcome.kind, EXIT_KILLED)
+    if status == EXIT_KILLED:
+        if outcome.kind != "killed":
+            reason = f"the Host ended it in an unknown way ({outcome.kind}): {reason}"
+        print(f"lguest: guest killed: {reason}", file=stderr, flush=True)
+    elif verbose:
+        print(f"lguest: guest {outcome.kind}: {reason}", file=stderr, flush=True)
+    return status
+# «/Report how the guest ended»
+
+
+# «Watch the clock and the keyboard» book/host.md:2638 @3c3a5853
+TICK = 0.05  # seconds between the watcher's looks at the clock
+
+
+@contextmanager
+def watching(host: Any, timeout: float | None) -> Iterator[None]:
+    """While the guest runs, stop it after ``timeout`` seconds, or when Ctrl-C is pressed."""
+    done = threading.Event()
+    keyboard = threading.current_thread() is threading.main_thread()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    presses = 0
+
+    def watch() -> None:
+        nonlocal deadline, presses
+        while not done.is_set():
+            if not keyboard:
+                done.wait(TICK)
+            elif signal.sigtimedwait({signal.SIGINT}, TICK) is not None:
+                presses += 1
+                if presses == 1:
+                    host.stop("interrupted by Ctrl-C")
+                else:
+                    _thread.interrupt_main()
+            if deadline is not None and time.monotonic() >= deadline:
+                host.stop(f"timed out after {timeout:g} seconds")
+                deadline = None
+
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if keyboard else None
+    watcher = threading.Thread(target=watch, name="lguest-watcher", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+        if previous is not None:
+            while signal.sigtimedwait({signal.SIGINT}, 0) is not None:
+                pass  # a Ctrl-C that came as the guest was ending: it has ended
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+# «/Watch the clock and the keyboard»
+
+
+# «The two ends of the pipe» book/host.md:2722 @539c67a2
 STOP_GRACE = 1.0  # seconds a stopped reader has to finish what it was doing
 
 
@@ -371,161 +557,7 @@ def die_of_a_broken_pipe() -> None:
 # «/The two ends of the pipe»
 
 
-# «Launch a guest» book/launcher.md:980 @aa00a42a
-def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool = False,
-           deterministic: bool = False, console: BinaryIO | None = None,
-           timeout: float | None = None, stderr: TextIO | None = None,
-           console_input: BinaryIO | None = None, virtio_console: bool = False,
-           block: Sequence[str] = (), net: Sequence[str] = (), rng: bool = False,
-           guests: int = 1, inputs: Sequence[BinaryIO] = (),
-           voucher: bytes = b"") -> int:
-    """Boot ``elf_path`` with ``mem_mb`` MiB of memory, run it to the end; return the status."""
-    stderr = sys.stderr if stderr is None else stderr
-    screen = Screen(sys.stdout.buffer if console is None else console)
-    keyboard = Keyboard.standard_input() if console_input is None else console_input
-    try:
-        if guests != 1 or inputs:
-            status = launch_guests(guests, mem_mb, elf_path, args, verbose=verbose,
-                                   deterministic=deterministic, console=screen, timeout=timeout,
-                                   stderr=stderr, keyboard=keyboard, inputs=inputs,
-                                   virtio_console=virtio_console, block=block, net=net, rng=rng)
-        else:
-            status = launch_one(mem_mb, elf_path, args, verbose=verbose,
-                                deterministic=deterministic, console=screen, timeout=timeout,
-                                stderr=stderr, keyboard=keyboard,
-                                virtio_console=virtio_console, block=block, net=net, rng=rng,
-                                voucher=voucher)
-    finally:
-        if isinstance(keyboard, Keyboard):
-            keyboard.stop()  # ours, so ours to stop: nobody is left reading standard input
-    return EXIT_BROKEN_PIPE if screen.gone else status
-
-
-def launch_one(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool,
-               deterministic: bool, console: Screen, timeout: float | None, stderr: TextIO,
-               keyboard: BinaryIO, virtio_console: bool, block: Sequence[str],
-               net: Sequence[str], rng: bool, voucher: bytes) -> int:
-    """One guest on its own Host: ``launch`` without the streams."""
-    from .drivers import DeviceError
-
-    try:
-        memory, entry, pgdir, devices = make_machine(
-            mem_mb, elf_path, args, block=block, net=net, rng=rng,
-            console=console if virtio_console else None,
-            console_input=keyboard if virtio_console else None, deterministic=deterministic)
-    except (LaunchError, DeviceError) as error:
-        print(f"lguest: {error}", file=stderr, flush=True)
-        return EXIT_ERROR
-    if verbose:
-        print(f"lguest: {elf_path}: entry {entry:#x}, {mem_mb} MiB, "
-              f"page directory at {pgdir:#x}", file=stderr, flush=True)
-    from .host.core import Host
-    from .host.hypercalls import EarlyConsole
-
-    host = Host(memory, console=console, deterministic=deterministic,
-                trace=ExitTracer(stderr) if verbose else None,
-                console_input=None if virtio_console else EarlyConsole(keyboard, deterministic))
-    host.voucher = voucher
-    console.stopping = host
-    try:
-        with watching(host, timeout):
-            outcome = boot(host, devices, entry, pgdir)
-    finally:
-        console.flush()
-    return EXIT_BROKEN_PIPE if console.gone else report(outcome, stderr, verbose)
-
-
-def make_machine(mem_mb: int, elf_path: str | Path, args: Sequence[str],
-                 **device_options: Any) -> tuple[GuestMemory, int, int, list[Any]]:
-    """Memory, kernel, page tables, devices and boot page: the machine, all but its Host."""
-    from .drivers import make_devices
-
-    devices: list[Any] = []
-    try:
-        memory = make_memory(mem_mb)
-        entry = load_kernel(memory, elf_path)
-        pgdir = build_page_tables(memory)
-        devices = make_devices(**device_options)
-        write_boot_page(memory, pgdir, " ".join(args),
-                        [device.boot_entry() for device in devices])
-    except BaseException:
-        for device in devices:
-            device.close()
-        raise
-    return memory, entry, pgdir, devices
-
-
-def boot(host: Any, devices: Sequence[Any], entry: int, pgdir: int) -> Any:
-    """Plug the devices into the Host, run the guest from ``entry``, and unplug them."""
-    try:
-        for device in devices:
-            host.add_device(device)
-        return host.run(entry=entry, stack=abi.PAGE_OFFSET + abi.BOOT_PAGE,
-                        boot=abi.BOOT_PAGE, pgdir=pgdir)
-    finally:
-        for device in devices:
-            device.close()
-# «/Launch a guest»
-
-
-# «Report how the guest ended» book/launcher.md:1090 @882ba5ff
-def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
-    """The exit status for the Host's outcome, with the reason on stderr if the guest died."""
-    reason = " ".join(str(outcome.reason).splitlines())
-    status = OUTCOMES.get(outcome.kind, EXIT_KILLED)
-    if status == EXIT_KILLED:
-        if outcome.kind != "killed":
-            reason = f"the Host ended it in an unknown way ({outcome.kind}): {reason}"
-        print(f"lguest: guest killed: {reason}", file=stderr, flush=True)
-    elif verbose:
-        print(f"lguest: guest {outcome.kind}: {reason}", file=stderr, flush=True)
-    return status
-# «/Report how the guest ended»
-
-
-# «Watch the clock and the keyboard» book/launcher.md:1132 @3c3a5853
-TICK = 0.05  # seconds between the watcher's looks at the clock
-
-
-@contextmanager
-def watching(host: Any, timeout: float | None) -> Iterator[None]:
-    """While the guest runs, stop it after ``timeout`` seconds, or when Ctrl-C is pressed."""
-    done = threading.Event()
-    keyboard = threading.current_thread() is threading.main_thread()
-    deadline = None if timeout is None else time.monotonic() + timeout
-    presses = 0
-
-    def watch() -> None:
-        nonlocal deadline, presses
-        while not done.is_set():
-            if not keyboard:
-                done.wait(TICK)
-            elif signal.sigtimedwait({signal.SIGINT}, TICK) is not None:
-                presses += 1
-                if presses == 1:
-                    host.stop("interrupted by Ctrl-C")
-                else:
-                    _thread.interrupt_main()
-            if deadline is not None and time.monotonic() >= deadline:
-                host.stop(f"timed out after {timeout:g} seconds")
-                deadline = None
-
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if keyboard else None
-    watcher = threading.Thread(target=watch, name="lguest-watcher", daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        done.set()
-        watcher.join()
-        if previous is not None:
-            while signal.sigtimedwait({signal.SIGINT}, 0) is not None:
-                pass  # a Ctrl-C that came as the guest was ending: it has ended
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-# «/Watch the clock and the keyboard»
-
-
-# «Name the chunk behind each exit» book/launcher.md:1350 @0f542edf
+# «Name the chunk behind each exit» book/host.md:2862 @0f542edf
 PACKAGE = Path(__file__).resolve().parent
 
 
@@ -567,9 +599,28 @@ class ExitTracer:
             return None
         return origin
 # «/Name the chunk behind each exit»
+# «/src/lguest/launcher.py»
+# «src/lguest/launcher.py»[3] book/drivers.md:2140 @2971b33d
+
+# «Make the machine and its devices» book/drivers.md:1760 @694806c7
+def machine_and_devices(mem_mb: int, elf_path: str | Path, args: Sequence[str],
+                        **device_options: Any) -> tuple[GuestMemory, int, int, list[Any]]:
+    """Devices, memory, kernel, page tables and boot page: the machine, all but its Host."""
+    from .drivers import make_devices
+
+    devices: list[Any] = []
+    try:
+        devices = make_devices(**device_options)
+        memory, entry, pgdir = make_machine(mem_mb, elf_path, args, devices)
+    except BaseException:
+        for device in devices:
+            device.close()
+        raise
+    return memory, entry, pgdir, devices
+# «/Make the machine and its devices»
 
 
-# «Several guests, one screen» book/launcher.md:1435 @02ef15fd
+# «Several guests, one screen» book/drivers.md:1898 @02ef15fd
 class SharedScreen:
     """One output stream that several guests' consoles write to, a line at a time."""
 
@@ -616,7 +667,7 @@ class GuestScreen(io.RawIOBase):
 # «/Several guests, one screen»
 
 
-# «Launch several guests» book/launcher.md:1494 @24ec1dd9
+# «Launch several guests» book/drivers.md:1957 @c486dd6b
 MAX_GUESTS = 16
 COMPANION_STOP = "guest g0 has ended"
 
@@ -670,7 +721,7 @@ def launch_guests(count: int, mem_mb: int, elf_path: str | Path, args: Sequence[
                 silences.append(writing)
                 typed = os.fdopen(reading, "rb", buffering=0)
             output = GuestScreen(screen, name)
-            memory, entry, pgdir, devices = make_machine(
+            memory, entry, pgdir, devices = machine_and_devices(
                 mem_mb, elf_path, args, block=block, net=net, rng=rng, switch=switch,
                 guest=number, console=output if virtio_console else None,
                 console_input=typed if virtio_console else None)

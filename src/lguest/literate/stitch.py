@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/stitch.py» book/preparation.md:1487 @149db2dd
+# «src/lguest/literate/stitch.py» book/preparation.md:1678 @8c88f64c
 """The way back: from a tangled line to its chapter, and from edits to the book."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .book import LiterateError
+from .book import LiterateError, read_book
 from .markers import HEADER, Marker, comment_style
 from .tangle import refuse_links, tangle, write_package
 from .web import Part, Web, fingerprint, load_web, read_chapter
 
-# «Read a tangled file back» book/preparation.md:1287 @9fc0c149
+# «Read a tangled file back» book/preparation.md:1473 @8a613500
 @dataclass
 class Occurrence:
     """One part as it appears in a tangled file."""
@@ -36,14 +36,15 @@ def read_tangled(path: str, text: str) -> tuple[list[Occurrence], dict[int, tupl
     found: list[Occurrence] = []
     origin: dict[int, tuple[str, int, str]] = {}
     stack: list[Occurrence] = []
+    closed: Marker | None = None  # the part that the line before closed, if it closed one
     for number, line in enumerate(lines, start=1):
-        marker = style.read(line)
+        marker, previous, closed = style.read(line), closed, None
         if marker and not marker.end:
             if stack:
                 parent = stack[-1]
                 if not marker.indent.startswith(parent.marker.indent):
                     raise LiterateError(path, number, f"marker indented less than its chunk «{parent.marker.name}»")
-                if marker.number == 1:
+                if not (previous and previous.name == marker.name and previous.number < marker.number):
                     parent.lines.append(f"{marker.indent[len(parent.marker.indent):]}<<{marker.name}>>")
             stack.append(Occurrence(marker, number))
             found.append(stack[-1])
@@ -53,6 +54,7 @@ def read_tangled(path: str, text: str) -> tuple[list[Occurrence], dict[int, tupl
                 raise LiterateError(path, number, f"end marker «/{marker.name}» closes nothing that is open")
             done = stack.pop()
             origin[number] = (done.marker.chapter, done.marker.first + len(done.lines), done.marker.name)
+            closed = done.marker
         elif not stack:
             if not (number == 1 and line == style.comment(HEADER)):
                 raise LiterateError(path, number, "this line is outside every chunk marker")
@@ -72,7 +74,7 @@ def read_tangled(path: str, text: str) -> tuple[list[Occurrence], dict[int, tupl
 # «/Read a tangled file back»
 
 
-# «Where a line comes from» book/preparation.md:1347 @b7e8cdf0
+# «Where a line comes from» book/preparation.md:1537 @343b1f08
 def where(root: Path, location: str) -> str:
     """``chapter:line: «chunk»`` for ``src/lguest/file.py:line``."""
     path, _, line = location.rpartition(":")
@@ -88,7 +90,8 @@ def where(root: Path, location: str) -> str:
     if int(line) not in origin:
         raise LiterateError(relative, int(line), "no chunk covers this line (it is the header, or past the end)")
     chapter, book_line, name = origin[int(line)]
-    return f"{chapter}:{book_line}: «{name}»"
+    titles = {page.path: page.title for page in read_book(root).pages}
+    return f"{chapter}:{book_line}: «{name}»" + (f" ({titles[chapter]})" if chapter in titles else "")
 
 
 def _relative(root: Path, path: str) -> str:
@@ -102,7 +105,7 @@ def _relative(root: Path, path: str) -> str:
 # «/Where a line comes from»
 
 
-# «Stitch edits back into the book» book/preparation.md:1400 @59099675
+# «Stitch edits back into the book» book/preparation.md:1591 @59099675
 def stitch(root: Path) -> list[str]:
     """Carry edits in src/lguest back into the chapters; return the chapters changed."""
     refuse_links(root)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/tangle.py» book/preparation.md:1249 @1cbeba1b
+# «src/lguest/literate/tangle.py» book/preparation.md:1429 @027f1976
 """Tangling: from the chapters to the files of the package."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Iterator, NoReturn
 
 from .book import LiterateError
 from .markers import HEADER, STYLES, CommentStyle, comment_style
-from .web import REFERENCE, Chunk, Web, normalize
+from .web import REFERENCE, Chunk, Part, Web, normalize
 
-# «Expand a chunk» book/preparation.md:1029 @f813271f
+# «Expand a chunk» book/preparation.md:1186 @c6064095
 MAX_DEPTH = 100
 MAX_LINES = 1_000_000  # in one tangled file
 
@@ -24,12 +24,12 @@ class TooLong(Exception):
     """The file being rendered has grown past MAX_LINES."""
 
 
-def render(web: Web, root: Chunk) -> str:
-    """The text of the file that ``root`` becomes."""
+def render(web: Web, root: Chunk, view: dict[str, list[Part]] | None = None) -> str:
+    """The text of the file that ``root`` becomes in a snapshot (by default, the last)."""
     style = comment_style(root.file or "")
     out = [style.comment(HEADER)] if style else []
     try:
-        _expand(web, root, "", style, out, 0)
+        _expand(web.snapshot() if view is None else view, root.name, "", style, out, 0)
     except TooLong:
         first = root.parts[0]
         raise LiterateError(first.chapter, first.line,
@@ -37,21 +37,21 @@ def render(web: Web, root: Chunk) -> str:
     return "\n".join(out) + "\n"
 
 
-def _expand(web: Web, chunk: Chunk, indent: str, style: CommentStyle | None,
+def _expand(view: dict[str, list[Part]], name: str, indent: str, style: CommentStyle | None,
             out: list[str], depth: int) -> None:
     if depth > MAX_DEPTH:
-        first = chunk.parts[0]
+        first = view[name][0]
         raise LiterateError(first.chapter, first.line, f"chunks nest more than {MAX_DEPTH} deep here")
     if len(out) > MAX_LINES:
         raise TooLong
-    for part in chunk.parts:
+    for part in view[name]:
         if style:
             out.append(indent + style.begin(part))
         for offset, line in enumerate(part.lines):
             reference = REFERENCE.match(line)
             if reference:
-                _expand(web, web.chunks[normalize(reference["name"])],
-                        indent + reference["indent"], style, out, depth + 1)
+                _expand(view, normalize(reference["name"]), indent + reference["indent"],
+                        style, out, depth + 1)
                 continue
             if style and "«" in line and style.read(line):
                 raise LiterateError(part.chapter, part.first + offset,
@@ -62,13 +62,26 @@ def _expand(web: Web, chunk: Chunk, indent: str, style: CommentStyle | None,
             out.append(indent + style.end(part))
 
 
-def tangle(web: Web) -> dict[str, str]:
-    """Every file the book defines, by its path in the repository."""
-    return {path: render(web, root) for path, root in sorted(web.roots.items())}
+def tangle(web: Web, upto: str | None = None) -> dict[str, str]:
+    """Every file of the snapshot at the end of chapter ``upto`` (by default, of the whole book),
+    by its path in the repository."""
+    view = web.check_snapshot(None if upto is None else web.rank(upto))
+    return {path: render(web, root, view) for path, root in sorted(web.roots.items()) if root.name in view}
+
+
+def tangle_every_snapshot(web: Web) -> int:
+    """Tangle, in memory, the snapshot of every chapter that has parts; how many there are."""
+    ranks = sorted({part.rank for part in web.parts if part.rank} | {web.last})
+    for rank in ranks:
+        view = web.check_snapshot(rank)
+        for root in web.roots.values():
+            if root.name in view:
+                render(web, root, view)
+    return len(ranks)
 # «/Expand a chunk»
 
 
-# «Write the package in one step» book/preparation.md:1119 @6dcb1dec
+# «Write the package in one step» book/preparation.md:1289 @6dcb1dec
 PACKAGE_DIR = "src/lguest"
 
 
@@ -180,12 +193,22 @@ def _swap(fresh: Path, package: Path, spare: Path) -> None:
 # «/Write the package in one step»
 
 
-# «Check for drift» book/preparation.md:1238 @6fca06b3
+# «Check for drift» book/preparation.md:1408 @73a2c821
 def drift(root: Path, outputs: dict[str, str]) -> list[str]:
     """One line for each file where the package and the book disagree."""
     changed, stale = changes(root, outputs)
     report = [f"{path}: {'differs from' if (root / path).exists() else 'missing, but defined in'} the book"
               for path in changed]
     return report + [f"{path}: stale: no chunk in the book produces it" for path in stale]
+
+
+def destination(root: Path, into: Path | None, last: bool) -> Path:
+    """The directory whose src/lguest receives a snapshot: the repository's holds the last one only."""
+    if into is not None and into.exists() and not into.is_dir():
+        raise LiterateError(str(into), None, "not a directory: --into writes DIR/src/lguest")
+    if not last and (into is None or into.resolve() == root.resolve()):
+        raise LiterateError(PACKAGE_DIR, None, "holds the last chapter's snapshot only;"
+                            " write an earlier one elsewhere, with --into DIR")
+    return root if into is None else into
 # «/Check for drift»
 # «/src/lguest/literate/tangle.py»

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/weave.py» book/preparation.md:2214 @8a45a5f9
+# «src/lguest/literate/weave.py» book/preparation.md:2600 @19e9891a
 """Weaving: a Sphinx extension that draws chunks in the rendered book."""
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from . import kernels
 from .book import Book, LiterateError, read_book
 from .jupyterbook import toc_parts
 from .tangle import tangle
-from .web import REFERENCE, Part, Web, fingerprint, load_web, normalize
+from .web import REFERENCE, Chunk, Part, Web, fingerprint, load_web, normalize
 
 BOOK_BUILD = "LGUEST_BOOK_BUILD"  # set while a book build runs cells: they record no progress
 
-# «Directives for chunks» book/preparation.md:1944 @e08fb54f
+# «Directives for chunks» book/preparation.md:2309 @45c31b56
 class chunk_part(nodes.General, nodes.Element):
     """A chunk part's place in a page, drawn once every page is known."""
 
@@ -42,7 +42,8 @@ class ChunkDirective(SphinxDirective):
     has_content = True
     option_spec = {"file": directives.unchanged_required,
                    "lang": directives.unchanged_required,
-                   "append": directives.flag}
+                   "append": directives.flag,
+                   "replace": directives.flag}
 
     def run(self) -> list[nodes.Node]:
         web: Web = self.env.lguest_web
@@ -72,7 +73,7 @@ def _docname(env, chapter: str) -> str:
 # «/Directives for chunks»
 
 
-# «Draw a chunk» book/preparation.md:1996 @ed87c57d
+# «Draw a chunk» book/preparation.md:2362 @bf2a9293
 def _anchor(part: Part) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", part.name.lower()).strip("-") or "chunk"
     return f"chunk-{slug}" + (f"-{part.number}" if part.number > 1 else "")
@@ -112,14 +113,34 @@ def _code(app, fromdoc: str, web: Web, part: Part, lang: str) -> str:
             f'{"".join(out)}</pre></div></div>')
 
 
+def _part_link(app, fromdoc: str, part: Part) -> str:
+    return f'<a href="{_link(app, fromdoc, part)}">{escape(_title(app, part))} ({part.number})</a>'
+
+
+def _replacements(app, fromdoc: str, web: Web, chunk: Chunk, part: Part) -> list[str]:
+    """What a replacement supersedes, and what supersedes a part that a later chapter replaces."""
+    notes = []
+    if part.replace:
+        replaced = web.snapshot(part.rank - 1).get(part.name, [])
+        links = ", ".join(_part_link(app, fromdoc, other) for other in replaced)
+        notes.append(f"Replaces «{escape(part.name)}» as it stood before this chapter: {links}.")
+    later = next((other for other in chunk.parts if other.replace and other.rank > part.rank), None)
+    if later is not None:
+        notes.append(f"A later chapter replaces this part: {_part_link(app, fromdoc, later)}.")
+    return notes
+
+
 def draw_part(app, fromdoc: str, part: Part) -> str:
     web: Web = app.env.lguest_web
     chunk = web.chunks[part.name]
+    op = "≡" if part.number == 1 or part.replace else "+≡"
     title = [f'<a class="lguest-chunk-name" href="#{_anchor(part)}">«{escape(part.name)}»</a>',
-             f'<span class="lguest-chunk-op">{"+≡" if part.number > 1 else "≡"}</span>']
+             f'<span class="lguest-chunk-op">{op}</span>']
     if part.file:
         title.append(f'<span class="lguest-chunk-file">{escape(part.file)}</span>')
-    notes = []
+    if part.replace:
+        title.append('<span class="lguest-chunk-replaces">replaces</span>')
+    notes = _replacements(app, fromdoc, web, chunk, part)
     others = [other for other in chunk.parts if other is not part]
     if others:
         links = ", ".join(f'<a href="{_link(app, fromdoc, other)}">{escape(_title(app, other))} ({other.number})</a>'
@@ -137,14 +158,14 @@ def draw_part(app, fromdoc: str, part: Part) -> str:
             f"{_code(app, fromdoc, web, part, part.lang or chunk.lang)}"
             f'<div class="lguest-chunk-notes">{footer}</div></div>')
 # «/Draw a chunk»
-# «Draw a chunk»[2] book/preparation.md:2069 @4347753b
+# «Draw a chunk»[2] book/preparation.md:2455 @3f65007d
 
 def draw_index(app, fromdoc: str) -> str:
     web: Web = app.env.lguest_web
     rows = []
     for chunk in sorted(web.chunks.values(), key=lambda chunk: chunk.name.casefold()):
         where = ", ".join(f'<a href="{_link(app, fromdoc, part)}">{escape(_title(app, part))}</a>'
-                          for part in chunk.parts)
+                          + (" (replaces)" if part.replace else "") for part in chunk.parts)
         used = (", ".join(f"«{escape(user.name)}»" for user in chunk.users)
                 or f"<code>{escape(chunk.file or '')}</code>")
         rows.append(f'<tr><td><a href="{_link(app, fromdoc, chunk.parts[0])}">«{escape(chunk.name)}»</a></td>'
@@ -170,7 +191,7 @@ def resolve(app, doctree: nodes.document, docname: str) -> None:
 # «/Draw a chunk»
 
 
-# «Keep the build honest» book/preparation.md:2144 @df93d1ca
+# «Keep the build honest» book/preparation.md:2530 @df93d1ca
 def config_inited(app, config) -> None:
     os.environ[BOOK_BUILD] = "1"  # inherited by every kernel that runs a page's cells
     if kernels.registered():

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/web.py» book/preparation.md:861 @4832eae9
+# «src/lguest/literate/web.py» book/preparation.md:1010 @61e601e3
 """Chunks: finding them in the chapters, and checking that they fit together."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from .book import Book, LiterateError, read_book
+from .book import TOC, Book, LiterateError, read_book
 
-# «Recognise fences» book/preparation.md:380 @8a6da4ec
+# «Recognise fences» book/preparation.md:401 @8a6da4ec
 FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 DIRECTIVE = re.compile(r"^\{(?P<name>[^{}\s]+)\}(?:\s+(?P<argument>.*))?$")
 LITERAL_DIRECTIVES = frozenset({
@@ -47,7 +47,7 @@ def open_fence(text: str, number: int) -> Fence | None:
 # «/Recognise fences»
 
 
-# «Scan a chapter for chunks» book/preparation.md:419 @c1c25a6c
+# «Scan a chapter for chunks» book/preparation.md:440 @c1c25a6c
 def parse_chapter(path: str, text: str) -> list[Part]:
     """Every chunk part in one chapter's text, in order."""
     lines = text.split("\n")
@@ -95,7 +95,7 @@ def _dedent(text: str, indent: int) -> str:
 # «/Scan a chapter for chunks»
 
 
-# «Parts of chunks» book/preparation.md:480 @dfa150e0
+# «Parts of chunks» book/preparation.md:501 @1036358b
 @dataclass
 class Part:
     """One fenced block of a chunk: its definition, or a continuation."""
@@ -108,9 +108,11 @@ class Part:
     indent: int = 0  # spaces before the fence, restored when stitching
     separated: bool = False  # a blank line stands between the options and the code
     append: bool = False
+    replace: bool = False  # supersedes the parts of earlier chapters
     file: str | None = None
     lang: str | None = None
-    number: int = 1  # 1 for the definition, 2, 3... for continuations
+    number: int = 1  # 1 for the definition, 2, 3... for continuations and replacements
+    rank: int = 0  # the snapshot it first belongs to: 0 for every one, n for the n-th chapter's
 
     @property
     def digest(self) -> str:
@@ -135,10 +137,10 @@ def normalize(name: str) -> str:
 # «/Parts of chunks»
 
 
-# «Read a chunk's options and code» book/preparation.md:543 @67ed640a
+# «Read a chunk's options and code» book/preparation.md:566 @027359f8
 REFERENCE = re.compile(r"^(?P<indent>[ \t]*)<<(?P<name>\s*[^<>\s][^<>]*)>>\s*$")
 OPTION = re.compile(r"^:(?P<key>[\w-]+):(?P<value>(?:\s.*)?)$")
-OPTIONS = ("append", "file", "lang")
+OPTIONS = ("append", "replace", "file", "lang")
 PACKAGE = "src/lguest/"
 
 
@@ -163,10 +165,14 @@ def _part(path: str, fence: Fence, argument: str, body: list[str]) -> Part:
     count += separated
     part = Part(name, path, fence.line, fence.line + 1 + count,
                 [_canonical(text) for text in body[count:]], indent=fence.indent, separated=separated)
-    if "append" in options:
-        if options["append"][0]:
-            raise LiterateError(path, options["append"][1], ":append: takes no value")
-        part.append = True
+    for flag in ("append", "replace"):
+        if flag in options:
+            if options[flag][0]:
+                raise LiterateError(path, options[flag][1], f":{flag}: takes no value")
+            setattr(part, flag, True)
+    if part.append and part.replace:
+        raise LiterateError(path, options["replace"][1], "a part either continues a chunk (:append:)"
+                            " or replaces it (:replace:), not both")
     if "lang" in options:
         part.lang = options["lang"][0] or None
     if "file" in options:
@@ -195,7 +201,7 @@ def _target(path: str, line: int, value: str) -> str:
 # «/Read a chunk's options and code»
 
 
-# «The web of chunks» book/preparation.md:618 @c0c1d72e
+# «The web of chunks» book/preparation.md:645 @325af33e
 @dataclass
 class Chunk:
     """All the parts that share one name, in reading order."""
@@ -218,14 +224,21 @@ class Web:
         self.chunks: dict[str, Chunk] = {}
         self.roots: dict[str, Chunk] = {}
         self.folders: dict[str, str] = {}  # every directory a root needs, and that root's file
-        self.parts: list[Part] = []
+        self.parts: list[Part] = []  # in snapshot order: every snapshot's pages, then each chapter
+        self.ranks: dict[str, int] = {}  # a chapter's path, and the number of its snapshot
+        if book is not None:
+            self.ranks = {page.path: number for number, page in enumerate(book.chapters, start=1)}
 
     def add(self, part: Part) -> None:
+        part.rank = self._rank(part)
         chunk = self.chunks.get(part.name)
-        if part.append:
+        if part.append or part.replace:
             if chunk is None:
-                raise LiterateError(part.chapter, part.line,
-                                    f"«{part.name}» is continued here, but no chunk of that name comes before it")
+                raise LiterateError(part.chapter, part.line, f"«{part.name}» is"
+                                    f" {'continued' if part.append else 'replaced'} here, but no chunk"
+                                    f" of that name comes before it{self._everywhere(part)}")
+            if part.replace:
+                self._check_replacement(chunk, part)
             part.number = len(chunk.parts) + 1
             chunk.parts.append(part)
         elif chunk is not None:
@@ -255,7 +268,76 @@ class Web:
         for folder in folders:
             self.folders.setdefault(folder, part.file)
 
-    # «Check the web» book/preparation.md:696 @c5873e03
+    # «Chapters and their snapshots» book/preparation.md:759 @c6605218
+    @property
+    def last(self) -> int:
+        """The rank of the last snapshot, the book as it stands at its end."""
+        return max(self.ranks.values(), default=0)
+
+    def rank(self, chapter: str) -> int:
+        """The rank of the snapshot at the end of the chapter with this id."""
+        for page in self.book.pages if self.book else []:
+            if page.id == chapter and page.path in self.ranks:
+                return self.ranks[page.path]
+        ids = ", ".join(page.id for page in self.book.chapters) if self.book else "none"
+        raise LiterateError(TOC, None, f"no chapter '{chapter}'; the chapters are {ids}")
+
+    def _rank(self, part: Part) -> int:
+        if self.book is None:  # a web made by hand: each new page is the next chapter
+            rank = self.ranks.setdefault(part.chapter, len(self.ranks) + 1)
+        else:
+            rank = self.ranks.get(part.chapter, 0)
+        if self.parts and rank < self.parts[-1].rank:
+            raise LiterateError(part.chapter, part.line, "parts come in snapshot order: every"
+                                " snapshot's pages first, then each chapter in turn")
+        return rank
+
+    def _everywhere(self, part: Part) -> str:
+        if self.book is not None and part.rank == 0:
+            return " (this page is in every snapshot, so it comes before every chapter)"
+        return ""
+
+    def _check_replacement(self, chunk: Chunk, part: Part) -> None:
+        same = next((other for other in chunk.parts if other.rank == part.rank), None)
+        if same is not None:
+            raise LiterateError(part.chapter, part.line, f"«{part.name}» is replaced here, but"
+                                f" {same.chapter}:{same.line} is in the same snapshot: :replace:"
+                                " supersedes only what an earlier chapter wrote; edit that part instead")
+        if part.file is not None and part.file != chunk.file:
+            what = f"is tangled to {chunk.file}" if chunk.file else "is not a root"
+            raise LiterateError(part.chapter, part.line, f"«{part.name}» {what}: a part that"
+                                f" replaces it cannot make it {part.file}")
+
+    def snapshot(self, rank: int | None = None) -> dict[str, list[Part]]:
+        """Each chunk's parts as they stand at the end of the rank-th chapter (by default, the last)."""
+        rank = self.last if rank is None else rank
+        view: dict[str, list[Part]] = {}
+        for part in self.parts:
+            if part.rank > rank:
+                break  # the parts are in snapshot order
+            if part.append:
+                view[part.name].append(part)
+            else:
+                view[part.name] = [part]
+        return view
+
+    def check_snapshot(self, rank: int | None = None) -> dict[str, list[Part]]:
+        """The snapshot, once no part in it uses a chunk it lacks and none contains itself."""
+        view = self.snapshot(rank)
+        for parts in view.values():
+            for part in parts:
+                for line, _, name in part.references():
+                    if name not in view:
+                        if name not in self.chunks:
+                            raise LiterateError(part.chapter, line, f"reference to undefined chunk «{name}»")
+                        first = self.chunks[name].parts[0]
+                        raise LiterateError(part.chapter, line, f"«{part.name}» uses «{name}», which"
+                                            f" {first.chapter}:{first.line} defines later")
+        self._check_cycles(view)
+        return view
+    # «/Chapters and their snapshots»
+
+    # «Check the web» book/preparation.md:844 @0b1879d7
     def check(self) -> Web:
         for part in self.parts:
             for line, _, name in part.references():
@@ -269,19 +351,19 @@ class Web:
                 first = chunk.parts[0]
                 raise LiterateError(first.chapter, first.line,
                                     f"chunk «{chunk.name}» is never used: reference it, or give it a :file:")
-        self._check_cycles()
+        self._check_cycles(self.snapshot())
         self._assign_languages()
         return self
     # «/Check the web»
-    # «Check the web»[2] book/preparation.md:725 @b26b6f5a
-    def _check_cycles(self) -> None:
+    # «Check the web»[2] book/preparation.md:873 @d2f9c2e8
+    def _check_cycles(self, view: dict[str, list[Part]]) -> None:
         colour: dict[str, str] = {}
-        for start in self.chunks:
+        for start in view:
             if start in colour:
                 continue
             colour[start] = "grey"
             path = [start]
-            stack = [self._edges(start)]
+            stack = [self._edges(view[start])]
             while stack:
                 for part, line, name in stack[-1]:
                     if colour.get(name) == "grey":
@@ -291,45 +373,46 @@ class Web:
                     if name not in colour:
                         colour[name] = "grey"
                         path.append(name)
-                        stack.append(self._edges(name))
+                        stack.append(self._edges(view[name]))
                         break
                 else:
                     colour[path.pop()] = "black"
                     stack.pop()
 
-    def _edges(self, name: str) -> Iterator[tuple[Part, int, str]]:
-        for part in self.chunks[name].parts:
+    @staticmethod
+    def _edges(parts: list[Part]) -> Iterator[tuple[Part, int, str]]:
+        for part in parts:
             for line, _, target in part.references():
                 yield part, line, target
     # «/Check the web»
-    # «Check the web»[3] book/preparation.md:762 @0a971a71
+    # «Check the web»[3] book/preparation.md:911 @b64e1c51
     def _assign_languages(self) -> None:
         done = {root.name for root in self.roots.values()}
         for root in self.roots.values():
             root.lang = language_of(root.file)
         for root in self.roots.values():
-            queue = deque(target for _, _, target in self._edges(root.name))
+            queue = deque(target for _, _, target in self._edges(root.parts))
             while queue:
                 name = queue.popleft()
                 if name not in done:
                     done.add(name)
                     self.chunks[name].lang = root.lang
-                    queue.extend(target for _, _, target in self._edges(name))
+                    queue.extend(target for _, _, target in self._edges(self.chunks[name].parts))
     # «/Check the web»
 
-    # «Questions the web answers» book/preparation.md:794 @5dec8b16
+    # «Questions the web answers» book/preparation.md:943 @2823cb85
     def parts_of(self, chapter: str) -> list[Part]:
         return [part for part in self.parts if part.chapter == chapter]
 
     def shape(self) -> str:
-        lines = [f"{part.name}|{part.chapter}|{part.number}|{part.file}|"
+        lines = [f"{part.name}|{part.chapter}|{part.number}|{part.file}|{part.replace}|"
                  + ",".join(name for _, _, name in part.references()) for part in self.parts]
         return fingerprint(lines)
     # «/Questions the web answers»
 # «/The web of chunks»
 
 
-# «Languages by file name» book/preparation.md:777 @66629f1e
+# «Languages by file name» book/preparation.md:926 @66629f1e
 LANGUAGES = {
     ".py": "python", ".c": "c", ".h": "c", ".S": "gas", ".s": "gas",
     ".ld": "text", ".toml": "toml", ".yml": "yaml", ".yaml": "yaml",
@@ -342,7 +425,7 @@ def language_of(path: str) -> str:
 # «/Languages by file name»
 
 
-# «Load the whole book» book/preparation.md:826 @0993d012
+# «Load the whole book» book/preparation.md:975 @81dbc966
 WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")  # UTF-16 and UTF-32
 
 
@@ -368,7 +451,7 @@ def load_web(root: Path, texts: dict[str, str] | None = None) -> Web:
     """Read, parse and check every page of the book under ``root``."""
     book = read_book(root)
     web = Web(book)
-    for page in book.pages:
+    for page in sorted(book.pages, key=lambda page: page.kind == "chapter"):  # every snapshot's pages first
         text = (texts or {}).get(page.path)
         for part in parse_chapter(page.path, read_chapter(root, page.path) if text is None else text):
             web.add(part)

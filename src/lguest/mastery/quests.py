@@ -202,7 +202,7 @@ class TinyGuest:
 # «/Helpers for the checks»
 
 
-# «The quests' checks» book/preparation.md:2611 @803e4e0b
+# «The quests' checks» book/preparation.md:3058 @803e4e0b
 @quest("preparation", "A table of contents for the chunks: lguest chunks")
 def check_preparation(root: Path) -> str:
     web = load_web(root)
@@ -225,7 +225,7 @@ def check_preparation(root: Path) -> str:
                            "alphabetical order, ignoring case")
     return f"lguest chunks lists all {len(expected)} chunks"
 # «/The quests' checks»
-# «The quests' checks»[2] book/launcher.md:1870 @464ef5ad
+# «The quests' checks»[2] book/launcher.md:1222 @464ef5ad
 
 @quest("launcher", "A compressed kernel: lguest run 16 kernel.gz")
 def check_launcher(root: Path) -> str:
@@ -262,7 +262,7 @@ def check_launcher(root: Path) -> str:
     return (f"a gzipped kernel boots; a GiB bomb and a truncated file are refused, and no run "
             f"used more than {biggest} MiB")
 # «/The quests' checks»
-# «The quests' checks»[3] book/guest.md:2195 @51d11cc1
+# «The quests' checks»[3] book/guest.md:2241 @51d11cc1
 
 @quest("guest", "A tickless sleep: no tick while nobody needs one")
 def check_guest(root: Path) -> str:
@@ -283,7 +283,7 @@ def check_guest(root: Path) -> str:
     return (f"sleep 1 took {exits[1]} exits in all and sleep 3 {exits[3]}: two more seconds "
             f"cost {extra}, and uptime still counts a hundred ticks a second")
 # «/The quests' checks»
-# «The quests' checks»[4] book/host.md:2589 @b3111d68
+# «The quests' checks»[4] book/host.md:3241 @b3111d68
 
 @quest("host", "No fault after SET_PTE: fill the shadow entry, as lguest did")
 def check_host(root: Path) -> str:
@@ -385,7 +385,7 @@ def check_switcher(root: Path) -> str:
     return (f"{2 * calls} SET_PTE and FLUSH_TLB hypercalls, none the long way: "
             f"{counts['crossings']} crossings and {host.exits} exits in all")
 # «/The quests' checks»
-# «The quests' checks»[6] book/drivers.md:4007 @09e11bd7
+# «The quests' checks»[6] book/drivers.md:4507 @09e11bd7
 
 @quest("drivers", "Interrupts only when asked: VIRTIO_F_EVENT_IDX")
 def check_drivers(root: Path) -> str:
@@ -429,7 +429,7 @@ def check_drivers(root: Path) -> str:
     return (f"{requests} reads: {counts['notifies']} notifies, {counts['interrupts']} "
             "used-buffer interrupts")
 # «/The quests' checks»
-# «The quests' checks»[7] book/mastery.md:1389 @ac22ee47
+# «The quests' checks»[7] book/mastery.md:1443 @ac22ee47
 
 @quest("mastery", "Count the exits from inside: an EXITS hypercall and an exits command")
 def check_mastery(root: Path) -> str:
