@@ -48,7 +48,8 @@ def test_book_builds_and_executes_cells(built):
     assert "WARNING" not in log and "KeyboardInterrupt" not in log, log[-3000:]
     for quiet in ("index.md", "chunks.md", "bibliography.md"):
         assert f"{quiet}: Executing notebook" not in log
-    page = (root / "_build/html/preparation.html").read_text()
+    assert "literate.md: Executing notebook" in log
+    page = (root / "_build/html/literate.html").read_text()
     assert "files tangled from" in page and "book/demo.md:6: reference to undefined chunk" in page
     assert not re.search(r"lguest package digest [0-9a-f]{8}", page)  # the cache-key cell is removed
     # The build's kernels knew a build was running (conf.py does not run under Jupyter Book),
@@ -99,12 +100,12 @@ def test_rebuild_without_change_executes_nothing_and_a_chunk_change_reruns(built
     log = build_book(root)
     assert "Executing notebook" not in log
     assert re.search(r"0 source files out of date|no targets are out of date", log)
-    chapter = root / "book/preparation.md"
+    chapter = root / "book/literate.md"
     chapter.write_text(chapter.read_text().replace('print(f"{len(web.roots)} files tangled from',
                                                    'print(f"{len(web.roots)} files are tangled from'))
     log = build_book(root)
-    assert "preparation.md: Executing notebook" in log
-    assert "files are tangled from" in (root / "_build/html/preparation.html").read_text()
+    assert "literate.md: Executing notebook" in log
+    assert "files are tangled from" in (root / "_build/html/literate.html").read_text()
 
 
 def test_code_is_coloured_as_conf_py_asks_in_both_themes(built):

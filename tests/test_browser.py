@@ -237,7 +237,7 @@ def test_theme_switcher_turns_the_lights_off(site, browser):
     from selenium.webdriver.support.ui import WebDriverWait
 
     _, _, base = site
-    open_page(browser, f"{base}preparation.html#the-command-line")
+    open_page(browser, f"{base}literate.html#the-command-line")
     colours = {}
     for mode in ("light", "dark"):
         # The reader's way: sphinx-book-theme 1.3's switch is one button that steps through
@@ -262,7 +262,7 @@ def test_theme_switcher_turns_the_lights_off(site, browser):
 
 def test_copy_buttons_on_code(site, browser):
     _, _, base = site
-    open_page(browser, f"{base}preparation.html")
+    open_page(browser, f"{base}literate.html")
     blocks, buttons = browser.execute_script(
         "return [document.querySelectorAll('div.highlight').length,"
         "        document.querySelectorAll('button.copybtn').length]")

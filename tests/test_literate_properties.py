@@ -1,4 +1,4 @@
-"""Property-based tests of the literate tangler (book/preparation.md).
+"""Property-based tests of the literate tangler (book/literate.md).
 
 Every test builds a small throw-away repository: a ``chapters.yml`` with a
 cover and one to three chapters, the ``book/*.md`` pages, and sometimes a

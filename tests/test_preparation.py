@@ -203,7 +203,7 @@ def test_write_is_all_or_nothing(tmp_path, monkeypatch):
 
 
 def test_drift_in_the_real_book_is_named(book_copy):
-    chapter = book_copy / "book/preparation.md"
+    chapter = book_copy / "book/literate.md"
     chapter.write_text(chapter.read_text().replace("MAX_DEPTH = 100", "MAX_DEPTH = 101"))
     result = lguest(book_copy, "tangle", "--check")
     assert result.returncode == 1
@@ -239,9 +239,9 @@ def test_where_on_the_real_package():
     number = next(n for n, text in enumerate(tangled, 1) if text.startswith("def write_package"))
     result = lguest(ROOT, "where", f"src/lguest/literate/tangle.py:{number}")
     assert result.returncode == 0
-    match = re.fullmatch(r"book/preparation\.md:(\d+): «Write the package in one step» \(Preparation\)\n", result.stdout)
+    match = re.fullmatch(r"book/literate\.md:(\d+): «Write the package in one step» \(The bookbinding\)\n", result.stdout)
     assert match, result.stdout
-    book = (ROOT / "book/preparation.md").read_text().split("\n")
+    book = (ROOT / "book/literate.md").read_text().split("\n")
     assert book[int(match[1]) - 1] == tangled[number - 1]
 
 
@@ -261,8 +261,8 @@ def test_stitch_carries_an_edit_into_the_book(book_copy):
     target.write_text(target.read_text().replace("MAX_DEPTH = 100", "MAX_DEPTH = 64"))
     result = lguest(book_copy, "stitch")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "stitched book/preparation.md"
-    assert "MAX_DEPTH = 64\n" in (book_copy / "book/preparation.md").read_text()
+    assert result.stdout.strip() == "stitched book/literate.md"
+    assert "MAX_DEPTH = 64\n" in (book_copy / "book/literate.md").read_text()
     assert lguest(book_copy, "tangle", "--check").returncode == 0
     assert lguest(book_copy, "stitch").stdout.startswith("nothing to stitch")
 
@@ -273,7 +273,7 @@ def test_stitch_of_a_nested_chunk_keeps_its_indentation(book_copy):
     assert old in target.read_text()
     target.write_text(target.read_text().replace(old, old.replace("reference to", "a reference to")))
     assert lguest(book_copy, "stitch").returncode == 0
-    book = (book_copy / "book/preparation.md").read_text()
+    book = (book_copy / "book/literate.md").read_text()
     assert '            raise LiterateError(part.chapter, line, f"a reference to undefined chunk' in book
     assert lguest(book_copy, "tangle", "--check").returncode == 0
 
@@ -281,13 +281,13 @@ def test_stitch_of_a_nested_chunk_keeps_its_indentation(book_copy):
 def test_stitch_refuses_when_both_sides_changed(book_copy):
     target = book_copy / "src/lguest/literate/tangle.py"
     target.write_text(target.read_text().replace("MAX_DEPTH = 100", "MAX_DEPTH = 64"))
-    chapter = book_copy / "book/preparation.md"
+    chapter = book_copy / "book/literate.md"
     chapter.write_text(chapter.read_text().replace("MAX_DEPTH = 100", "MAX_DEPTH = 128"))
     before = snapshot(book_copy)
     result = lguest(book_copy, "stitch")
     assert result.returncode == 1
     assert re.fullmatch(r"src/lguest/literate/tangle\.py:\d+: «Expand a chunk» changed both here and in "
-                        r"book/preparation\.md:\d+ since the last tangle; keep one version and try again\n",
+                        r"book/literate\.md:\d+ since the last tangle; keep one version and try again\n",
                         result.stderr)
     assert snapshot(book_copy) == before
 
@@ -406,7 +406,7 @@ def test_a_changed_chapter_list_or_setting_makes_jupyter_books_files_stale(book_
     assert config["lguest_root"] == ".." and config["html_static_path"] == ["_static"]
     assert config["bibtex_bibfiles"] == ["references.bib"]
     appendix = yaml.safe_load((book_copy / "book/_toc.yml").read_text())["parts"][-1]
-    assert [entry["file"] for entry in appendix["chapters"]] == ["bibliography", "chunks"]
+    assert [entry["file"] for entry in appendix["chapters"]] == ["literate", "bibliography", "chunks"]
 
 
 def test_a_broken_conf_py_is_one_line(book_copy):

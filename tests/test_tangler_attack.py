@@ -1,4 +1,4 @@
-"""The tangler under attack (book/preparation.md): random chunk graphs with
+"""The tangler under attack (book/literate.md, the appendix): random chunk graphs with
 cycles, self-references and dangling references, saved in every encoding and
 with every line ending an editor might choose, tabs, enormous and explosive
 chunks, and a package directory that fights back.

@@ -202,7 +202,7 @@ class TinyGuest:
 # «/Helpers for the checks»
 
 
-# «The quests' checks» book/preparation.md:3058 @803e4e0b
+# «The quests' checks» book/preparation.md:207 @803e4e0b
 @quest("preparation", "A table of contents for the chunks: lguest chunks")
 def check_preparation(root: Path) -> str:
     web = load_web(root)
