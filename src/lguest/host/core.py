@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:2265 @aeb8e87d
+# «src/lguest/host/core.py» book/host.md:2473 @aeb8e87d
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:1777 @8c2bf6d9
+# «Clocks» book/host.md:1983 @8c2bf6d9
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -170,7 +170,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_cpuid, aux1=UC_X86_INS_CPUID)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:2244 @a6ab1af0
+    # «Killing and stopping» book/host.md:2452 @a6ab1af0
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -394,7 +394,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:1653 @cbb53860
+    # «Time passes» book/host.md:1859 @cbb53860
     def _timer(self) -> None:
         """The timer thread: pull the brake when the deadline comes, and look in every TICK."""
         pulled_for = None  # the deadline the brake was last pulled for
@@ -439,7 +439,7 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
 
-    # «Sleep until something happens» book/host.md:1736 @4a769f06
+    # «Sleep until something happens» book/host.md:1942 @4a769f06
     def _sleep(self) -> None:
         """HALT: sleep until an interrupt can be delivered."""
         while self.interrupts.deliverable() is None:

@@ -262,7 +262,7 @@ def check_launcher(root: Path) -> str:
     return (f"a gzipped kernel boots; a GiB bomb and a truncated file are refused, and no run "
             f"used more than {biggest} MiB")
 # «/The quests' checks»
-# «The quests' checks»[3] book/guest.md:2195 @51d11cc1
+# «The quests' checks»[3] book/guest.md:2272 @51d11cc1
 
 @quest("guest", "A tickless sleep: no tick while nobody needs one")
 def check_guest(root: Path) -> str:
@@ -283,7 +283,7 @@ def check_guest(root: Path) -> str:
     return (f"sleep 1 took {exits[1]} exits in all and sleep 3 {exits[3]}: two more seconds "
             f"cost {extra}, and uptime still counts a hundred ticks a second")
 # «/The quests' checks»
-# «The quests' checks»[4] book/host.md:2589 @b3111d68
+# «The quests' checks»[4] book/host.md:2797 @b3111d68
 
 @quest("host", "No fault after SET_PTE: fill the shadow entry, as lguest did")
 def check_host(root: Path) -> str:
