@@ -1,8 +1,8 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/abi.py» book/guest.md:387 @a0a92635
+# «src/lguest/abi.py» book/guest.md:447 @a0a92635
 """The numbers Host and Guest agree on: the Guest chapter explains each one."""
 
-# «Where things live» book/guest.md:260 @1d2fabce
+# «Where things live» book/guest.md:320 @1d2fabce
 PAGE_SIZE = 4096
 PAGE_OFFSET = 0xC0000000  # where the Guest's kernel sees physical memory
 SWITCHER_ADDR = 0xFFC00000  # the top 4 MiB of every address space: hands off
@@ -11,7 +11,7 @@ KERNEL_LOAD = 0x100000  # a kernel is loaded 1 MiB up
 MAX_MEMORY = 1020 << 20  # what fits below the Switcher at PAGE_OFFSET
 # «/Where things live»
 
-# «Segments the Guest starts with» book/guest.md:276 @975922cb
+# «Segments the Guest starts with» book/guest.md:336 @975922cb
 GDT_ENTRIES = 32
 FIRST_GUEST_GDT_ENTRY = 3  # entries 0 to 2 belong to the Host
 KERNEL_CS = 3 << 3 | 1
@@ -20,7 +20,7 @@ USER_CS = 5 << 3 | 3
 USER_DS = 6 << 3 | 3
 # «/Segments the Guest starts with»
 
-# «The boot page» book/guest.md:293 @05ed6c13
+# «The boot page» book/guest.md:353 @05ed6c13
 BOOT_MAGIC = 0x5950474C  # "LGPY" in memory
 BOOT_VERSION = 1
 BOOT_FIELDS = ("magic", "version", "mem_size", "page_offset", "pgdir",
@@ -32,7 +32,7 @@ BOOT_CMDLINE = 256  # offset of the command line within the page
 BOOT_CMDLINE_MAX = PAGE_SIZE - BOOT_CMDLINE - 1
 # «/The boot page»
 
-# «Hypercall numbers» book/guest.md:318 @8feea513
+# «Hypercall numbers» book/guest.md:378 @8feea513
 HYPERCALL_VECTOR = 0x1F
 HYPERCALLS = {
     "FLUSH_ASYNC": 0,  # drain the asynchronous ring
@@ -59,7 +59,7 @@ SHUTDOWN_POWEROFF = 1
 SHUTDOWN_RESTART = 2
 # «/Hypercall numbers»
 
-# «The shared page» book/guest.md:350 @4e890483
+# «The shared page» book/guest.md:410 @4e890483
 LGUEST_DATA = {
     "irq_enabled": 0,  # guest: X86_EFLAGS_IF when interrupts are on
     "blocked_interrupts": 4,  # guest: a bit for each masked interrupt line
@@ -80,7 +80,7 @@ LGUEST_DATA_SIZE = 128 + ASYNC_SLOTS * 20
 X86_EFLAGS_IF = 0x200
 # «/The shared page»
 
-# «Interrupt vectors» book/guest.md:377 @692ae744
+# «Interrupt vectors» book/guest.md:437 @692ae744
 FIRST_EXTERNAL_VECTOR = 32
 TIMER_IRQ = 0
 CONSOLE_IRQ = 1

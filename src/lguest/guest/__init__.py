@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/guest/__init__.py» book/guest.md:2094 @e88207d5
+# «src/lguest/guest/__init__.py» book/guest.md:2154 @e88207d5
 """The Guest's kernel: its C and assembler sources live here; this builds them."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-# «Build the kernel» book/guest.md:2011 @60052601
+# «Build the kernel» book/guest.md:2071 @60052601
 SOURCES = ("entry.S", "boot.c", "traps.c", "lib.c", "shell.c", "virtio.c")
 HEADERS = ("lguest.h", "kernel.h", "kernel.ld")
 CFLAGS = ("-m32", "-std=gnu11", "-ffreestanding", "-fno-pic", "-fno-pie", "-fno-stack-protector",

@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/kernel.h» book/guest.md:740 @c652128f */
+/* «src/lguest/guest/kernel.h» book/guest.md:800 @c652128f */
 /* kernel.h: what every file of the Guest's kernel shares. */
 #ifndef KERNEL_H
 #define KERNEL_H
@@ -7,7 +7,7 @@
 #include <stdarg.h>
 #include "lguest.h"
 
-/* «The kernel's types and structures» book/guest.md:631 @2cb6db14 */
+/* «The kernel's types and structures» book/guest.md:691 @2cb6db14 */
 typedef unsigned char u8;
 typedef unsigned int u32;
 
@@ -62,7 +62,7 @@ struct context {
 };
 /* «/The kernel's types and structures» */
 
-/* «Hypercalls and the virtual interrupt flag» book/guest.md:695 @125af072 */
+/* «Hypercalls and the virtual interrupt flag» book/guest.md:755 @125af072 */
 extern struct lguest_data lguest_data;
 
 static inline u32 hcall(u32 call, u32 a1, u32 a2, u32 a3, u32 a4)

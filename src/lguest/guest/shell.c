@@ -1,11 +1,11 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/shell.c» book/guest.md:1961 @b3f89a7a */
+/* «src/lguest/guest/shell.c» book/guest.md:2021 @b3f89a7a */
 /* shell.c: a small shell on the console. */
 #include "kernel.h"
 
 #define BOOT_CMDLINE_MAX_SHOWN 255
 
-/* «Read a character» book/guest.md:1621 @c8a98ef9 */
+/* «Read a character» book/guest.md:1681 @c8a98ef9 */
 static char input[64];
 static u32 input_len, input_pos;
 
@@ -24,7 +24,7 @@ static int read_char(void)
 }
 /* «/Read a character» */
 
-/* «Read a line» book/guest.md:1655 @121f0a11 */
+/* «Read a line» book/guest.md:1715 @121f0a11 */
 #define LINE_MAX 128
 #define CTRL_D 4
 
@@ -63,7 +63,7 @@ static int read_line(char *line)
 }
 /* «/Read a line» */
 
-/* «Split a line into words» book/guest.md:1697 @9e28e1bb */
+/* «Split a line into words» book/guest.md:1757 @9e28e1bb */
 #define MAX_ARGS 16
 
 static int split(char *line, char **argv)
@@ -83,7 +83,7 @@ static int split(char *line, char **argv)
 }
 /* «/Split a line into words» */
 
-/* «Parse a number» book/guest.md:1722 @20b0e9a4 */
+/* «Parse a number» book/guest.md:1782 @20b0e9a4 */
 u32 parse_number(const char *s, int *ok)
 {
 	u32 value = 0, base = 10, digit;
@@ -107,7 +107,7 @@ u32 parse_number(const char *s, int *ok)
 }
 /* «/Parse a number» */
 
-/* «The commands» book/guest.md:1759 @9d0ea052 */
+/* «The commands» book/guest.md:1819 @9d0ea052 */
 static void cmd_help(int argc, char **argv);
 
 static void cmd_echo(int argc, char **argv)
@@ -183,7 +183,7 @@ static void cmd_reboot(int argc, char **argv)
 }
 /* «/The commands» */
 
-/* «Commands that break things» book/guest.md:1843 @e2339db8 */
+/* «Commands that break things» book/guest.md:1903 @e2339db8 */
 static void cmd_peek(int argc, char **argv)
 {
 	int ok = argc == 2;
@@ -212,7 +212,7 @@ static void cmd_crash(int argc, char **argv)
 }
 /* «/Commands that break things» */
 
-/* «The command table» book/guest.md:1877 @df623796 */
+/* «The command table» book/guest.md:1937 @df623796 */
 struct command {
 	const char *name, *args, *help;
 	void (*run)(int argc, char **argv);
@@ -255,7 +255,7 @@ static void cmd_help(int argc, char **argv)
 }
 /* «/The command table» */
 
-/* «The shell's loop» book/guest.md:1927 @3c578076 */
+/* «The shell's loop» book/guest.md:1987 @3c578076 */
 void shell(void)
 {
 	static struct context saved;

@@ -262,7 +262,7 @@ def check_launcher(root: Path) -> str:
     return (f"a gzipped kernel boots; a GiB bomb and a truncated file are refused, and no run "
             f"used more than {biggest} MiB")
 # «/The quests' checks»
-# «The quests' checks»[3] book/guest.md:2272 @51d11cc1
+# «The quests' checks»[3] book/guest.md:2332 @51d11cc1
 
 @quest("guest", "A tickless sleep: no tick while nobody needs one")
 def check_guest(root: Path) -> str:
@@ -336,7 +336,7 @@ def check_host(root: Path) -> str:
     return (f"{len(announced)} page faults on 9 pages announced with SET_PTE ({host.exits} exits "
             f"in all): the first reads of the 3 neither accessed nor dirty, and 3 first writes")
 # «/The quests' checks»
-# «The quests' checks»[5] book/switcher.md:865 @b371ec49
+# «The quests' checks»[5] book/switcher.md:869 @b371ec49
 
 @quest("switcher", "Page tables the short way: SET_PTE and FLUSH_TLB with no crossing")
 def check_switcher(root: Path) -> str:
@@ -429,7 +429,7 @@ def check_drivers(root: Path) -> str:
     return (f"{requests} reads: {counts['notifies']} notifies, {counts['interrupts']} "
             "used-buffer interrupts")
 # «/The quests' checks»
-# «The quests' checks»[7] book/mastery.md:1389 @ac22ee47
+# «The quests' checks»[7] book/mastery.md:1395 @ac22ee47
 
 @quest("mastery", "Count the exits from inside: an EXITS hypercall and an exits command")
 def check_mastery(root: Path) -> str:
