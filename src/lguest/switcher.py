@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/switcher.py» book/switcher.md:790 @46b4fed9
+# «src/lguest/switcher.py» book/switcher.md:822 @46b4fed9
 """The Switcher: its pages at the top of every address space, and the way into the guest."""
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class Switcher:
 # «/The way in»
 
 
-# «The register file» book/switcher.md:413 @0c3671e8
+# «The register file» book/switcher.md:413 @90ca5c65
 GPRS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 GPR_IDS = (UC_X86_REG_EAX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_EBX,
            UC_X86_REG_ESP, UC_X86_REG_EBP, UC_X86_REG_ESI, UC_X86_REG_EDI)
@@ -244,7 +244,7 @@ class RegisterFile:
         self.frame = RegisterBatch(uc, FRAME_REGISTERS)  # the guest's frame, in the Switcher's order
 
     def load(self) -> None:
-        """Copy the CPU's state into the context: about half a microsecond."""
+        """Copy the CPU's state into the reused context, in one call into C."""
         self.uc.context_update(self.context)
 
     def __getitem__(self, name: str) -> int:
