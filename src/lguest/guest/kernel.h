@@ -146,7 +146,7 @@ void shell(void) __attribute__((noreturn));
 u32 parse_number(const char *s, int *ok);
 
 /* virtio.c, which the Drivers chapter writes */
-/* «What the drivers offer the rest of the kernel» book/drivers.md:3830 @e8f1ae4e */
+/* «What the drivers offer the rest of the kernel» book/drivers.md:3829 @e8f1ae4e */
 void virtio_init(void);
 int device_interrupt(u32 line);
 void cmd_random(int argc, char **argv);

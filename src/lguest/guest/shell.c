@@ -229,7 +229,7 @@ static const struct command commands[] = {
 	{ "peek", "ADDRESS", "read a word of memory (try 0xdead0000)", cmd_peek },
 	{ "cli", "", "disable interrupts the bare-metal way", cmd_cli },
 	{ "crash", "", "fault inside the fault handler", cmd_crash },
-	/* «The drivers' commands» book/drivers.md:3839 @90d512c5 */
+	/* «The drivers' commands» book/drivers.md:3838 @90d512c5 */
 	{ "random", "N", "N random bytes from the Host, in hex", cmd_random },
 	{ "blk", "[N] SUBCOMMAND", "disk N, or 0: info, read SECTOR, write SECTOR TEXT, bench", cmd_blk },
 	{ "ping", "[MAC]", "ping a guest on the wire, or all of them", cmd_ping },
