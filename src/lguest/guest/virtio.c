@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/virtio.c» book/drivers.md:4316 @18d43daf */
+/* «src/lguest/guest/virtio.c» book/drivers.md:4315 @18d43daf */
 /* virtio.c: the Guest's virtio-mmio drivers: discovery, a split virtqueue, rng, block, net, console. */
 #include "kernel.h"
 
@@ -221,7 +221,7 @@ static u32 read_capacity(struct virtio_dev *d)
 }
 /* «/Read a disk's capacity» */
 
-/* «The network card, as the driver keeps it» book/drivers.md:3608 @099ca42b */
+/* «The network card, as the driver keeps it» book/drivers.md:3607 @099ca42b */
 #define NET_RX 0
 #define NET_TX 1
 #define NET_HEADER 12	/* flags, gso type, header length, gso size, csum start, offset, buffers */
@@ -253,7 +253,7 @@ static struct {
 	struct queue rx, tx;
 	u8 mac[ETH_ALEN];
 	u32 sent, received, dropped, answered;
-	/* «What a ping waits for» book/drivers.md:3811 @4d21aa91 */
+	/* «What a ping waits for» book/drivers.md:3810 @4d21aa91 */
 	u32 seq;			/* the last ping we sent */
 	volatile u32 ponged, rtt_us;	/* its pong arrived; and how long it took */
 	volatile u8 ponger[ETH_ALEN];
@@ -277,7 +277,7 @@ static const char *net_mac_text(void)
 }
 /* «/The network card, as the driver keeps it» */
 
-/* «Bring up the network card» book/drivers.md:3673 @74591e65 */
+/* «Bring up the network card» book/drivers.md:3672 @74591e65 */
 #define AVAIL_F_NO_INTERRUPT 1
 
 static int net_queues(struct virtio_dev *d)
@@ -315,7 +315,7 @@ static void net_start(struct virtio_dev *d)
 }
 /* «/Bring up the network card» */
 
-/* «Receive frames» book/drivers.md:3721 @0baa390f */
+/* «Receive frames» book/drivers.md:3720 @0baa390f */
 static void net_frame(volatile u8 *frame, u32 len);
 
 static void net_receive(void)
@@ -348,7 +348,7 @@ static void net_receive(void)
 }
 /* «/Receive frames» */
 
-/* «Send a frame» book/drivers.md:3762 @afa634c7 */
+/* «Send a frame» book/drivers.md:3761 @afa634c7 */
 static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 {
 	volatile struct vring *ring = net.tx.ring;
@@ -379,7 +379,7 @@ static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 }
 /* «/Send a frame» */
 
-/* «The console's driver» book/drivers.md:4078 @febef957 */
+/* «The console's driver» book/drivers.md:4077 @febef957 */
 #define CONSOLE_RX 0
 #define CONSOLE_TX 1
 #define CONSOLE_RX_BUFFER 64
@@ -431,7 +431,7 @@ static int console_lost(void)
 	return 1;
 }
 /* «/The console's driver» */
-/* «The console's driver»[2] book/drivers.md:4137 @9e7a3c3c */
+/* «The console's driver»[2] book/drivers.md:4136 @9e7a3c3c */
 static void vcon_write(const char *s, u32 len)
 {
 	volatile struct vring *ring = vcon.tx.ring;
@@ -466,7 +466,7 @@ static void vcon_write(const char *s, u32 len)
 	irq_restore(flags);
 }
 /* «/The console's driver» */
-/* «The console's driver»[3] book/drivers.md:4186 @382ccd92 */
+/* «The console's driver»[3] book/drivers.md:4185 @382ccd92 */
 static int vcon_read(char *buf, u32 room)
 {
 	volatile struct vring *ring = vcon.rx.ring;
@@ -760,7 +760,7 @@ static void blk_write(struct virtio_dev *d, u32 sector, int words, char **word)
 	       HAS(d->features, BLK_F_FLUSH) ? ", flushed" : "");
 }
 
-/* «Time the disk» book/drivers.md:3441 @23d770aa */
+/* «Time the disk» book/drivers.md:3440 @23d770aa */
 #define BENCH_SECTORS 8192	/* the largest request we make: 4 MiB */
 
 static u32 host_time_us(u32 *sec)
@@ -820,7 +820,7 @@ static void blk_bench(struct virtio_dev *d, const char *how, const char *count)
 }
 /* «/Time the disk» */
 
-/* «Choose a disk» book/drivers.md:3542 @e724ce9f */
+/* «Choose a disk» book/drivers.md:3541 @e724ce9f */
 /* Disk index, counting the block devices in boot-page order; and how many disks there are. */
 static struct virtio_dev *find_disk(u32 index, u32 *disks)
 {
@@ -885,7 +885,7 @@ void cmd_blk(int argc, char **argv)
 }
 /* «/The block driver» */
 
-/* «Ping and pong» book/drivers.md:3818 @602f9c21 */
+/* «Ping and pong» book/drivers.md:3817 @602f9c21 */
 #define ETHERTYPE_PING 0x88B5	/* IEEE 802 "local experimental" */
 #define PING 1
 #define PONG 2
@@ -933,7 +933,7 @@ static void net_frame(volatile u8 *frame, u32 len)
 	}
 }
 /* «/Ping and pong» */
-/* «Ping and pong»[2] book/drivers.md:3876 @c0168f9b */
+/* «Ping and pong»[2] book/drivers.md:3875 @c0168f9b */
 static int parse_mac(const char *text, u8 *mac)
 {
 	u32 i, j, digit;
@@ -994,7 +994,7 @@ void cmd_ping(int argc, char **argv)
 	       to[3], to[4], to[5], net.rtt_us);
 }
 
-/* «Flood the wire» book/drivers.md:3979 @ccd1b799 */
+/* «Flood the wire» book/drivers.md:3978 @ccd1b799 */
 #define FLOOD_WINDOW (QUEUE_SIZE - 1)	/* the other side holds one buffer while it answers */
 
 static void net_flood(const char *count, const char *mac)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:2474 @aeb8e87d
+# «src/lguest/host/core.py» book/host.md:2477 @aeb8e87d
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_cpuid, aux1=UC_X86_INS_CPUID)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:2453 @a6ab1af0
+    # «Killing and stopping» book/host.md:2456 @a6ab1af0
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/page_tables.py» book/host.md:2364 @c19497ed
+# «src/lguest/host/page_tables.py» book/host.md:2367 @c19497ed
 """Shadow page tables: what the CPU really uses, built from the guest's own."""
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ class ShadowPages:
         return True
     # «/Demand paging»
 
-    # «When the guest changes its tables» book/host.md:2340 @55c29003
+    # «When the guest changes its tables» book/host.md:2343 @55c29003
     def set_pte(self, pgdir: int, vaddr: int) -> None:
         for shadow in self._affected(pgdir, vaddr >> 22):
             page = self.tables[shadow].get(vaddr >> 22)

@@ -283,7 +283,7 @@ def check_guest(root: Path) -> str:
     return (f"sleep 1 took {exits[1]} exits in all and sleep 3 {exits[3]}: two more seconds "
             f"cost {extra}, and uptime still counts a hundred ticks a second")
 # «/The quests' checks»
-# «The quests' checks»[4] book/host.md:3450 @b3111d68
+# «The quests' checks»[4] book/host.md:3453 @b3111d68
 
 @quest("host", "No fault after SET_PTE: fill the shadow entry, as lguest did")
 def check_host(root: Path) -> str:
@@ -385,7 +385,7 @@ def check_switcher(root: Path) -> str:
     return (f"{2 * calls} SET_PTE and FLUSH_TLB hypercalls, none the long way: "
             f"{counts['crossings']} crossings and {host.exits} exits in all")
 # «/The quests' checks»
-# «The quests' checks»[6] book/drivers.md:4517 @09e11bd7
+# «The quests' checks»[6] book/drivers.md:4516 @09e11bd7
 
 @quest("drivers", "Interrupts only when asked: VIRTIO_F_EVENT_IDX")
 def check_drivers(root: Path) -> str:
