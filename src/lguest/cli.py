@@ -157,7 +157,7 @@ def book_config_command(check: bool) -> None:
             (root / path).write_text(files[path], encoding="utf-8")
             click.echo(f"wrote {path}")
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[5] book/launcher.md:1093 @960e3e98
+# «Commands of the lguest tool»[5] book/launcher.md:1098 @960e3e98
 
 @main.command("run", context_settings={"ignore_unknown_options": True,
                                         "allow_interspersed_args": False})
@@ -169,7 +169,7 @@ def book_config_command(check: bool) -> None:
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Kill the guest if it is still running after this many seconds.")
 # «/The options of lguest run»
-# «The options of lguest run»[3] book/drivers.md:2107 @99b2eced
+# «The options of lguest run»[3] book/drivers.md:2116 @99b2eced
 @click.option("--console", "virtio_console", type=click.Choice(["early", "virtio"]),
               default="early", show_default=True,
               callback=lambda context, parameter, value: value == "virtio",
@@ -206,7 +206,7 @@ def run_command(mem_mb: int, guest: str | None, guest_args: tuple[str, ...],
     """
     from . import launcher
 
-    # «Find the kernel to boot»[2] book/guest.md:2214 @0edc5502
+    # «Find the kernel to boot»[2] book/guest.md:2213 @0edc5502
     if guest is None:
         from .guest import KernelBuildError, build_kernel
 
@@ -225,7 +225,7 @@ def run_command(mem_mb: int, guest: str | None, guest_args: tuple[str, ...],
     sys.exit(status)
     # «/Run the guest from the command line»
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[6] book/drivers.md:2129 @040f1517
+# «Commands of the lguest tool»[6] book/drivers.md:2138 @040f1517
 
 def checked_nets(context: click.Context, specs: tuple[str, ...]) -> tuple[str, ...]:
     """The --net options, if every one is a cable; otherwise one line and status 2."""

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/mmio.py» book/drivers.md:735 @c9a1cd2b
+# «src/lguest/drivers/mmio.py» book/drivers.md:744 @c9a1cd2b
 """The virtio-mmio transport: registers, the status dance, and serving queues."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from unicorn import Uc
 from ..memory import GuestMemory, GuestMemoryError
 from .virtqueue import Chain, RingError, Virtqueue
 
-# «Where devices live» book/drivers.md:102 @3cc24d74
+# «Where devices live» book/drivers.md:111 @3cc24d74
 MMIO_BASE = 0xD0000000  # device i's registers are at MMIO_BASE + i * MMIO_SIZE
 MMIO_SIZE = 0x1000
 FIRST_DEVICE_IRQ = 2  # after the timer (0) and the early console (1)
@@ -21,7 +21,7 @@ FIRST_DEVICE_IRQ = 2  # after the timer (0) and the early console (1)
 NET, BLOCK, CONSOLE, RNG = 1, 2, 3, 4  # virtio device IDs
 # «/Where devices live»
 
-# «The transport's numbers» book/drivers.md:119 @02da24fb
+# «The transport's numbers» book/drivers.md:128 @02da24fb
 MAGIC = 0x74726976  # "virt"
 VERSION = 2  # the virtio 1.x register layout
 VENDOR = 0x5950474C  # "LGPY"
@@ -48,7 +48,7 @@ F_VERSION_1 = 1 << 32
 # «/The transport's numbers»
 
 
-# «A virtio device» book/drivers.md:418 @8a8a0bf9
+# «A virtio device» book/drivers.md:427 @8a8a0bf9
 class VirtioDevice(ABC):
     """A virtio-mmio device: registers, queues and feature bits; subclasses do the work."""
 
@@ -91,7 +91,7 @@ class VirtioDevice(ABC):
         """This device's row in the boot page's device table."""
         return (self.device_id, self.base, MMIO_SIZE, self.irq)
 
-    # «What a device type may change» book/drivers.md:479 @56468279
+    # «What a device type may change» book/drivers.md:488 @56468279
     def device_features(self) -> int:
         return 0
 
@@ -119,7 +119,7 @@ class VirtioDevice(ABC):
         """Serve one chain; return how many bytes were written into it."""
     # «/What a device type may change»
 
-    # «Reading a register» book/drivers.md:517 @3741dbde
+    # «Reading a register» book/drivers.md:526 @3741dbde
     def read(self, offset: int, size: int) -> int:
         with self.lock:
             if offset >= CONFIG:
@@ -156,7 +156,7 @@ class VirtioDevice(ABC):
         return self.queues[self.queue_sel] if self.queue_sel < len(self.queues) else None
     # «/Reading a register»
 
-    # «Writing a register» book/drivers.md:562 @6f742394
+    # «Writing a register» book/drivers.md:571 @6f742394
     def write(self, offset: int, size: int, value: int) -> None:
         with self.lock:
             if offset >= CONFIG:
@@ -212,7 +212,7 @@ class VirtioDevice(ABC):
         """Work to do once the lock is released: sending frames to other devices, say."""
     # «/Writing a register»
 
-    # «The status dance» book/drivers.md:650 @0f6cc600
+    # «The status dance» book/drivers.md:659 @0f6cc600
     def reset(self) -> None:
         self.status = 0
         self.driver_features = 0
@@ -258,7 +258,7 @@ class VirtioDevice(ABC):
         self.kill(f"{self.name} at {self.base:#x}, queue {queue.index}: {problem}")
     # «/The status dance»
 
-    # «Serving a queue» book/drivers.md:705 @32d6fe1c
+    # «Serving a queue» book/drivers.md:714 @32d6fe1c
     def usable(self, index: int) -> Virtqueue | None:
         """The queue ``index``, if the device is running and the queue is ready."""
         if index >= len(self.queues) or not self.queues[index].ready:

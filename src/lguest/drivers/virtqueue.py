@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/virtqueue.py» book/drivers.md:378 @992e41a6
+# «src/lguest/drivers/virtqueue.py» book/drivers.md:387 @992e41a6
 """Split virtqueues, from the device's side: every number the guest gives is checked."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import struct
 
 from ..memory import GuestMemory
 
-# «Ring layout» book/drivers.md:172 @46fb7057
+# «Ring layout» book/drivers.md:181 @46fb7057
 DESC_F_NEXT, DESC_F_WRITE, DESC_F_INDIRECT = 1, 2, 4
 AVAIL_F_NO_INTERRUPT = 1  # the driver would rather not be interrupted
 MAX_QUEUE_SIZE = 32768  # the largest size the specification allows
@@ -23,7 +23,7 @@ class RingError(Exception):
 # «/Ring layout»
 
 
-# «A descriptor chain» book/drivers.md:212 @e3adea1b
+# «A descriptor chain» book/drivers.md:221 @e3adea1b
 def window(buffers: list[memoryview], start: int, length: int) -> list[memoryview]:
     """The pieces of ``buffers``, laid end to end, that hold bytes start..start+length."""
     pieces = []
@@ -66,7 +66,7 @@ class Chain:
 # «/A descriptor chain»
 
 
-# «The virtqueue» book/drivers.md:277 @6bef80a8
+# «The virtqueue» book/drivers.md:286 @6bef80a8
 class Virtqueue:
     """One split virtqueue, from the device's side."""
 

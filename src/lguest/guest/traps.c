@@ -1,9 +1,9 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/traps.c» book/guest.md:1415 @d65e0faa */
+/* «src/lguest/guest/traps.c» book/guest.md:1414 @d65e0faa */
 /* traps.c: the interrupt table, the timer, and what to do when something goes wrong. */
 #include "kernel.h"
 
-/* «Install the gates» book/guest.md:1296 @3af39d65 */
+/* «Install the gates» book/guest.md:1295 @3af39d65 */
 struct trap_stub {
 	u32 vector;
 	void *stub;
@@ -22,7 +22,7 @@ void traps_init(void)
 }
 /* «/Install the gates» */
 
-/* «The timer» book/guest.md:1325 @e859191a */
+/* «The timer» book/guest.md:1324 @e859191a */
 volatile u32 jiffies;
 
 void timer_init(void)
@@ -37,7 +37,7 @@ static void timer_tick(void)
 }
 /* «/The timer» */
 
-/* «Oops, or panic» book/guest.md:1378 @04455a23 */
+/* «Oops, or panic» book/guest.md:1377 @04455a23 */
 struct context *recovery;
 volatile u32 fault_in_fault_handler;
 static volatile u32 in_fault;
@@ -73,7 +73,7 @@ static void fault(struct trapframe *tf)
 }
 /* «/Oops, or panic» */
 
-/* «Dispatch a trap»[2] book/drivers.md:4293 @4a2b1a15 */
+/* «Dispatch a trap»[2] book/drivers.md:4302 @4a2b1a15 */
 void handle_trap(struct trapframe *tf)
 {
 	if (tf->vector == FIRST_EXTERNAL_VECTOR + TIMER_IRQ)

@@ -225,7 +225,7 @@ def check_preparation(root: Path) -> str:
                            "alphabetical order, ignoring case")
     return f"lguest chunks lists all {len(expected)} chunks"
 # «/The quests' checks»
-# «The quests' checks»[2] book/launcher.md:1222 @464ef5ad
+# «The quests' checks»[2] book/launcher.md:1227 @464ef5ad
 
 @quest("launcher", "A compressed kernel: lguest run 16 kernel.gz")
 def check_launcher(root: Path) -> str:
@@ -262,7 +262,7 @@ def check_launcher(root: Path) -> str:
     return (f"a gzipped kernel boots; a GiB bomb and a truncated file are refused, and no run "
             f"used more than {biggest} MiB")
 # «/The quests' checks»
-# «The quests' checks»[3] book/guest.md:2378 @51d11cc1
+# «The quests' checks»[3] book/guest.md:2377 @51d11cc1
 
 @quest("guest", "A tickless sleep: no tick while nobody needs one")
 def check_guest(root: Path) -> str:
@@ -385,7 +385,7 @@ def check_switcher(root: Path) -> str:
     return (f"{2 * calls} SET_PTE and FLUSH_TLB hypercalls, none the long way: "
             f"{counts['crossings']} crossings and {host.exits} exits in all")
 # «/The quests' checks»
-# «The quests' checks»[6] book/drivers.md:4516 @09e11bd7
+# «The quests' checks»[6] book/drivers.md:4525 @09e11bd7
 
 @quest("drivers", "Interrupts only when asked: VIRTIO_F_EVENT_IDX")
 def check_drivers(root: Path) -> str:
