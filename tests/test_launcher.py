@@ -835,6 +835,23 @@ def test_a_cable_that_is_not_one_is_a_usage_error_of_one_line(spec, line):
     assert (result.returncode, result.stdout, result.stderr) == (EXIT_USAGE, "", line)
 
 
+@pytest.mark.parametrize("what", ["missing", "directory"])
+def test_a_script_for_a_companion_that_cannot_be_read_is_a_usage_error(tmp_path, what):
+    script = tmp_path / "missing.txt" if what == "missing" else tmp_path
+    result = run_cli("run", "--guests=2", f"--input={script}", "32", "/no/such/kernel.elf")
+    assert result.returncode == EXIT_USAGE and result.stdout == ""
+    assert f"Invalid value for '--input': '{script}'" in result.stderr
+
+
+def test_the_launcher_alone_builds_the_machine_and_says_there_is_no_host(tmp_path):
+    """The Launcher chapter's snapshot: a machine around the smallest kernel, and no Host."""
+    result = subprocess.run([sys.executable, "-m", "lguest", "milestone", "launcher"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "0x00100000  the kernel" in result.stdout
+    assert "no Host to hand the guest to yet" in result.stdout
+
+
 @needs_toolchain
 @pytest.mark.parametrize("what", ["FIFO", "character device", "block device", "directory",
                                   "bigger than memory"])
