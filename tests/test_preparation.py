@@ -752,3 +752,19 @@ def test_the_weaver_links_a_replacement_and_what_it_replaces(tmp_path):
             in two)
     index = (root / "_build" / "chunks.html").read_text()
     assert '<a href="two.html#chunk-greet-2">Two</a> (replaces)' in index
+
+
+def test_the_first_guest_boots_within_the_first_400_lines_of_the_book():
+    """Cover, front matter and Preparation: a reader meets a running guest before line 400."""
+    read = 0
+    book = read_book(ROOT)
+    for page in [book.cover, *book.front, *book.chapters]:
+        text = (ROOT / page.path).read_text()
+        cells = re.finditer(r"^```\{code-cell\}[^\n]*\n(.*?)^```$", text, re.S | re.M)
+        first = next((cell for cell in cells if "launch(" in cell[1]), None)
+        if first is not None:
+            read += text[:first.start()].count("\n")
+            break
+        read += text.count("\n")
+    assert first is not None and read <= 400, read
+    assert (ROOT / "book/preparation.md").read_text().count("\n") <= 400

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/milestone.py» book/preparation.md:123 @12eca157
+# «src/lguest/milestone.py» book/preparation.md:239 @12eca157
 """The milestone of Preparation: no machine yet, but a tangler that tangles itself."""
 
 from __future__ import annotations
