@@ -134,7 +134,7 @@ def milestone_command(chapter: str) -> None:
     with reporting():
         sys.exit(milestone(find_root(), chapter))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[4] book/literate.md:2782 @c18abae4
+# «Commands of the lguest tool»[4] book/literate.md:2781 @c18abae4
 
 @main.command("book-config")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file is stale.")
