@@ -498,6 +498,10 @@ def test_tangle_upto_into_writes_a_snapshot_elsewhere_and_check_compares_it(tmp_
     assert refused.returncode == 1 and refused.stderr == (
         "src/lguest: holds the last chapter's snapshot only; write an earlier one elsewhere, with --into DIR\n")
     assert lguest(root, "tangle", "--upto", "one", "--into", str(root)).returncode == 1
+    checked = lguest(root, "tangle", "--check", "--upto", "one")  # nothing to compare: it tangles
+    assert (checked.returncode, checked.stdout) == (
+        0, "the snapshot of one tangles (1 files), and so does every chapter's\n")
+    assert not (root / "src").exists()
     assert lguest(root, "tangle", "--upto", "three").returncode == 0
 
 
