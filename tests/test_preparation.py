@@ -772,3 +772,18 @@ def test_the_first_guest_boots_within_the_first_400_lines_of_the_book():
         read += text.count("\n")
     assert first is not None and read <= 400, read
     assert (ROOT / "book/preparation.md").read_text().count("\n") <= 400
+
+
+def test_a_web_made_by_hand_takes_its_pages_as_chapters_in_the_order_met():
+    from lguest.literate.web import Web, parse_chapter
+    web = Web()
+    for path, text in (("book/a.md", ROOT_CHUNK + chunk("Body", "x = 1\n")),
+                       ("book/b.md", chunk("Body", "x = 2\n", ":replace:"))):
+        for part in parse_chapter(path, text):
+            web.add(part)
+    web.check()
+    assert [part.rank for part in web.parts] == [1, 1, 2]
+    assert code_of(tangle(web)["src/lguest/a.py"]) == ["x = 2"]
+    late = parse_chapter("book/a.md", chunk("Body", "x = 3\n", ":append:"))[0]
+    with pytest.raises(LiterateError, match=r"^book/a.md:2: parts come in snapshot order"):
+        web.add(late)
