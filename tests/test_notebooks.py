@@ -36,7 +36,8 @@ def test_chapter_survives_a_save_from_jupyter(path):
     assert jupytext.writes(jupytext.reads(text, fmt="md:myst"), fmt="md:myst", config=config) == text
 
 
-@pytest.mark.parametrize("path", [page.path for page in [*read_book(ROOT).front, *read_book(ROOT).chapters]])
+@pytest.mark.parametrize("path", [page.path for page in [*read_book(ROOT).front, *read_book(ROOT).chapters,
+                                                           *read_book(ROOT).appendix]])
 def test_chapter_cells_run_in_a_fresh_kernel(path):
     notebook = jupytext.read(ROOT / path)
     client = NotebookClient(notebook, timeout=600, kernel_name="python3",

@@ -498,6 +498,10 @@ def test_tangle_upto_into_writes_a_snapshot_elsewhere_and_check_compares_it(tmp_
     assert refused.returncode == 1 and refused.stderr == (
         "src/lguest: holds the last chapter's snapshot only; write an earlier one elsewhere, with --into DIR\n")
     assert lguest(root, "tangle", "--upto", "one", "--into", str(root)).returncode == 1
+    checked = lguest(root, "tangle", "--check", "--upto", "one")  # nothing to compare: it tangles
+    assert (checked.returncode, checked.stdout) == (
+        0, "the snapshot of one tangles (1 files), and so does every chapter's\n")
+    assert not (root / "src").exists()
     assert lguest(root, "tangle", "--upto", "three").returncode == 0
 
 
@@ -752,3 +756,34 @@ def test_the_weaver_links_a_replacement_and_what_it_replaces(tmp_path):
             in two)
     index = (root / "_build" / "chunks.html").read_text()
     assert '<a href="two.html#chunk-greet-2">Two</a> (replaces)' in index
+
+
+def test_the_first_guest_boots_within_the_first_400_lines_of_the_book():
+    """Cover, front matter and Preparation: a reader meets a running guest before line 400."""
+    read = 0
+    book = read_book(ROOT)
+    for page in [book.cover, *book.front, *book.chapters]:
+        text = (ROOT / page.path).read_text()
+        cells = re.finditer(r"^```\{code-cell\}[^\n]*\n(.*?)^```$", text, re.S | re.M)
+        first = next((cell for cell in cells if "launch(" in cell[1]), None)
+        if first is not None:
+            read += text[:first.start()].count("\n")
+            break
+        read += text.count("\n")
+    assert first is not None and read <= 400, read
+    assert (ROOT / "book/preparation.md").read_text().count("\n") <= 400
+
+
+def test_a_web_made_by_hand_takes_its_pages_as_chapters_in_the_order_met():
+    from lguest.literate.web import Web, parse_chapter
+    web = Web()
+    for path, text in (("book/a.md", ROOT_CHUNK + chunk("Body", "x = 1\n")),
+                       ("book/b.md", chunk("Body", "x = 2\n", ":replace:"))):
+        for part in parse_chapter(path, text):
+            web.add(part)
+    web.check()
+    assert [part.rank for part in web.parts] == [1, 1, 2]
+    assert code_of(tangle(web)["src/lguest/a.py"]) == ["x = 2"]
+    late = parse_chapter("book/a.md", chunk("Body", "x = 3\n", ":append:"))[0]
+    with pytest.raises(LiterateError, match=r"^book/a.md:2: parts come in snapshot order"):
+        web.add(late)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/book.py» book/literate.md:288 @ac660e77
+# «src/lguest/literate/book.py» book/literate.md:287 @ac660e77
 """The book's table of contents, and the error that points into the book."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-# «The error that points at a line» book/literate.md:131 @bc313a8c
+# «The error that points at a line» book/literate.md:130 @bc313a8c
 class LiterateError(Exception):
     """A mistake in the book, reported as ``path:line: message``."""
 
@@ -20,7 +20,7 @@ class LiterateError(Exception):
 # «/The error that points at a line»
 
 
-# «Chapters and the book» book/literate.md:148 @7ed8e69d
+# «Chapters and the book» book/literate.md:147 @7ed8e69d
 @dataclass(frozen=True)
 class Chapter:
     """One page of the book, as chapters.yml lists it."""
@@ -48,7 +48,7 @@ class Book:
 # «/Chapters and the book»
 
 
-# «Read chapters.yml» book/literate.md:184 @1ef1430d
+# «Read chapters.yml» book/literate.md:183 @1ef1430d
 TOC = "chapters.yml"
 
 
@@ -84,7 +84,7 @@ def read_book(root: Path) -> Book:
     _check_pages(book)
     return book
 # «/Read chapters.yml»
-# «Read chapters.yml»[2] book/literate.md:226 @da578854
+# «Read chapters.yml»[2] book/literate.md:225 @da578854
 
 def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
@@ -128,7 +128,7 @@ def _check_pages(book: Book) -> None:
 # «/Read chapters.yml»
 
 
-# «Find the repository» book/literate.md:274 @dcec8525
+# «Find the repository» book/literate.md:273 @dcec8525
 def find_root(start: Path | None = None) -> Path:
     """The nearest directory at or above ``start`` that holds chapters.yml."""
     here = (start or Path.cwd()).resolve()

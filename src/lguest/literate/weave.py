@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/weave.py» book/literate.md:2534 @19e9891a
+# «src/lguest/literate/weave.py» book/literate.md:2542 @9dc09615
 """Weaving: a Sphinx extension that draws chunks in the rendered book."""
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from . import kernels
 from .book import Book, LiterateError, read_book
 from .jupyterbook import toc_parts
 from .tangle import tangle
-from .web import REFERENCE, Chunk, Part, Web, fingerprint, load_web, normalize
+from .web import OPTIONS, REFERENCE, Chunk, Part, Web, fingerprint, load_web, normalize
 
 BOOK_BUILD = "LGUEST_BOOK_BUILD"  # set while a book build runs cells: they record no progress
 
-# «Directives for chunks» book/literate.md:2243 @45c31b56
+# «Directives for chunks» book/literate.md:2254 @6a07c057
 class chunk_part(nodes.General, nodes.Element):
     """A chunk part's place in a page, drawn once every page is known."""
 
@@ -40,10 +40,7 @@ class ChunkDirective(SphinxDirective):
     required_arguments = 1
     final_argument_whitespace = True
     has_content = True
-    option_spec = {"file": directives.unchanged_required,
-                   "lang": directives.unchanged_required,
-                   "append": directives.flag,
-                   "replace": directives.flag}
+    option_spec = {option: directives.unchanged for option in OPTIONS}  # the tangler checks them
 
     def run(self) -> list[nodes.Node]:
         web: Web = self.env.lguest_web
@@ -73,7 +70,7 @@ def _docname(env, chapter: str) -> str:
 # «/Directives for chunks»
 
 
-# «Draw a chunk» book/literate.md:2296 @bf2a9293
+# «Draw a chunk» book/literate.md:2304 @bf2a9293
 def _anchor(part: Part) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", part.name.lower()).strip("-") or "chunk"
     return f"chunk-{slug}" + (f"-{part.number}" if part.number > 1 else "")
@@ -158,7 +155,7 @@ def draw_part(app, fromdoc: str, part: Part) -> str:
             f"{_code(app, fromdoc, web, part, part.lang or chunk.lang)}"
             f'<div class="lguest-chunk-notes">{footer}</div></div>')
 # «/Draw a chunk»
-# «Draw a chunk»[2] book/literate.md:2389 @3f65007d
+# «Draw a chunk»[2] book/literate.md:2397 @3f65007d
 
 def draw_index(app, fromdoc: str) -> str:
     web: Web = app.env.lguest_web
@@ -191,7 +188,7 @@ def resolve(app, doctree: nodes.document, docname: str) -> None:
 # «/Draw a chunk»
 
 
-# «Keep the build honest» book/literate.md:2464 @df93d1ca
+# «Keep the build honest» book/literate.md:2472 @df93d1ca
 def config_inited(app, config) -> None:
     os.environ[BOOK_BUILD] = "1"  # inherited by every kernel that runs a page's cells
     if kernels.registered():

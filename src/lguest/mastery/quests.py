@@ -202,28 +202,52 @@ class TinyGuest:
 # «/Helpers for the checks»
 
 
-# «The quests' checks» book/preparation.md:207 @803e4e0b
-@quest("preparation", "A table of contents for the chunks: lguest chunks")
+# «The quests' checks» book/preparation.md:319 @c5d12050
+@quest("preparation", "A part that bows out: the :until: option")
 def check_preparation(root: Path) -> str:
-    web = load_web(root)
-    titles = {page.path: page.title for page in web.book.pages}
-    result = lguest_command(root, "chunks")
-    if result.returncode == 2 and "No such command" in result.stderr:
-        raise QuestNotDone("there is no lguest chunks command yet")
-    if result.returncode:
-        raise QuestNotDone(f"lguest chunks failed: {last_line(result.stderr)}")
-    listed = [" ".join(line.split()) for line in result.stdout.splitlines() if line.strip()]
-    expected = [" ".join(f"{sum(len(part.lines) for part in chunk.parts)} "
-                         f"{titles[chunk.parts[0].chapter]} «{chunk.name}»".split())
-                for chunk in sorted(web.chunks.values(), key=lambda chunk: chunk.name.casefold())]
-    missing = [line for line in expected if line not in listed]
-    if missing:
-        raise QuestNotDone(f"lguest chunks has no line '{missing[0]}' (and {len(missing) - 1} "
-                           f"more of the {len(expected)} chunks are missing or wrong)")
-    if listed != expected:
-        raise QuestNotDone("lguest chunks lists every chunk, but not one per line in "
-                           "alphabetical order, ignoring case")
-    return f"lguest chunks lists all {len(expected)} chunks"
+    from ..literate.book import LiterateError
+
+    fence = "`" * 3
+    chapters = {"one": f"{fence}{{chunk}} src/lguest/demo.py\n:file: src/lguest/demo.py\n\n<<Work>>\n"
+                       f"{fence}\n\n{fence}{{chunk}} Work\nwork()\n{fence}\n",
+                "two": f"{fence}{{chunk}} Work\nOPTIONS\ndebug()\n{fence}\n",
+                "three": f"{fence}{{chunk}} Work\n:append:\nrest()\n{fence}\n"}
+
+    def snapshots(options: str) -> dict[str, str] | str:
+        with tempfile.TemporaryDirectory() as scratch:
+            book = Path(scratch)
+            (book / "book").mkdir()
+            (book / "book/index.md").write_text("# A small book\n")
+            toc = "cover:\n  id: cover\n  title: Cover\n  file: book/index.md\nchapters:\n"
+            for name, text in chapters.items():
+                (book / f"book/{name}.md").write_text(f"# {name}\n\n" + text.replace("OPTIONS", options))
+                toc += f"  - id: {name}\n    title: {name.title()}\n    file: book/{name}.md\n"
+            (book / "chapters.yml").write_text(toc)
+            try:
+                web = load_web(book)
+                return {name: tangle(web, name)["src/lguest/demo.py"] for name in chapters}
+            except LiterateError as error:
+                return str(error)
+
+    result = snapshots(":append:\n:until: two")
+    if isinstance(result, str):
+        if "unknown chunk option :until:" in result:
+            raise QuestNotDone("the tangler does not know the option :until: yet")
+        raise QuestNotDone(f"a part with :append: and :until: two does not tangle: {result}")
+    present = [name for name, text in result.items() if "debug()" in text]
+    if present != ["two"]:
+        raise QuestNotDone("a part of chapter two with :until: two belongs to two's snapshot alone, "
+                           f"but is in: {', '.join(present) or 'none'}")
+    if "rest()" not in result["three"]:
+        raise QuestNotDone("the part that chapter three appends after it is lost")
+    for options, mistake in ((":append:\n:until: four", "a chapter chapters.yml does not list"),
+                             (":append:\n:until: one", "a chapter before the part's own"),
+                             (":replace:\n:until: three", "a part that is not a continuation")):
+        result = snapshots(options)
+        if not isinstance(result, str) or not result.startswith("book/two.md:3: "):
+            raise QuestNotDone(f":until: on {mistake} should be one error at the part's fence, "
+                               f"book/two.md:3, not: {result if isinstance(result, str) else 'accepted'}")
+    return ":until: retires a continuation after its chapter, and refuses three mistakes at their line"
 # «/The quests' checks»
 # «The quests' checks»[2] book/launcher.md:1227 @464ef5ad
 
