@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
@@ -11,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import ROOT, lguest, snapshot, write_repo
 from lguest.literate import tangle as tangle_module
@@ -787,3 +789,74 @@ def test_a_web_made_by_hand_takes_its_pages_as_chapters_in_the_order_met():
     late = parse_chapter("book/a.md", chunk("Body", "x = 3\n", ":append:"))[0]
     with pytest.raises(LiterateError, match=r"^book/a.md:2: parts come in snapshot order"):
         web.add(late)
+
+
+# --- A chapter of several pages -------------------------------------------------------------
+
+PAGES_TOC = ("cover:\n  id: cover\n  title: Cover\n  file: book/index.md\n"
+             "chapters:\n"
+             "  - id: a\n    title: A\n    file: book/a.md\n"
+             "  - id: b\n    title: B\n    file: book/b.md\n"
+             "    pages:\n"
+             "      - id: b-more\n        title: More of B\n        file: book/b-more.md\n"
+             "      - id: b-last\n        title: The last of B\n        file: book/b-last.md\n"
+             "  - id: c\n    title: C\n    file: book/c.md\n")
+PAGES = {"a.md": "# A\n" + chunk(GREET, "<<Greet>>\n", f":file: {GREET}") + chunk("Greet", "x = 'a'\n"),
+         "b.md": "# B\n" + chunk("Greet", "x = 'b'\n<<Helper>>\n", ":replace:"),
+         "b-more.md": "# More\n" + chunk("Helper", "y = 'b-more'\n"),  # used from b.md, one page back
+         "b-last.md": "# Last\n" + chunk("Helper", "z = 'b-last'\n", ":append:"),
+         "c.md": "# C\n" + chunk("Helper", "w = 'c'\n", ":replace:")}
+
+
+def test_a_chapters_pages_make_one_snapshot_read_in_order(tmp_path):
+    root = write_repo(tmp_path, PAGES, PAGES_TOC)
+    book = read_book(root)
+    assert [page.id for page in book.chapters] == ["a", "b", "c"]
+    assert [page.id for page in book.pages] == ["cover", "a", "b", "b-more", "b-last", "c"]
+    assert book.chapters[1].files == ["book/b.md", "book/b-more.md", "book/b-last.md"]
+    assert book.chapter_of("book/b-last.md") is book.chapters[1]
+    web = load_web(root)
+    assert code_of(tangle(web, "a")[GREET]) == ["x = 'a'"]
+    assert code_of(tangle(web, "b")[GREET]) == ["x = 'b'", "y = 'b-more'", "z = 'b-last'"]
+    assert code_of(tangle(web, "c")[GREET]) == ["x = 'b'", "w = 'c'"]
+    assert lguest(root, "tangle", "--check", "--upto", "b").returncode == 0
+
+
+def test_jupyter_books_table_lists_a_chapters_pages_as_its_sections(tmp_path):
+    from lguest.literate.jupyterbook import table_of_contents
+
+    toc = yaml.safe_load(table_of_contents(read_book(write_repo(tmp_path, PAGES, PAGES_TOC))))
+    assert toc["parts"][0]["chapters"] == [
+        {"file": "a"}, {"file": "b", "sections": [{"file": "b-more"}, {"file": "b-last"}]},
+        {"file": "c"}]
+
+
+def test_a_chapters_digest_covers_every_page(tmp_path):
+    from lguest.mastery.progress import chapter_digest
+
+    root = write_repo(tmp_path, PAGES, PAGES_TOC)
+    single, several = read_book(root).chapters[0], read_book(root).chapters[1]
+    assert chapter_digest(root, single) == hashlib.sha256((root / "book/a.md").read_bytes()).hexdigest()
+    before = chapter_digest(root, several)
+    (root / "book" / "b-last.md").write_text("# Last, changed\n" + chunk("Helper", "z = 1\n", ":append:"))
+    assert chapter_digest(root, several) != before
+
+
+@pytest.mark.parametrize("pages, expected", [
+    ("    pages: []\n", "chapters.yml:9: 'pages' should be a list of pages"),
+    ("    pages:\n      - id: b-more\n        title: M\n        file: book/b-more.md\n"
+     "        pages:\n          - id: deep\n            title: D\n            file: book/b-last.md\n",
+     "chapters.yml:12: book/b-more.md: a page of a chapter cannot have pages of its own"),
+    ("    pages:\n      - id: b-more\n        title: M\n        file: book/b-gone.md\n",
+     "chapters.yml:12: book/b-gone.md does not exist"),
+    ("    pages:\n      - id: b\n        title: M\n        file: book/b-more.md\n",
+     "chapters.yml:12: 'b' is listed twice (also at line 8)"),
+])
+def test_pages_mistakes_are_one_line(tmp_path, pages, expected):
+    toc = ("cover:\n  id: cover\n  title: Cover\n  file: book/index.md\nchapters:\n"
+           "  - id: b\n    title: B\n    file: book/b.md\n" + pages)
+    chapters = {"b.md": "# B\n", "b-more.md": "# More\n", "b-last.md": "# Last\n"}
+    root = write_repo(tmp_path, chapters, toc)
+    with pytest.raises(LiterateError) as error:
+        read_book(root)
+    assert str(error.value) == expected

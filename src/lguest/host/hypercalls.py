@@ -190,7 +190,7 @@ def console_read(host, address, room, *_) -> int:
     host.memory.write(address, data)
     return len(data)
 # «/The rest of the table»
-# «The rest of the table»[2] book/mastery.md:900 @7a64d5f1
+# «The rest of the table»[2] book/mastery.md:904 @7a64d5f1
 
 @hypercall("BEER")
 def beer(host, address, room, *_) -> int:

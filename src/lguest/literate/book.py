@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/book.py» book/literate.md:287 @ac660e77
+# «src/lguest/literate/book.py» book/literate.md:321 @ac660e77
 """The book's table of contents, and the error that points into the book."""
 
 from __future__ import annotations
@@ -20,16 +20,22 @@ class LiterateError(Exception):
 # «/The error that points at a line»
 
 
-# «Chapters and the book» book/literate.md:147 @7ed8e69d
+# «Chapters and the book» book/literate.md:157 @959600e9
 @dataclass(frozen=True)
 class Chapter:
-    """One page of the book, as chapters.yml lists it."""
+    """One page of the book, as chapters.yml lists it, and the pages that continue it."""
 
     id: str
     title: str
     path: str  # relative to the repository, e.g. "book/host.md"
     line: int  # the line of chapters.yml that names it
     kind: str  # "cover", "front", "chapter" or "appendix"
+    more: tuple[Chapter, ...] = ()  # the chapter's further pages, in reading order
+
+    @property
+    def files(self) -> list[str]:
+        """Every page of this chapter, the first one first."""
+        return [self.path, *(page.path for page in self.more)]
 
 
 @dataclass
@@ -44,11 +50,17 @@ class Book:
 
     @property
     def pages(self) -> list[Chapter]:
-        return [self.cover, *self.front, *self.chapters, *self.appendix]
+        heads = [self.cover, *self.front, *self.chapters, *self.appendix]
+        return [page for head in heads for page in (head, *head.more)]
+
+    def chapter_of(self, path: str) -> Chapter | None:
+        """The chapter (or front or appendix page) that a page's file belongs to."""
+        return next((head for head in [self.cover, *self.front, *self.chapters, *self.appendix]
+                     if path in head.files), None)
 # «/Chapters and the book»
 
 
-# «Read chapters.yml» book/literate.md:183 @1ef1430d
+# «Read chapters.yml» book/literate.md:207 @1ef1430d
 TOC = "chapters.yml"
 
 
@@ -84,7 +96,7 @@ def read_book(root: Path) -> Book:
     _check_pages(book)
     return book
 # «/Read chapters.yml»
-# «Read chapters.yml»[2] book/literate.md:225 @da578854
+# «Read chapters.yml»[2] book/literate.md:249 @a47d7ec8
 
 def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
@@ -110,7 +122,17 @@ def _chapter(root: Path, node: yaml.Node, kind: str) -> Chapter:
         raise LiterateError(TOC, line, f"{path!r}: page file names may not contain white space")
     if not (root / path).is_file():
         raise LiterateError(TOC, line, f"{path} does not exist")
-    return Chapter(values["id"], values["title"], path, line, kind)
+    more = fields.get("pages")
+    if more is None:
+        return Chapter(values["id"], values["title"], path, line, kind)
+    if not isinstance(more, yaml.SequenceNode) or not more.value:
+        raise LiterateError(TOC, _line(more), "'pages' should be a list of pages")
+    pages = tuple(_chapter(root, entry, kind) for entry in more.value)
+    nested = next((page for page in pages if page.more), None)
+    if nested is not None:
+        raise LiterateError(TOC, nested.line, f"{nested.path}: a page of a chapter cannot have "
+                            "pages of its own")
+    return Chapter(values["id"], values["title"], path, line, kind, pages)
 
 
 def _check_pages(book: Book) -> None:
@@ -128,7 +150,7 @@ def _check_pages(book: Book) -> None:
 # «/Read chapters.yml»
 
 
-# «Find the repository» book/literate.md:273 @dcec8525
+# «Find the repository» book/literate.md:307 @dcec8525
 def find_root(start: Path | None = None) -> Path:
     """The nearest directory at or above ``start`` that holds chapters.yml."""
     here = (start or Path.cwd()).resolve()

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/jupyterbook.py» book/literate.md:2678 @f4189e83
+# «src/lguest/literate/jupyterbook.py» book/literate.md:2722 @f4189e83
 """Jupyter Book's two files, _config.yml and book/_toc.yml, written from conf.py and chapters.yml."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ GENERATED = "# Written by 'lguest book-config' from {0}. Edit {0}, not this file
 ENGINE = ("jupyter_book", "sphinx_external_toc", "sphinx_comments")
 
 
-# «Jupyter Book's table of contents» book/literate.md:2706 @98639bef
+# «Jupyter Book's table of contents» book/literate.md:2750 @29fea196
 def toc_parts(book: Book) -> list[tuple[str, list[Chapter], dict[str, object]]]:
     """The book's tables of contents: (caption, pages, toctree options), in reading order."""
     parts = [("Before you set out", book.front, {"maxdepth": 1}),
@@ -37,10 +37,17 @@ def _docname(page: Chapter) -> str:
     return path.relative_to(SOURCE).with_suffix("").as_posix()
 
 
+def _entry(page: Chapter) -> dict[str, object]:
+    """A page of _toc.yml, and the further pages of its chapter as its sections."""
+    if not page.more:
+        return {"file": _docname(page)}
+    return {"file": _docname(page), "sections": [{"file": _docname(more)} for more in page.more]}
+
+
 def table_of_contents(book: Book) -> str:
     """book/_toc.yml: the pages of chapters.yml, as sphinx-external-toc reads them."""
     parts = [{"caption": caption, **options, "hidden": False, "titlesonly": False,
-              "chapters": [{"file": _docname(page)} for page in pages]}
+              "chapters": [_entry(page) for page in pages]}
              for caption, pages, options in toc_parts(book)]
     document = {"format": "jb-book", "root": _docname(book.cover), "parts": parts}
     return GENERATED.format("chapters.yml") + yaml.safe_dump(document, sort_keys=False,
@@ -48,7 +55,7 @@ def table_of_contents(book: Book) -> str:
 # «/Jupyter Book's table of contents»
 
 
-# «Jupyter Book's configuration» book/literate.md:2732 @b156b28d
+# «Jupyter Book's configuration» book/literate.md:2783 @b156b28d
 def _plain(value: object) -> bool:
     if value is None or isinstance(value, (str, bool, int, float)):
         return True

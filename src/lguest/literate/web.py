@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/web.py» book/literate.md:943 @61e601e3
+# «src/lguest/literate/web.py» book/literate.md:978 @61e601e3
 """Chunks: finding them in the chapters, and checking that they fit together."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Iterator
 
 from .book import TOC, Book, LiterateError, read_book
 
-# «Recognise fences» book/literate.md:331 @8a6da4ec
+# «Recognise fences» book/literate.md:365 @8a6da4ec
 FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 DIRECTIVE = re.compile(r"^\{(?P<name>[^{}\s]+)\}(?:\s+(?P<argument>.*))?$")
 LITERAL_DIRECTIVES = frozenset({
@@ -47,7 +47,7 @@ def open_fence(text: str, number: int) -> Fence | None:
 # «/Recognise fences»
 
 
-# «Scan a chapter for chunks» book/literate.md:370 @c1c25a6c
+# «Scan a chapter for chunks» book/literate.md:404 @c1c25a6c
 def parse_chapter(path: str, text: str) -> list[Part]:
     """Every chunk part in one chapter's text, in order."""
     lines = text.split("\n")
@@ -95,7 +95,7 @@ def _dedent(text: str, indent: int) -> str:
 # «/Scan a chapter for chunks»
 
 
-# «Parts of chunks» book/literate.md:431 @1036358b
+# «Parts of chunks» book/literate.md:465 @1036358b
 @dataclass
 class Part:
     """One fenced block of a chunk: its definition, or a continuation."""
@@ -137,7 +137,7 @@ def normalize(name: str) -> str:
 # «/Parts of chunks»
 
 
-# «Read a chunk's options and code» book/literate.md:499 @027359f8
+# «Read a chunk's options and code» book/literate.md:533 @027359f8
 REFERENCE = re.compile(r"^(?P<indent>[ \t]*)<<(?P<name>\s*[^<>\s][^<>]*)>>\s*$")
 OPTION = re.compile(r"^:(?P<key>[\w-]+):(?P<value>(?:\s.*)?)$")
 OPTIONS = ("append", "replace", "file", "lang")
@@ -201,7 +201,7 @@ def _target(path: str, line: int, value: str) -> str:
 # «/Read a chunk's options and code»
 
 
-# «The web of chunks» book/literate.md:578 @325af33e
+# «The web of chunks» book/literate.md:612 @bfbd3a6e
 @dataclass
 class Chunk:
     """All the parts that share one name, in reading order."""
@@ -225,9 +225,10 @@ class Web:
         self.roots: dict[str, Chunk] = {}
         self.folders: dict[str, str] = {}  # every directory a root needs, and that root's file
         self.parts: list[Part] = []  # in snapshot order: every snapshot's pages, then each chapter
-        self.ranks: dict[str, int] = {}  # a chapter's path, and the number of its snapshot
+        self.ranks: dict[str, int] = {}  # each page of a chapter, and the number of its snapshot
         if book is not None:
-            self.ranks = {page.path: number for number, page in enumerate(book.chapters, start=1)}
+            self.ranks = {path: number for number, chapter in enumerate(book.chapters, start=1)
+                          for path in chapter.files}
 
     def add(self, part: Part) -> None:
         part.rank = self._rank(part)
@@ -268,7 +269,7 @@ class Web:
         for folder in folders:
             self.folders.setdefault(folder, part.file)
 
-    # «Chapters and their snapshots» book/literate.md:692 @c6605218
+    # «Chapters and their snapshots» book/literate.md:727 @c6605218
     @property
     def last(self) -> int:
         """The rank of the last snapshot, the book as it stands at its end."""
@@ -337,7 +338,7 @@ class Web:
         return view
     # «/Chapters and their snapshots»
 
-    # «Check the web» book/literate.md:777 @0b1879d7
+    # «Check the web» book/literate.md:812 @0b1879d7
     def check(self) -> Web:
         for part in self.parts:
             for line, _, name in part.references():
@@ -355,7 +356,7 @@ class Web:
         self._assign_languages()
         return self
     # «/Check the web»
-    # «Check the web»[2] book/literate.md:806 @d2f9c2e8
+    # «Check the web»[2] book/literate.md:841 @d2f9c2e8
     def _check_cycles(self, view: dict[str, list[Part]]) -> None:
         colour: dict[str, str] = {}
         for start in view:
@@ -385,7 +386,7 @@ class Web:
             for line, _, target in part.references():
                 yield part, line, target
     # «/Check the web»
-    # «Check the web»[3] book/literate.md:844 @b64e1c51
+    # «Check the web»[3] book/literate.md:879 @b64e1c51
     def _assign_languages(self) -> None:
         done = {root.name for root in self.roots.values()}
         for root in self.roots.values():
@@ -400,7 +401,7 @@ class Web:
                     queue.extend(target for _, _, target in self._edges(self.chunks[name].parts))
     # «/Check the web»
 
-    # «Questions the web answers» book/literate.md:876 @2823cb85
+    # «Questions the web answers» book/literate.md:911 @2823cb85
     def parts_of(self, chapter: str) -> list[Part]:
         return [part for part in self.parts if part.chapter == chapter]
 
@@ -412,7 +413,7 @@ class Web:
 # «/The web of chunks»
 
 
-# «Languages by file name» book/literate.md:859 @66629f1e
+# «Languages by file name» book/literate.md:894 @66629f1e
 LANGUAGES = {
     ".py": "python", ".c": "c", ".h": "c", ".S": "gas", ".s": "gas",
     ".ld": "text", ".toml": "toml", ".yml": "yaml", ".yaml": "yaml",
@@ -425,7 +426,7 @@ def language_of(path: str) -> str:
 # «/Languages by file name»
 
 
-# «Load the whole book» book/literate.md:908 @81dbc966
+# «Load the whole book» book/literate.md:943 @81dbc966
 WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")  # UTF-16 and UTF-32
 
 

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/mastery/progress.py» book/mastery.md:682 @b81b6999
+# «src/lguest/mastery/progress.py» book/mastery.md:686 @b81b6999
 """The reader's progress: one JSON file in the XDG state directory."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from ..literate.book import Chapter, LiterateError, find_root, read_book
 
-# «The progress file» book/mastery.md:550 @add5e499
+# «The progress file» book/mastery.md:550 @dbb1edbc
 STATE_VARIABLE = "LGUEST_STATE_DIR"
 BOOK_BUILD_VARIABLE = "LGUEST_BOOK_BUILD"  # set by the weave extension: a book build records nothing
 VERSION = 1
@@ -70,7 +70,11 @@ def save_progress(state: dict[str, Any]) -> Path:
 
 
 def chapter_digest(root: Path, chapter: Chapter) -> str:
-    return hashlib.sha256((root / chapter.path).read_bytes()).hexdigest()
+    """A hash of every page of the chapter, in order (of its one file, for most)."""
+    digest = hashlib.sha256()
+    for path in chapter.files:
+        digest.update((root / path).read_bytes())
+    return digest.hexdigest()
 
 
 def record_quest(root: Path, chapter: Chapter, detail: str) -> Path:
@@ -89,7 +93,7 @@ def record_reading(chapter_id: str) -> Path:
 # «/The progress file»
 
 
-# «The end of a chapter» book/mastery.md:634 @fbf0990e
+# «The end of a chapter» book/mastery.md:638 @fbf0990e
 def reached_the_end(chapter_id: str) -> None:
     """The last cell of each chapter: note that the reader got this far."""
     try:
@@ -107,7 +111,7 @@ def reached_the_end(chapter_id: str) -> None:
 # «/The end of a chapter»
 
 
-# «The progress table» book/mastery.md:655 @34c64087
+# «The progress table» book/mastery.md:659 @34c64087
 def progress_table(root: Path, titles: dict[str, str]) -> str:
     """One row per chapter: read, and the state of its quest."""
     state = load_progress()

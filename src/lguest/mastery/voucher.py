@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/mastery/voucher.py» book/mastery.md:947 @7f674d9a
+# «src/lguest/mastery/voucher.py» book/mastery.md:951 @7f674d9a
 """The Beer: what remains to be done, and the voucher when nothing does."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ..literate.web import load_web
 from .progress import ProgressError, chapter_digest, load_progress, progress_path, save_progress
 from .quests import run_check
 
-# «What remains» book/mastery.md:722 @01e161db
+# «What remains» book/mastery.md:726 @01e161db
 class NoProgress(Exception):
     """There is no record at all."""
 
@@ -52,7 +52,7 @@ def what_remains(root: Path) -> list[str]:
 # «/What remains»
 
 
-# «The code on the voucher» book/mastery.md:762 @2b0fa2af
+# «The code on the voucher» book/mastery.md:766 @2b0fa2af
 def chapter_digests(root: Path) -> dict[str, str]:
     return {chapter.id: chapter_digest(root, chapter) for chapter in read_book(root).chapters}
 
@@ -73,7 +73,7 @@ def normal_code(code: str) -> str:
 # «/The code on the voucher»
 
 
-# «Verify a code» book/mastery.md:800 @4faa6708
+# «Verify a code» book/mastery.md:804 @4faa6708
 def verify(root: Path, code: str) -> tuple[bool, str]:
     """Is ``code`` the code of the voucher issued here, for the book and record as they are?"""
     state = load_progress()
@@ -100,7 +100,7 @@ def verify(root: Path, code: str) -> tuple[bool, str]:
 # «/Verify a code»
 
 
-# «Draw the voucher» book/mastery.md:829 @d164db75
+# «Draw the voucher» book/mastery.md:833 @d164db75
 GLASS = r"""
    .~~~~~~~~~~~~.
   (  .  o   .  o )
@@ -127,7 +127,7 @@ def draw_voucher(name: str, day: str, code: str) -> str:
 # «/Draw the voucher»
 
 
-# «Pour» book/mastery.md:859 @3199d7f0
+# «Pour» book/mastery.md:863 @3199d7f0
 def default_name(root: Path) -> str:
     """Your name as git knows it, or your login name."""
     try:
@@ -154,7 +154,7 @@ def pour(root: Path, name: str) -> str:
 # «/Pour»
 
 
-# «The voucher for the guest» book/mastery.md:929 @cc4d5fd2
+# «The voucher for the guest» book/mastery.md:933 @cc4d5fd2
 def poured() -> bytes:
     """The voucher issued here, if it still verifies; b"" otherwise."""
     try:
