@@ -312,7 +312,7 @@ OUTCOMES = {"poweroff": EXIT_POWEROFF, "restart": EXIT_RESTART, "killed": EXIT_K
 # «/How a run ends»
 
 
-# «Launch a guest»[3] book/drivers.md:1847 @60ae4292
+# «Launch a guest»[3] book/drivers-plugging.md:221 @60ae4292
 def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool = False,
            deterministic: bool = False, console: BinaryIO | None = None,
            timeout: float | None = None, stderr: TextIO | None = None,
@@ -353,7 +353,7 @@ def describe(elf_path: str | Path, mem_mb: int, entry: int, pgdir: int, stderr: 
 # «/src/lguest/launcher.py»
 # «src/lguest/launcher.py»[2] book/host.md:3172 @ebd6d767
 
-# «Launch one guest»[2] book/drivers.md:1805 @01d37e39
+# «Launch one guest»[2] book/drivers-plugging.md:179 @01d37e39
 def launch_one(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool,
                deterministic: bool, console: Screen, timeout: float | None, stderr: TextIO,
                keyboard: BinaryIO, virtio_console: bool, block: Sequence[str],
@@ -600,9 +600,9 @@ class ExitTracer:
         return origin
 # «/Name the chunk behind each exit»
 # «/src/lguest/launcher.py»
-# «src/lguest/launcher.py»[3] book/drivers.md:2158 @2971b33d
+# «src/lguest/launcher.py»[3] book/drivers-plugging.md:328 @2971b33d
 
-# «Make the machine and its devices» book/drivers.md:1778 @694806c7
+# «Make the machine and its devices» book/drivers-plugging.md:152 @694806c7
 def machine_and_devices(mem_mb: int, elf_path: str | Path, args: Sequence[str],
                         **device_options: Any) -> tuple[GuestMemory, int, int, list[Any]]:
     """Devices, memory, kernel, page tables and boot page: the machine, all but its Host."""
@@ -620,7 +620,7 @@ def machine_and_devices(mem_mb: int, elf_path: str | Path, args: Sequence[str],
 # «/Make the machine and its devices»
 
 
-# «Several guests, one screen» book/drivers.md:1916 @02ef15fd
+# «Several guests, one screen» book/drivers-network.md:357 @02ef15fd
 class SharedScreen:
     """One output stream that several guests' consoles write to, a line at a time."""
 
@@ -667,7 +667,7 @@ class GuestScreen(io.RawIOBase):
 # «/Several guests, one screen»
 
 
-# «Launch several guests» book/drivers.md:1975 @c486dd6b
+# «Launch several guests» book/drivers-network.md:416 @c486dd6b
 MAX_GUESTS = 16
 COMPANION_STOP = "guest g0 has ended"
 

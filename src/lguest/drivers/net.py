@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/net.py» book/drivers.md:1320 @0cf5783f
+# «src/lguest/drivers/net.py» book/drivers-network.md:55 @0cf5783f
 """virtio-net: Ethernet frames, to a switch in this process or to another over UDP."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ TABLE_AGE = 300.0  # seconds a switch remembers an address it has not heard from
 SWEEP = 1.0  # seconds between a switch's looks for addresses that have grown too old
 
 
-# «The network device» book/drivers.md:1356 @df6a3c85
+# «The network device» book/drivers-network.md:91 @df6a3c85
 class Net(VirtioDevice):
     device_id = NET
     name = "virtio-net"
@@ -87,7 +87,7 @@ class Net(VirtioDevice):
 # «/The network device»
 
 
-# «The switch» book/drivers.md:1446 @c704d51d
+# «The switch» book/drivers-network.md:181 @c704d51d
 class Port:
     """One socket on a Switch."""
 
@@ -154,7 +154,7 @@ class Switch:
 # «/The switch»
 
 
-# «The UDP cable» book/drivers.md:1536 @52349258
+# «The UDP cable» book/drivers-network.md:271 @52349258
 class UdpCable:
     """Frames as UDP datagrams between two ports on 127.0.0.1."""
 

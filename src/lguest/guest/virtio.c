@@ -1,9 +1,9 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/virtio.c» book/drivers.md:4324 @18d43daf */
+/* «src/lguest/guest/virtio.c» book/drivers-guest.md:1257 @18d43daf */
 /* virtio.c: the Guest's virtio-mmio drivers: discovery, a split virtqueue, rng, block, net, console. */
 #include "kernel.h"
 
-/* «The virtio numbers, in C» book/drivers.md:2657 @8bea3a61 */
+/* «The virtio numbers, in C» book/drivers-guest.md:45 @8bea3a61 */
 typedef unsigned short u16;
 typedef unsigned long long u64;
 
@@ -42,7 +42,7 @@ enum {
 #define HAS(features, bit) ((features) >> (bit) & 1)
 /* «/The virtio numbers, in C» */
 
-/* «The split virtqueue, in C» book/drivers.md:2708 @974b3d21 */
+/* «The split virtqueue, in C» book/drivers-guest.md:96 @974b3d21 */
 #define QUEUE_SIZE 8
 #define DESC_F_NEXT 1
 #define DESC_F_WRITE 2
@@ -75,7 +75,7 @@ _Static_assert(__builtin_offsetof(struct vring, used) % 4 == 0, "the used ring i
 _Static_assert(sizeof(struct vring) <= PAGE_SIZE, "a queue fits in a page");
 /* «/The split virtqueue, in C» */
 
-/* «A driver's view of a device» book/drivers.md:2750 @55125f59 */
+/* «A driver's view of a device» book/drivers-guest.md:138 @55125f59 */
 struct virtio_dev {
 	u32 type, phys, irq;		/* from the boot page */
 	volatile u32 *regs;		/* the registers, mapped */
@@ -96,7 +96,7 @@ static const char *device_name(u32 type)
 }
 /* «/A driver's view of a device» */
 
-/* «Map a device's registers» book/drivers.md:2793 @5de907d1 */
+/* «Map a device's registers» book/drivers-guest.md:181 @5de907d1 */
 #define DEVICE_WINDOWS (SWITCHER_ADDR - 0x400000)	/* a page per device, below the Switcher */
 
 static volatile u32 *map_window(u32 slot, u32 phys)
@@ -116,7 +116,7 @@ static volatile u32 *map_window(u32 slot, u32 phys)
 }
 /* «/Map a device's registers» */
 
-/* «A device's interrupt» book/drivers.md:2851 @e54ea846 */
+/* «A device's interrupt» book/drivers-guest.md:239 @e54ea846 */
 extern void *const device_stubs[BOOT_MAX_DEVICES];
 static void net_receive(void);	/* the network driver's, below */
 
@@ -145,7 +145,7 @@ int device_interrupt(u32 line)
 }
 /* «/A device's interrupt» */
 
-/* «The status dance, from the driver's side» book/drivers.md:2897 @dbc6d307 */
+/* «The status dance, from the driver's side» book/drivers-guest.md:285 @dbc6d307 */
 static int give_up(struct virtio_dev *d, const char *why)
 {
 	d->regs[STATUS] = d->regs[STATUS] | FAILED;
@@ -178,7 +178,7 @@ static int negotiate(struct virtio_dev *d, u64 wanted)
 }
 /* «/The status dance, from the driver's side» */
 
-/* «Set up a virtqueue» book/drivers.md:2942 @fd5b4fdb */
+/* «Set up a virtqueue» book/drivers-guest.md:330 @fd5b4fdb */
 static volatile struct vring *setup_queue(struct virtio_dev *d, u32 index, u16 *size)
 {
 	u32 max, page;
@@ -208,7 +208,7 @@ static volatile struct vring *setup_queue(struct virtio_dev *d, u32 index, u16 *
 }
 /* «/Set up a virtqueue» */
 
-/* «Read a disk's capacity» book/drivers.md:2981 @8e8c24db */
+/* «Read a disk's capacity» book/drivers-guest.md:369 @8e8c24db */
 static u32 read_capacity(struct virtio_dev *d)
 {
 	u32 generation, low, high;
@@ -221,7 +221,7 @@ static u32 read_capacity(struct virtio_dev *d)
 }
 /* «/Read a disk's capacity» */
 
-/* «The network card, as the driver keeps it» book/drivers.md:3616 @099ca42b */
+/* «The network card, as the driver keeps it» book/drivers-network.md:556 @099ca42b */
 #define NET_RX 0
 #define NET_TX 1
 #define NET_HEADER 12	/* flags, gso type, header length, gso size, csum start, offset, buffers */
@@ -253,7 +253,7 @@ static struct {
 	struct queue rx, tx;
 	u8 mac[ETH_ALEN];
 	u32 sent, received, dropped, answered;
-	/* «What a ping waits for» book/drivers.md:3819 @4d21aa91 */
+	/* «What a ping waits for» book/drivers-network.md:759 @4d21aa91 */
 	u32 seq;			/* the last ping we sent */
 	volatile u32 ponged, rtt_us;	/* its pong arrived; and how long it took */
 	volatile u8 ponger[ETH_ALEN];
@@ -277,7 +277,7 @@ static const char *net_mac_text(void)
 }
 /* «/The network card, as the driver keeps it» */
 
-/* «Bring up the network card» book/drivers.md:3681 @74591e65 */
+/* «Bring up the network card» book/drivers-network.md:621 @74591e65 */
 #define AVAIL_F_NO_INTERRUPT 1
 
 static int net_queues(struct virtio_dev *d)
@@ -315,7 +315,7 @@ static void net_start(struct virtio_dev *d)
 }
 /* «/Bring up the network card» */
 
-/* «Receive frames» book/drivers.md:3729 @0baa390f */
+/* «Receive frames» book/drivers-network.md:669 @0baa390f */
 static void net_frame(volatile u8 *frame, u32 len);
 
 static void net_receive(void)
@@ -348,7 +348,7 @@ static void net_receive(void)
 }
 /* «/Receive frames» */
 
-/* «Send a frame» book/drivers.md:3770 @afa634c7 */
+/* «Send a frame» book/drivers-network.md:710 @afa634c7 */
 static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 {
 	volatile struct vring *ring = net.tx.ring;
@@ -379,7 +379,7 @@ static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 }
 /* «/Send a frame» */
 
-/* «The console's driver» book/drivers.md:4086 @febef957 */
+/* «The console's driver» book/drivers-guest.md:1019 @febef957 */
 #define CONSOLE_RX 0
 #define CONSOLE_TX 1
 #define CONSOLE_RX_BUFFER 64
@@ -431,7 +431,7 @@ static int console_lost(void)
 	return 1;
 }
 /* «/The console's driver» */
-/* «The console's driver»[2] book/drivers.md:4145 @9e7a3c3c */
+/* «The console's driver»[2] book/drivers-guest.md:1078 @9e7a3c3c */
 static void vcon_write(const char *s, u32 len)
 {
 	volatile struct vring *ring = vcon.tx.ring;
@@ -466,7 +466,7 @@ static void vcon_write(const char *s, u32 len)
 	irq_restore(flags);
 }
 /* «/The console's driver» */
-/* «The console's driver»[3] book/drivers.md:4194 @382ccd92 */
+/* «The console's driver»[3] book/drivers-guest.md:1127 @382ccd92 */
 static int vcon_read(char *buf, u32 room)
 {
 	volatile struct vring *ring = vcon.rx.ring;
@@ -509,7 +509,7 @@ static int vcon_read(char *buf, u32 room)
 static const struct console virtio_console = { "virtio", vcon_write, vcon_read, 1 };
 /* «/The console's driver» */
 
-/* «Find the devices» book/drivers.md:3017 @9f439f1a */
+/* «Find the devices» book/drivers-guest.md:405 @9f439f1a */
 static u64 wanted_features(u32 type)
 {
 	if (type == VIRTIO_ID_BLOCK)
@@ -582,7 +582,7 @@ void virtio_init(void)
 }
 /* «/Find the devices» */
 
-/* «Send a chain and wait for it» book/drivers.md:3125 @f11e5262 */
+/* «Send a chain and wait for it» book/drivers-guest.md:513 @f11e5262 */
 struct buffer {
 	volatile void *data;
 	u32 len, device_writes;
@@ -633,7 +633,7 @@ static struct virtio_dev *find_device(u32 type)
 }
 /* «/Send a chain and wait for it» */
 
-/* «The entropy driver» book/drivers.md:3186 @6ceea3a8 */
+/* «The entropy driver» book/drivers-guest.md:574 @6ceea3a8 */
 void cmd_random(int argc, char **argv)
 {
 	struct virtio_dev *d = find_device(VIRTIO_ID_RNG);
@@ -668,7 +668,7 @@ void cmd_random(int argc, char **argv)
 }
 /* «/The entropy driver» */
 
-/* «Block requests» book/drivers.md:3235 @18a6c1b5 */
+/* «Block requests» book/drivers-guest.md:623 @18a6c1b5 */
 #define SECTOR_SIZE 512
 #define BLK_T_IN 0
 #define BLK_T_OUT 1
@@ -711,7 +711,7 @@ static int blk_ok(const char *what, u32 sector, int status)
 }
 /* «/Block requests» */
 
-/* «The block driver» book/drivers.md:3306 @3b6c835d */
+/* «The block driver» book/drivers-guest.md:694 @3b6c835d */
 static void blk_read(struct virtio_dev *d, u32 sector)
 {
 	static volatile u8 data[SECTOR_SIZE];
@@ -760,7 +760,7 @@ static void blk_write(struct virtio_dev *d, u32 sector, int words, char **word)
 	       HAS(d->features, BLK_F_FLUSH) ? ", flushed" : "");
 }
 
-/* «Time the disk» book/drivers.md:3449 @23d770aa */
+/* «Time the disk» book/drivers-guest.md:837 @23d770aa */
 #define BENCH_SECTORS 8192	/* the largest request we make: 4 MiB */
 
 static u32 host_time_us(u32 *sec)
@@ -820,7 +820,7 @@ static void blk_bench(struct virtio_dev *d, const char *how, const char *count)
 }
 /* «/Time the disk» */
 
-/* «Choose a disk» book/drivers.md:3550 @e724ce9f */
+/* «Choose a disk» book/drivers-guest.md:938 @e724ce9f */
 /* Disk index, counting the block devices in boot-page order; and how many disks there are. */
 static struct virtio_dev *find_disk(u32 index, u32 *disks)
 {
@@ -885,7 +885,7 @@ void cmd_blk(int argc, char **argv)
 }
 /* «/The block driver» */
 
-/* «Ping and pong» book/drivers.md:3826 @602f9c21 */
+/* «Ping and pong» book/drivers-network.md:766 @602f9c21 */
 #define ETHERTYPE_PING 0x88B5	/* IEEE 802 "local experimental" */
 #define PING 1
 #define PONG 2
@@ -933,7 +933,7 @@ static void net_frame(volatile u8 *frame, u32 len)
 	}
 }
 /* «/Ping and pong» */
-/* «Ping and pong»[2] book/drivers.md:3884 @c0168f9b */
+/* «Ping and pong»[2] book/drivers-network.md:824 @c0168f9b */
 static int parse_mac(const char *text, u8 *mac)
 {
 	u32 i, j, digit;
@@ -994,7 +994,7 @@ void cmd_ping(int argc, char **argv)
 	       to[3], to[4], to[5], net.rtt_us);
 }
 
-/* «Flood the wire» book/drivers.md:3987 @ccd1b799 */
+/* «Flood the wire» book/drivers-network.md:927 @ccd1b799 */
 #define FLOOD_WINDOW (QUEUE_SIZE - 1)	/* the other side holds one buffer while it answers */
 
 static void net_flood(const char *count, const char *mac)

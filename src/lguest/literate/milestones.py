@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/milestones.py» book/literate.md:2167 @e21ca721
+# «src/lguest/literate/milestones.py» book/literate.md:2167 @d006a875
 """lguest milestone: a chapter's snapshot, run alone in a fresh interpreter."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def milestone(root: Path, chapter: str) -> int:
         raise LiterateError(page.path, None, f"the snapshot of {page.title} has no milestone:"
                             f" no chunk is tangled to {MODULE}")
     first = web.snapshot(web.rank(chapter))[module.name][0]
-    if first.chapter != page.path:
+    if first.chapter not in page.files:
         raise LiterateError(page.path, None, f"{page.title} has no milestone of its own yet: its"
                             f" {MODULE} is the one of {first.chapter}:{first.line}")
     return run_alone(root, outputs)
