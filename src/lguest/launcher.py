@@ -312,7 +312,7 @@ OUTCOMES = {"poweroff": EXIT_POWEROFF, "restart": EXIT_RESTART, "killed": EXIT_K
 # «/How a run ends»
 
 
-# «Launch a guest»[3] book/drivers-plugging.md:221 @60ae4292
+# «Launch a guest»[3] book/drivers-plugging.md:222 @60ae4292
 def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool = False,
            deterministic: bool = False, console: BinaryIO | None = None,
            timeout: float | None = None, stderr: TextIO | None = None,
@@ -600,7 +600,7 @@ class ExitTracer:
         return origin
 # «/Name the chunk behind each exit»
 # «/src/lguest/launcher.py»
-# «src/lguest/launcher.py»[3] book/drivers-plugging.md:328 @2971b33d
+# «src/lguest/launcher.py»[3] book/drivers-plugging.md:329 @2971b33d
 
 # «Make the machine and its devices» book/drivers-plugging.md:152 @694806c7
 def machine_and_devices(mem_mb: int, elf_path: str | Path, args: Sequence[str],

@@ -116,9 +116,9 @@ static volatile u32 *map_window(u32 slot, u32 phys)
 }
 /* «/Map a device's registers» */
 
-/* «A device's interrupt» book/drivers-guest.md:239 @e54ea846 */
+/* «A device's interrupt» book/drivers-guest.md:239 @f499d70a */
 extern void *const device_stubs[BOOT_MAX_DEVICES];
-static void net_receive(void);	/* the network driver's, below */
+static void net_receive(void);	/* the network driver's, on the network's page */
 
 static void install_gate(u32 irq)
 {
