@@ -387,3 +387,30 @@ def test_no_page_scrolls_sideways_on_a_phone(site, browser, emulate):
             wide.append(f"{stem}: {seen['scroll']} px wide on a {seen['width']} px screen: "
                         f"{blame or 'no one element to blame'}")
     assert not wide, "pages that scroll sideways on a phone:\n" + "\n".join(wide)
+
+
+@pytest.mark.parametrize("metrics", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_the_contents_button_opens_the_page_contents(site, browser, emulate, metrics):
+    """Where the page's contents are not beside the article (a phone, and a desktop whose room
+    went to the code), the button in the article's header opens them in a drawer."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, _, base = site
+    emulate(metrics)
+    open_page(browser, f"{base}host.html")
+    assert not browser.execute_script(
+        "const side = document.getElementById('pst-secondary-sidebar');"
+        "return side.getBoundingClientRect().width > 0"), "the contents are beside the article"
+    buttons = [button for button in browser.find_elements(By.CSS_SELECTOR, "button.secondary-toggle")
+               if button.is_displayed()]
+    assert len(buttons) == 1, f"{len(buttons)} contents buttons on show"
+    buttons[0].click()
+    links = WebDriverWait(browser, 10).until(lambda c: c.execute_script(
+        "const drawer = document.getElementById('pst-secondary-sidebar-modal');"
+        "return drawer.open && drawer.getBoundingClientRect().width > 0"
+        "       && Array.from(drawer.querySelectorAll('a'), a => a.getAttribute('href'))"))
+    sections = browser.execute_script("return Array.from(document.querySelectorAll('article h2'), h => h.id"
+                                      " || h.closest('section').id)")
+    assert sections and all(f"#{section}" in links for section in sections), (sections, links)
+    browser.save_screenshot(str(ARTIFACTS / f"contents-{metrics['width']}.png"))
