@@ -368,7 +368,7 @@ def test_code_fits_a_desktop_page(site, browser, emulate):
                       for item in seen["found"]]
         if stem == "host":
             browser.save_screenshot(str(ARTIFACTS / f"{stem}-{DESKTOP['width']}.png"))
-    assert chunks > 300 and cells > 30, (chunks, cells)  # the selectors still find the code
+    assert chunks > 200 and cells > 30, (chunks, cells)  # the selectors still find the code
     assert not offenders, (f"{len(offenders)} code blocks need a sideways scrollbar at "
                            f"{DESKTOP['width']}×{DESKTOP['height']}:\n" + "\n".join(offenders))
 
@@ -399,9 +399,10 @@ def test_the_contents_button_opens_the_page_contents(site, browser, emulate, met
     _, _, base = site
     emulate(metrics)
     open_page(browser, f"{base}host.html")
-    assert not browser.execute_script(
+    beside = browser.execute_script(
         "const side = document.getElementById('pst-secondary-sidebar');"
-        "return side.getBoundingClientRect().width > 0"), "the contents are beside the article"
+        "return side.getBoundingClientRect().width > 0 && getComputedStyle(side).visibility === 'visible'")
+    assert not beside, "the contents are beside the article"
     buttons = [button for button in browser.find_elements(By.CSS_SELECTOR, "button.secondary-toggle")
                if button.is_displayed()]
     assert len(buttons) == 1, f"{len(buttons)} contents buttons on show"
