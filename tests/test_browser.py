@@ -293,7 +293,8 @@ const found = [];
 const measure = (what, box) => {
   for (const el of [box, ...box.querySelectorAll('*')]) {
     if ((el === box || scrolls(el)) && el.scrollWidth > el.clientWidth) {
-      const longest = Math.max(0, ...el.innerText.split('\n').map(line => line.length));
+      const longest = Math.max(0, ...el.innerText.split('\n')
+        .map(line => line.replace(/\t/g, '        ').length));  // in columns
       found.push({what, over: el.scrollWidth - el.clientWidth, width: el.clientWidth, longest,
                   element: el.tagName.toLowerCase() + Array.from(el.classList, c => '.' + c).join('')});
     }
