@@ -347,6 +347,7 @@ return {width, inner: window.innerWidth, scroll: root.scrollWidth, widest: out.s
 @pytest.fixture
 def emulate(browser):
     """Give the page a viewport of exactly these metrics, and the browser back as it was after."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)  # for the screenshots taken at these sizes
     def set_metrics(metrics: dict) -> None:
         browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
     try:
