@@ -204,7 +204,7 @@ def test_every_code_cell_shows_its_output(visits):
 
 def test_figures_are_drawn_and_captioned(visits):
     _, _, _, pages = visits
-    for stem, name in (("launcher", "fig-address-spaces"), ("switcher", "fig-world-switch"),
+    for stem, name in (("host", "fig-address-spaces"), ("switcher", "fig-world-switch"),
                        ("host", "fig-shadow-walk"), ("drivers", "fig-virtqueue")):
         assert name in pages[stem]["ids"], f"{stem}: figure {name} is missing"
 
