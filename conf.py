@@ -51,6 +51,7 @@ html_theme = "sphinx_book_theme"
 html_title = "lguest.py"
 html_static_path = [str(ROOT / "book" / "_static")]
 html_css_files = ["lguest.css"]
+html_js_files = ["lguest.js"]  # the "On this page" button that the theme leaves unwired
 html_favicon = str(ROOT / "book" / "_static" / "favicon.svg")
 # The theme switcher starts from "auto" (follow the system) rather than from
 # an empty mode, which the theme's script reports as an error in the console.

@@ -204,9 +204,10 @@ def test_every_code_cell_shows_its_output(visits):
 
 def test_figures_are_drawn_and_captioned(visits):
     _, _, _, pages = visits
-    for stem, name in (("preparation", "fig-machine"), ("launcher", "fig-address-spaces"),
-                       ("switcher", "fig-world-switch"),
-                       ("host", "fig-shadow-walk"), ("drivers", "fig-virtqueue")):
+    for stem, name in (("preparation", "fig-machine"), ("guest", "fig-lguest-data"),
+                       ("host", "fig-descriptor-bits"), ("host", "fig-trap-frames"),
+                       ("host", "fig-address-spaces"), ("switcher", "fig-world-switch"),
+                       ("host", "fig-shadow-walk"), ("drivers-plugging", "fig-virtqueue")):
         assert name in pages[stem]["ids"], f"{stem}: figure {name} is missing"
 
 
@@ -268,3 +269,153 @@ def test_copy_buttons_on_code(site, browser):
         "return [document.querySelectorAll('div.highlight').length,"
         "        document.querySelectorAll('button.copybtn').length]")
     assert blocks > 10 and buttons == blocks
+
+
+# --- Widths: code fits a desktop page, and no page scrolls sideways on a phone -----
+#
+# Both sizes are set through Chrome's device emulation (CDP Emulation.setDeviceMetricsOverride),
+# so the viewport is exactly the size asked for, whatever the window around it: the desktop is a
+# 1400×900 window with ordinary scrollbars; the phone is a 390×844 CSS-pixel touch screen (an
+# iPhone 12 to 15) at device scale 3, which honours the page's viewport meta tag and draws
+# overlay scrollbars as a phone does. A phone browser zooms out to show a page that is too wide
+# (window.innerWidth then grows past 390), so the phone test measures against the layout
+# viewport, documentElement.clientWidth, and checks that it really is 390.
+
+DESKTOP = {"width": 1400, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True}
+
+# Every chunk and every code cell (its input and its output), with each element inside it that
+# scrolls sideways (pre blocks, the theme's output areas) and the box itself, whose scrollWidth
+# grows if something pokes out of it without a scrollbar. Asides are opened first, so the code
+# folded inside them is measured too.
+CODE_THAT_SCROLLS = r"""
+document.querySelectorAll('details').forEach(aside => { aside.open = true; });
+const scrolls = el => ['auto', 'scroll'].includes(getComputedStyle(el).overflowX);
+const found = [];
+const measure = (what, box) => {
+  for (const el of [box, ...box.querySelectorAll('*')]) {
+    if ((el === box || scrolls(el)) && el.scrollWidth > el.clientWidth) {
+      const longest = Math.max(0, ...el.innerText.split('\n')
+        .map(line => line.replace(/\t/g, '        ').length));  // in columns
+      found.push({what, over: el.scrollWidth - el.clientWidth, width: el.clientWidth, longest,
+                  element: el.tagName.toLowerCase() + Array.from(el.classList, c => '.' + c).join('')});
+    }
+  }
+};
+const chunks = document.querySelectorAll('div.lguest-chunk');
+chunks.forEach(chunk => {
+  const title = chunk.querySelector('.lguest-chunk-name');
+  measure(`chunk ${title ? title.innerText : chunk.id} (#${chunk.id})`, chunk);
+});
+const cells = document.querySelectorAll('div.cell');
+cells.forEach((cell, index) => {
+  const input = cell.querySelector('.cell_input'), output = cell.querySelector('.cell_output');
+  if (input) measure(`cell ${index + 1} input`, input);
+  if (output) measure(`cell ${index + 1} output`, output);
+});
+return {found, chunks: chunks.length, cells: cells.length, width: window.innerWidth};
+"""
+
+# The page's own sideways scroll on a phone, and the element that reaches furthest right without
+# a scrolling or clipping box around it: the one to blame (the deepest, when several end together).
+PAGE_THAT_SCROLLS = r"""
+document.querySelectorAll('details').forEach(aside => { aside.open = true; });
+const root = document.documentElement, width = root.clientWidth;
+const contained = el => {
+  for (let up = el.parentElement; up && up !== document.body; up = up.parentElement)
+    if (getComputedStyle(up).overflowX !== 'visible') return true;
+  return false;
+};
+const describe = el => {
+  const name = el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+             + Array.from(el.classList, c => '.' + c).join('');
+  const text = (el.innerText || el.textContent || '').trim().replace(/\s+/g, ' ').slice(0, 70);
+  return text ? `${name} "${text}"` : name;
+};
+const out = [];
+for (const el of document.body.querySelectorAll('*')) {
+  const box = el.getBoundingClientRect();
+  if (box.width === 0 || box.right <= width + 0.5 || getComputedStyle(el).position === 'fixed'
+      || contained(el)) continue;
+  let depth = 0;
+  for (let up = el; up; up = up.parentElement) depth++;
+  out.push({right: Math.round(box.right), depth, what: describe(el)});
+}
+out.sort((a, b) => b.right - a.right || b.depth - a.depth);
+return {width, inner: window.innerWidth, scroll: root.scrollWidth, widest: out.slice(0, 3)};
+"""
+
+
+@pytest.fixture
+def emulate(browser):
+    """Give the page a viewport of exactly these metrics, and the browser back as it was after."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)  # for the screenshots taken at these sizes
+    def set_metrics(metrics: dict) -> None:
+        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    try:
+        yield set_metrics
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_code_fits_a_desktop_page(site, browser, emulate):
+    _, _, base = site
+    emulate(DESKTOP)
+    offenders, chunks, cells = [], 0, 0
+    for stem in PAGES:
+        open_page(browser, f"{base}{stem}.html")
+        seen = browser.execute_script(CODE_THAT_SCROLLS)
+        assert seen["width"] == DESKTOP["width"], f"{stem}: the window is {seen['width']} px wide"
+        chunks, cells = chunks + seen["chunks"], cells + seen["cells"]
+        offenders += [f"{stem}: {item['what']}: {item['over']} px too wide for its "
+                      f"{item['width']} px {item['element']} (longest line {item['longest']} characters)"
+                      for item in seen["found"]]
+        if stem == "host":
+            browser.save_screenshot(str(ARTIFACTS / f"{stem}-{DESKTOP['width']}.png"))
+    assert chunks > 200 and cells > 30, (chunks, cells)  # the selectors still find the code
+    assert not offenders, (f"{len(offenders)} code blocks need a sideways scrollbar at "
+                           f"{DESKTOP['width']}×{DESKTOP['height']}:\n" + "\n".join(offenders))
+
+
+def test_no_page_scrolls_sideways_on_a_phone(site, browser, emulate):
+    _, _, base = site
+    emulate(PHONE)
+    wide = []
+    for stem in PAGES:
+        open_page(browser, f"{base}{stem}.html")
+        seen = browser.execute_script(PAGE_THAT_SCROLLS)
+        browser.save_screenshot(str(ARTIFACTS / f"{stem}-{PHONE['width']}.png"))
+        assert seen["width"] == PHONE["width"], f"{stem}: the layout viewport is {seen['width']} px wide"
+        if seen["scroll"] > seen["width"] or seen["inner"] > seen["width"]:
+            blame = "; ".join(f"{item['what']} reaches {item['right']} px" for item in seen["widest"])
+            wide.append(f"{stem}: {seen['scroll']} px wide on a {seen['width']} px screen: "
+                        f"{blame or 'no one element to blame'}")
+    assert not wide, "pages that scroll sideways on a phone:\n" + "\n".join(wide)
+
+
+@pytest.mark.parametrize("metrics", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_the_contents_button_opens_the_page_contents(site, browser, emulate, metrics):
+    """Where the page's contents are not beside the article (a phone, and a desktop whose room
+    went to the code), the button in the article's header opens them in a drawer."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, _, base = site
+    emulate(metrics)
+    open_page(browser, f"{base}host.html")
+    beside = browser.execute_script(
+        "const side = document.getElementById('pst-secondary-sidebar');"
+        "return side.getBoundingClientRect().width > 0 && getComputedStyle(side).visibility === 'visible'")
+    assert not beside, "the contents are beside the article"
+    buttons = [button for button in browser.find_elements(By.CSS_SELECTOR, "button.secondary-toggle")
+               if button.is_displayed()]
+    assert len(buttons) == 1, f"{len(buttons)} contents buttons on show"
+    buttons[0].click()
+    links = WebDriverWait(browser, 10).until(lambda c: c.execute_script(
+        "const drawer = document.getElementById('pst-secondary-sidebar-modal');"
+        "return drawer.open && drawer.getBoundingClientRect().width > 0"
+        "       && Array.from(drawer.querySelectorAll('a'), a => a.getAttribute('href'))"))
+    sections = browser.execute_script("return Array.from(document.querySelectorAll('article h2'), h => h.id"
+                                      " || h.closest('section').id)")
+    assert sections and all(f"#{section}" in links for section in sections), (sections, links)
+    browser.save_screenshot(str(ARTIFACTS / f"contents-{metrics['width']}.png"))
