@@ -48,13 +48,13 @@ def test_print_pairs_the_chapter_and_names_the_command(repo):
 
 
 def test_pairing_again_keeps_the_outputs_of_unchanged_cells(repo):
-    assert lguest(repo, "notebook", "drivers", "--print", env=env_for(repo)).returncode == 0
-    path = repo / "_build/notebooks/drivers.ipynb"
+    assert lguest(repo, "notebook", "drivers-plugging", "--print", env=env_for(repo)).returncode == 0
+    path = repo / "_build/notebooks/drivers-plugging.ipynb"
     notebook = nbformat.read(path, as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     code[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="kept, Hero\n")]
     nbformat.write(notebook, path)
-    result = lguest(repo, "notebook", "book/drivers.md", "--print", env=env_for(repo))
+    result = lguest(repo, "notebook", "book/drivers-plugging.md", "--print", env=env_for(repo))
     assert result.returncode == 0, result.stderr
     again = [cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
     assert again[0].outputs[0]["text"] == "kept, Hero\n"

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/__init__.py» book/literate.md:1841 @2a057a4f
+# «src/lguest/__init__.py» book/literate-way-back.md:440 @2a057a4f
 """lguest.py: a hypervisor you can read.
 
 This package is tangled from the book in ``book/``: every line of it is

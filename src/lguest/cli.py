@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/cli.py» book/literate.md:1805 @47002bc6
+# «src/lguest/cli.py» book/literate-way-back.md:404 @47002bc6
 """The lguest command: every chapter adds its subcommands here."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .literate.stitch import stitch, where
 from .literate.tangle import destination, drift, tangle, tangle_every_snapshot, write_package
 from .literate.web import load_web
 
-# «The lguest command» book/literate.md:1696 @4a972ec2
+# «The lguest command» book/literate-way-back.md:295 @4a972ec2
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lguest")
 def main() -> None:
@@ -37,7 +37,7 @@ def reporting() -> Iterator[None]:
         sys.exit(1)
 
 
-# «Commands of the lguest tool» book/literate.md:1735 @607dc75d
+# «Commands of the lguest tool» book/literate-way-back.md:334 @607dc75d
 @main.command("tangle")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if src/lguest differs from the book"
               " or if some chapter's snapshot does not tangle.")
@@ -104,7 +104,7 @@ def where_command(location: str) -> None:
     with reporting():
         click.echo(where(find_root(), location))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[2] book/literate.md:2102 @9914b8f8
+# «Commands of the lguest tool»[2] book/literate-way-back.md:701 @9914b8f8
 @main.command("notebook", context_settings={"ignore_unknown_options": True})
 @click.option("--print", "print_only", is_flag=True,
               help="Pair the notebook and print the command that would open it; start nothing.")
@@ -129,7 +129,7 @@ def notebook_command(print_only: bool, no_browser: bool, chapter: str,
             return
         sys.exit(hand_over(command, root))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[3] book/literate.md:2253 @e654cd17
+# «Commands of the lguest tool»[3] book/literate-way-back.md:852 @e654cd17
 
 @main.command("milestone")
 @click.argument("chapter")
@@ -140,7 +140,7 @@ def milestone_command(chapter: str) -> None:
     with reporting():
         sys.exit(milestone(find_root(), chapter))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[4] book/literate.md:2842 @c18abae4
+# «Commands of the lguest tool»[4] book/literate-weaving.md:598 @c18abae4
 
 @main.command("book-config")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file is stale.")

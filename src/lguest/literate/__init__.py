@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/__init__.py» book/literate.md:1673 @1bbc5077
+# «src/lguest/literate/__init__.py» book/literate-way-back.md:272 @1bbc5077
 """The literate engine: the book is the source, the package is tangled from it.
 
 ``book`` reads chapters.yml, ``web`` finds and checks the chunks, ``tangle``

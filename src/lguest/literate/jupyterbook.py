@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/jupyterbook.py» book/literate.md:2722 @f4189e83
+# «src/lguest/literate/jupyterbook.py» book/literate-weaving.md:478 @f4189e83
 """Jupyter Book's two files, _config.yml and book/_toc.yml, written from conf.py and chapters.yml."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ GENERATED = "# Written by 'lguest book-config' from {0}. Edit {0}, not this file
 ENGINE = ("jupyter_book", "sphinx_external_toc", "sphinx_comments")
 
 
-# «Jupyter Book's table of contents» book/literate.md:2750 @29fea196
+# «Jupyter Book's table of contents» book/literate-weaving.md:506 @29fea196
 def toc_parts(book: Book) -> list[tuple[str, list[Chapter], dict[str, object]]]:
     """The book's tables of contents: (caption, pages, toctree options), in reading order."""
     parts = [("Before you set out", book.front, {"maxdepth": 1}),
@@ -55,7 +55,7 @@ def table_of_contents(book: Book) -> str:
 # «/Jupyter Book's table of contents»
 
 
-# «Jupyter Book's configuration» book/literate.md:2783 @b156b28d
+# «Jupyter Book's configuration» book/literate-weaving.md:539 @b156b28d
 def _plain(value: object) -> bool:
     if value is None or isinstance(value, (str, bool, int, float)):
         return True

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/kernels.py» book/literate.md:2646 @0fbc0de8
+# «src/lguest/literate/kernels.py» book/literate-weaving.md:402 @0fbc0de8
 """A kernel provisioner that encrypts a local kernel's sockets with CurveZMQ."""
 
 from __future__ import annotations

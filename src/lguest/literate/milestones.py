@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/milestones.py» book/literate.md:2167 @d006a875
+# «src/lguest/literate/milestones.py» book/literate-way-back.md:766 @d006a875
 """lguest milestone: a chapter's snapshot, run alone in a fresh interpreter."""
 
 from __future__ import annotations

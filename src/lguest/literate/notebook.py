@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/notebook.py» book/literate.md:1898 @43dd932b
+# «src/lguest/literate/notebook.py» book/literate-way-back.md:497 @43dd932b
 """A chapter as a Jupyter notebook, paired with its page by jupytext."""
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def jupyter_command(root: Path, notebook: Path, arguments: list[str]) -> list[st
             *arguments, notebook.relative_to(root).as_posix()]
 
 
-# «Handing over to JupyterLab» book/literate.md:2006 @8af476ce
+# «Handing over to JupyterLab» book/literate-way-back.md:605 @8af476ce
 GRACE = 8.0  # seconds JupyterLab has to shut down once told to, before it is killed
 STOPS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)  # kill, a hangup, a Ctrl-C
 

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/stitch.py» book/literate.md:1646 @8c88f64c
+# «src/lguest/literate/stitch.py» book/literate-way-back.md:245 @8c88f64c
 """The way back: from a tangled line to its chapter, and from edits to the book."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from .markers import HEADER, Marker, comment_style
 from .tangle import refuse_links, tangle, write_package
 from .web import Part, Web, fingerprint, load_web, read_chapter
 
-# «Read a tangled file back» book/literate.md:1441 @8a613500
+# «Read a tangled file back» book/literate-way-back.md:40 @8a613500
 @dataclass
 class Occurrence:
     """One part as it appears in a tangled file."""
@@ -74,7 +74,7 @@ def read_tangled(path: str, text: str) -> tuple[list[Occurrence], dict[int, tupl
 # «/Read a tangled file back»
 
 
-# «Where a line comes from» book/literate.md:1505 @343b1f08
+# «Where a line comes from» book/literate-way-back.md:104 @343b1f08
 def where(root: Path, location: str) -> str:
     """``chapter:line: «chunk»`` for ``src/lguest/file.py:line``."""
     path, _, line = location.rpartition(":")
@@ -105,7 +105,7 @@ def _relative(root: Path, path: str) -> str:
 # «/Where a line comes from»
 
 
-# «Stitch edits back into the book» book/literate.md:1559 @59099675
+# «Stitch edits back into the book» book/literate-way-back.md:158 @59099675
 def stitch(root: Path) -> list[str]:
     """Carry edits in src/lguest back into the chapters; return the chapters changed."""
     refuse_links(root)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/weave.py» book/literate.md:2584 @9dc09615
+# «src/lguest/literate/weave.py» book/literate-weaving.md:340 @9dc09615
 """Weaving: a Sphinx extension that draws chunks in the rendered book."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from .web import OPTIONS, REFERENCE, Chunk, Part, Web, fingerprint, load_web, no
 
 BOOK_BUILD = "LGUEST_BOOK_BUILD"  # set while a book build runs cells: they record no progress
 
-# «Directives for chunks» book/literate.md:2289 @6a07c057
+# «Directives for chunks» book/literate-weaving.md:45 @6a07c057
 class chunk_part(nodes.General, nodes.Element):
     """A chunk part's place in a page, drawn once every page is known."""
 
@@ -70,7 +70,7 @@ def _docname(env, chapter: str) -> str:
 # «/Directives for chunks»
 
 
-# «Draw a chunk» book/literate.md:2339 @bf2a9293
+# «Draw a chunk» book/literate-weaving.md:95 @bf2a9293
 def _anchor(part: Part) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", part.name.lower()).strip("-") or "chunk"
     return f"chunk-{slug}" + (f"-{part.number}" if part.number > 1 else "")
@@ -155,7 +155,7 @@ def draw_part(app, fromdoc: str, part: Part) -> str:
             f"{_code(app, fromdoc, web, part, part.lang or chunk.lang)}"
             f'<div class="lguest-chunk-notes">{footer}</div></div>')
 # «/Draw a chunk»
-# «Draw a chunk»[2] book/literate.md:2432 @3f65007d
+# «Draw a chunk»[2] book/literate-weaving.md:188 @3f65007d
 
 def draw_index(app, fromdoc: str) -> str:
     web: Web = app.env.lguest_web
@@ -188,7 +188,7 @@ def resolve(app, doctree: nodes.document, docname: str) -> None:
 # «/Draw a chunk»
 
 
-# «Keep the build honest» book/literate.md:2509 @1233daab
+# «Keep the build honest» book/literate-weaving.md:265 @1233daab
 def config_inited(app, config) -> None:
     os.environ[BOOK_BUILD] = "1"  # inherited by every kernel that runs a page's cells
     if kernels.registered():
