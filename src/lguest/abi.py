@@ -23,8 +23,8 @@ BOOT_CMDLINE = 256  # offset of the command line within the page
 BOOT_CMDLINE_MAX = PAGE_SIZE - BOOT_CMDLINE - 1
 # «/The boot page»
 # «/src/lguest/abi.py»
-# «src/lguest/abi.py»[2] book/guest.md:425 @7a85147d
-# «Segments the Guest starts with» book/guest.md:324 @975922cb
+# «src/lguest/abi.py»[2] book/guest.md:426 @7a85147d
+# «Segments the Guest starts with» book/guest.md:325 @975922cb
 GDT_ENTRIES = 32
 FIRST_GUEST_GDT_ENTRY = 3  # entries 0 to 2 belong to the Host
 KERNEL_CS = 3 << 3 | 1
@@ -33,7 +33,7 @@ USER_CS = 5 << 3 | 3
 USER_DS = 6 << 3 | 3
 # «/Segments the Guest starts with»
 
-# «Hypercall numbers» book/guest.md:354 @8feea513
+# «Hypercall numbers» book/guest.md:355 @8feea513
 HYPERCALL_VECTOR = 0x1F
 HYPERCALLS = {
     "FLUSH_ASYNC": 0,  # drain the asynchronous ring
@@ -60,7 +60,7 @@ SHUTDOWN_POWEROFF = 1
 SHUTDOWN_RESTART = 2
 # «/Hypercall numbers»
 
-# «The shared page» book/guest.md:386 @4e890483
+# «The shared page» book/guest.md:387 @4e890483
 LGUEST_DATA = {
     "irq_enabled": 0,  # guest: X86_EFLAGS_IF when interrupts are on
     "blocked_interrupts": 4,  # guest: a bit for each masked interrupt line
@@ -81,7 +81,7 @@ LGUEST_DATA_SIZE = 128 + ASYNC_SLOTS * 20
 X86_EFLAGS_IF = 0x200
 # «/The shared page»
 
-# «Interrupt vectors» book/guest.md:413 @692ae744
+# «Interrupt vectors» book/guest.md:414 @692ae744
 FIRST_EXTERNAL_VECTOR = 32
 TIMER_IRQ = 0
 CONSOLE_IRQ = 1
