@@ -283,7 +283,7 @@ def check_guest(root: Path) -> str:
     return (f"sleep 1 took {exits[1]} exits in all and sleep 3 {exits[3]}: two more seconds "
             f"cost {extra}, and uptime still counts a hundred ticks a second")
 # «/The quests' checks»
-# «The quests' checks»[4] book/host.md:3450 @b3111d68
+# «The quests' checks»[4] book/host.md:3513 @b3111d68
 
 @quest("host", "No fault after SET_PTE: fill the shadow entry, as lguest did")
 def check_host(root: Path) -> str:
@@ -336,7 +336,7 @@ def check_host(root: Path) -> str:
     return (f"{len(announced)} page faults on 9 pages announced with SET_PTE ({host.exits} exits "
             f"in all): the first reads of the 3 neither accessed nor dirty, and 3 first writes")
 # «/The quests' checks»
-# «The quests' checks»[5] book/switcher.md:901 @b371ec49
+# «The quests' checks»[5] book/switcher.md:1658 @b371ec49
 
 @quest("switcher", "Page tables the short way: SET_PTE and FLUSH_TLB with no crossing")
 def check_switcher(root: Path) -> str:
