@@ -16,7 +16,7 @@ from ..memory import GuestMemory
 from ..switcher import SWITCHER_PAGES
 
 # «The shadow pool» book/switcher.md:974 @fc1a3ca0
-# «Page-table bits» book/host.md:2229 @5bf5c5cf
+# «Page-table bits» book/host.md:2228 @5bf5c5cf
 PRESENT, WRITABLE, USER, ACCESSED, DIRTY, LARGE = 0x1, 0x2, 0x4, 0x20, 0x40, 0x80
 FRAME_MASK = 0xFFFFF000
 # «/Page-table bits»
@@ -91,7 +91,7 @@ class ShadowPages:
         self.flush = True
     # «/Shadow directories»
 
-    # «Walk the guest's tables» book/host.md:2258 @b81682d8
+    # «Walk the guest's tables» book/host.md:2257 @b81682d8
     def walk(self, vaddr: int) -> tuple[int, int, int] | None:
         """The guest's (directory entry, table entry, table entry's address), or None."""
         memory, guest = self.memory, self.guest_words
