@@ -336,7 +336,7 @@ def check_host(root: Path) -> str:
     return (f"{len(announced)} page faults on 9 pages announced with SET_PTE ({host.exits} exits "
             f"in all): the first reads of the 3 neither accessed nor dirty, and 3 first writes")
 # «/The quests' checks»
-# «The quests' checks»[5] book/switcher.md:1658 @b371ec49
+# «The quests' checks»[5] book/switcher.md:2056 @b371ec49
 
 @quest("switcher", "Page tables the short way: SET_PTE and FLUSH_TLB with no crossing")
 def check_switcher(root: Path) -> str:
