@@ -172,8 +172,8 @@ class Interrupts:
         view[above:above + 4 - cut] = data[cut:]
     # «/Push a frame»
 # «/The interrupt controller»
-# «The interrupt controller»[2] book/switcher.md:1657 @7d22b976
-    # «Software interrupts» book/switcher.md:1598 @7f21333e
+# «The interrupt controller»[2] book/switcher.md:1655 @7d22b976
+    # «Software interrupts» book/switcher.md:1596 @7f21333e
     def deliver_software(self, vector: int) -> None:
         """An int $n, int3 or into: through the gate if its DPL lets the caller in, else a #GP."""
         regs = self.host.regs
