@@ -170,7 +170,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_cpuid, aux1=UC_X86_INS_CPUID)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:2433 @a6ab1af0
+    # «Killing and stopping» book/host.md:2435 @a6ab1af0
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)

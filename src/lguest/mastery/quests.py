@@ -283,7 +283,7 @@ def check_guest(root: Path) -> str:
     return (f"sleep 1 took {exits[1]} exits in all and sleep 3 {exits[3]}: two more seconds "
             f"cost {extra}, and uptime still counts a hundred ticks a second")
 # «/The quests' checks»
-# «The quests' checks»[4] book/host.md:3304 @c2f507de
+# «The quests' checks»[4] book/host.md:3306 @c2f507de
 
 @quest("host", "Three segments for one exit: LOAD_TLS, as lguest had it")
 def check_host(root: Path) -> str:
