@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/switcher.py» book/switcher.md:1815 @46b4fed9
+# «src/lguest/switcher.py» book/switcher.md:1817 @46b4fed9
 """The Switcher: its pages at the top of every address space, and the way into the guest."""
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class Switcher:
 # «/The way in»
 
 
-# «The register file» book/switcher.md:441 @90ca5c65
+# «The register file» book/switcher.md:443 @90ca5c65
 GPRS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 GPR_IDS = (UC_X86_REG_EAX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_EBX,
            UC_X86_REG_ESP, UC_X86_REG_EBP, UC_X86_REG_ESI, UC_X86_REG_EDI)
