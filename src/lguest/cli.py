@@ -161,7 +161,7 @@ def book_config_command(check: bool) -> None:
 
 @main.command("run", context_settings={"ignore_unknown_options": True,
                                         "allow_interspersed_args": False})
-# «The options of lguest run»[2] book/host.md:2954 @d27af3f9
+# «The options of lguest run»[2] book/host.md:2964 @d27af3f9
 @click.option("--verbose", is_flag=True,
               help="Print every exit from the guest, and the chunk of the book that handles it.")
 @click.option("--deterministic", is_flag=True,

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/switcher_build.py» book/switcher.md:1698 @a16db063
+# «src/lguest/switcher_build.py» book/switcher.md:1730 @a16db063
 """Assembling the Switcher: plain standard library, usable while the package builds."""
 
 from __future__ import annotations

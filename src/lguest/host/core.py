@@ -76,7 +76,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:2179 @8c2bf6d9
+# «Clocks» book/host.md:2189 @8c2bf6d9
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -170,7 +170,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_cpuid, aux1=UC_X86_INS_CPUID)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:2436 @a6ab1af0
+    # «Killing and stopping» book/host.md:2446 @a6ab1af0
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -367,7 +367,7 @@ class Host:
             if result is not None:
                 regs[REGISTER["eax"]] = result & 0xFFFFFFFF
             return
-        # «An int instruction»[2] book/switcher.md:1639 @2ba2a1fc
+        # «An int instruction»[2] book/switcher.md:1671 @2ba2a1fc
         if self.software:  # int $n, int3 or into: the gate decides who may come in
             self._trace("trap", vector, handler=self.interrupts.deliver_software)
             self.interrupts.deliver_software(vector)
@@ -402,7 +402,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:2055 @cbb53860
+    # «Time passes» book/host.md:2065 @cbb53860
     def _timer(self) -> None:
         """The timer thread: pull the brake when the deadline comes, and look in every TICK."""
         pulled_for = None  # the deadline the brake was last pulled for
@@ -447,7 +447,7 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
 
-    # «Sleep until something happens» book/host.md:2138 @4a769f06
+    # «Sleep until something happens» book/host.md:2148 @4a769f06
     def _sleep(self) -> None:
         """HALT: sleep until an interrupt can be delivered."""
         while self.interrupts.deliverable() is None:
@@ -462,7 +462,7 @@ class Host:
             self._tick()
     # «/Sleep until something happens»
 
-    # «Plugging in devices» book/host.md:1215 @931341f9
+    # «Plugging in devices» book/host.md:1225 @931341f9
     def add_device(self, device) -> None:
         """Map a virtio device's registers and lend it an interrupt line."""
         self.devices.append(device)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/hypercalls.py» book/host.md:1149 @55825184
+# «src/lguest/host/hypercalls.py» book/host.md:1159 @55825184
 """Hypercalls: the guest asks, the Host answers (or kills it)."""
 
 from __future__ import annotations
@@ -104,7 +104,8 @@ def shutdown(host, message, reason, *_) -> None:
 # «/Init and shutdown»
 
 
-# «The rest of the table» book/host.md:984 @780d6766
+# «The rest of the table» book/host.md:984 @2355e8cd
+# «Page-table hypercalls»[2] book/switcher.md:1342 @3e6db1bf
 @hypercall("NEW_PGTABLE")
 def new_pgtable(host, pgdir, *_) -> None:
     host.pages.new_pgtable(pgdir)
@@ -125,6 +126,7 @@ def set_pgd(host, pgdir, index, *_) -> None:
     if index >= 1024:
         host.kill(f"bad page directory index {index}")
     host.pages.set_pgd(pgdir, index)
+# «/Page-table hypercalls»
 
 
 @hypercall("LOAD_IDT_ENTRY", in_hook=True)
@@ -204,7 +206,7 @@ def beer(host, address, room, *_) -> int:
 # «/The rest of the table»
 
 
-# «The early console» book/host.md:1101 @10a13961
+# «The early console» book/host.md:1111 @10a13961
 class EarlyConsole:
     """Input for CONSOLE_READ: bytes from a stream, announced on CONSOLE_IRQ."""
 

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/page_tables.py»[2] book/switcher.md:1336 @c19497ed
+# «src/lguest/host/page_tables.py»[2] book/switcher.md:1368 @c19497ed
 """Shadow page tables: what the CPU really uses, built from the guest's own."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ..memory import GuestMemory
 from ..switcher import SWITCHER_PAGES
 
 # «The shadow pool» book/switcher.md:1042 @fc1a3ca0
-# «Page-table bits» book/host.md:2236 @5bf5c5cf
+# «Page-table bits» book/host.md:2246 @5bf5c5cf
 PRESENT, WRITABLE, USER, ACCESSED, DIRTY, LARGE = 0x1, 0x2, 0x4, 0x20, 0x40, 0x80
 FRAME_MASK = 0xFFFFF000
 # «/Page-table bits»
@@ -91,7 +91,7 @@ class ShadowPages:
         self.flush = True
     # «/Shadow directories»
 
-    # «Walk the guest's tables» book/host.md:2265 @b81682d8
+    # «Walk the guest's tables» book/host.md:2275 @b81682d8
     def walk(self, vaddr: int) -> tuple[int, int, int] | None:
         """The guest's (directory entry, table entry, table entry's address), or None."""
         memory, guest = self.memory, self.guest_words
