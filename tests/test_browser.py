@@ -205,9 +205,9 @@ def test_every_code_cell_shows_its_output(visits):
 def test_figures_are_drawn_and_captioned(visits):
     _, _, _, pages = visits
     for stem, name in (("preparation", "fig-machine"), ("guest", "fig-lguest-data"),
-                       ("host", "fig-descriptor-bits"), ("host", "fig-trap-frames"),
-                       ("host", "fig-address-spaces"), ("switcher", "fig-world-switch"),
-                       ("host", "fig-shadow-walk"), ("drivers-plugging", "fig-virtqueue")):
+                       ("host-interrupts", "fig-descriptor-bits"), ("host-interrupts", "fig-trap-frames"),
+                       ("switcher", "fig-world-switch"), ("switcher-shadows", "fig-shadow-walk"),
+                       ("switcher-shadows", "fig-address-spaces"), ("drivers-plugging", "fig-virtqueue")):
         assert name in pages[stem]["ids"], f"{stem}: figure {name} is missing"
 
 

@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/host/brake.c» book/host.md:1659 @546ab641 */
+/* «src/lguest/host/brake.c» book/host-interrupts.md:634 @d4e6610e */
 /* The brake: a block hook that stops the CPU between two instructions.
    Any thread pulls the lever; Unicorn's own thread, here, stops the CPU. */
 #include <stdint.h>
@@ -31,7 +31,7 @@ void brake_hook(uc_engine *uc, uint64_t address, uint32_t size, void *user)
 		return;
 	brake->reg_read(uc, brake->cs, &cs);
 	if ((cs & 3) == 0)
-		return;		/* the Switcher, on its way into the guest */
+		return;		/* the way into the guest, still at ring 0 */
 	if (!brake->for_good) {
 		if (address == brake->hold)
 			return;	/* the iret that must not be interrupted */

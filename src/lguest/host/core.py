@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py» book/host.md:2477 @aeb8e87d
+# «src/lguest/host/core.py»[2] book/switcher.md:839 @aeb8e87d
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ TICK = 0.1  # the timer thread looks in at least this often, in seconds
 SLICE = 200_000  # instructions per slice in deterministic mode
 EXIT_COST_NS = 1_000  # virtual nanoseconds charged for each exit in deterministic mode
 
-# «Outcomes and exits» book/host.md:58 @08306ab1
+# «Outcomes and exits» book/host.md:68 @08306ab1
 class Killed(Exception):
     """Raised anywhere in the Host to end the guest, with a one-line reason."""
 
@@ -60,7 +60,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Register the trap hook» book/host.md:449 @ee2467ac
+# «Register the trap hook» book/host.md:718 @ee2467ac
 TRAP_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 
 
@@ -76,7 +76,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host.md:1984 @8c2bf6d9
+# «Clocks» book/host-interrupts.md:959 @8c2bf6d9
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -117,9 +117,9 @@ class VirtualClock:
 # «/Clocks»
 
 
-# «The Host's state» book/host.md:96 @16603d4e
-FRAME_INDEX = {name: index for index, name in enumerate(FRAME)}
-EIP, CS, EFLAGS, ESP, SS = (FRAME_INDEX[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
+# «The Host's state»[2] book/switcher.md:891 @18947680
+REGISTER = {name: index for index, name in enumerate(FRAME)}  # where each one is kept
+EIP, CS, EFLAGS, ESP, SS = (REGISTER[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 ASYNC_STATUS = LGUEST_DATA["async_status"]
 LGUEST_INIT = HYPERCALLS["LGUEST_INIT"]
 
@@ -170,7 +170,7 @@ class Host:
         uc.hook_add(UC_HOOK_INSN, self._on_cpuid, aux1=UC_X86_INS_CPUID)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
-    # «Killing and stopping» book/host.md:2456 @a6ab1af0
+    # «Killing and stopping» book/host-boot.md:239 @a6ab1af0
     def kill(self, reason: str):
         """End the guest with a one-line reason. Never returns."""
         raise Killed(reason)
@@ -189,11 +189,15 @@ class Host:
             raise Killed(f"stopped by the host: {self.stop_request}")
     # «/Killing and stopping»
 
-    # «Run the guest» book/host.md:182 @549336ba
+    # «Run the guest» book/host.md:194 @86c50699
     def run(self, *, entry: int, stack: int, boot: int, pgdir: int) -> Outcome:
         """Run the guest from ``entry`` until it shuts down or dies."""
         self._cpu_thread = threading.get_ident()
-        self.regs = [KERNEL_DS] * 4 + [0, boot, 0, 0, 0, 0, 0, 0] + [entry, KERNEL_CS, 0x202, stack, KERNEL_DS]
+        self.regs = [0] * len(REGISTER)
+        for name, value in (("ds", KERNEL_DS), ("es", KERNEL_DS), ("fs", KERNEL_DS), ("gs", KERNEL_DS),
+                            ("esi", boot), ("eip", entry), ("cs", KERNEL_CS), ("eflags", 0x202),
+                            ("esp", stack), ("ss", KERNEL_DS)):
+            self.regs[REGISTER[name]] = value  # the ABI's promises; every other register is 0
         timer = None if self.deterministic else threading.Thread(target=self._timer, daemon=True)
         try:
             self.pages.new_pgtable(pgdir)
@@ -235,7 +239,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest» book/host.md:260 @2c20c80a
+    # «One trip into the Guest»[2] book/switcher.md:971 @2c20c80a
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
@@ -268,7 +272,7 @@ class Host:
         self.regs[:] = self.cpu.frame()
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:360 @016c9724
+    # «The trap hook» book/host.md:629 @016c9724
     def _fast_path(self) -> Callable[[int, int, int], None]:
         """The trap hook: serve a hypercall in place if we may, else stop for the loop."""
         host, in_hook, view = self, IN_HOOK, self.memory.view
@@ -348,28 +352,31 @@ class Host:
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:495 @35aa80a9
+    # «Handle an exit» book/host.md:763 @39c727da
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
             self._trace("timer", None)
             return
         if vector == HYPERCALL_VECTOR and regs[CS] & 3 <= HYPERCALL_DPL:
-            number = regs[FRAME_INDEX["eax"]]
+            number = regs[REGISTER["eax"]]
             self._trace("hypercall", vector, number)
             if self.lguest_data is not None:
                 run_async(self)
-            result = do_hypercall(self, number, *(regs[FRAME_INDEX[name]] for name in ("ebx", "ecx", "edx", "esi")))
+            result = do_hypercall(self, number, *(regs[REGISTER[name]] for name in ("ebx", "ecx", "edx", "esi")))
             if result is not None:
-                regs[FRAME_INDEX["eax"]] = result & 0xFFFFFFFF
+                regs[REGISTER["eax"]] = result & 0xFFFFFFFF
             return
+        # «An int instruction»[2] book/switcher-shadows.md:680 @2ba2a1fc
         if self.software:  # int $n, int3 or into: the gate decides who may come in
             self._trace("trap", vector, handler=self.interrupts.deliver_software)
             self.interrupts.deliver_software(vector)
             return
+        # «/An int instruction»
         if vector == DOUBLE_FAULT:
             self._trace("trap", vector)
             self.kill(f"double fault at {regs[EIP]:#x}")
+        # «A page fault»[2] book/switcher-shadows.md:207 @a74f6062
         if vector == PAGE_FAULT:
             address, error = self.fault_address, self.error_code
             if self.pages.demand_page(address, write=bool(error & 2), user=bool(error & 4)):
@@ -377,6 +384,7 @@ class Host:
                 return
             if self.lguest_data is not None:
                 self.memory.write_u32(self.lguest_data + LGUEST_DATA["cr2"], address)
+        # «/A page fault»
         self._trace("trap", vector)
         self.interrupts.deliver_trap(vector, self.error_code if vector in ERROR_CODE_VECTORS else None)
 
@@ -394,7 +402,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host.md:1860 @cbb53860
+    # «Time passes» book/host-interrupts.md:835 @cbb53860
     def _timer(self) -> None:
         """The timer thread: pull the brake when the deadline comes, and look in every TICK."""
         pulled_for = None  # the deadline the brake was last pulled for
@@ -439,7 +447,7 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
 
-    # «Sleep until something happens» book/host.md:1943 @4a769f06
+    # «Sleep until something happens» book/host-interrupts.md:918 @4a769f06
     def _sleep(self) -> None:
         """HALT: sleep until an interrupt can be delivered."""
         while self.interrupts.deliverable() is None:
@@ -454,7 +462,7 @@ class Host:
             self._tick()
     # «/Sleep until something happens»
 
-    # «Plugging in devices» book/host.md:924 @931341f9
+    # «Plugging in devices» book/host.md:1225 @931341f9
     def add_device(self, device) -> None:
         """Map a virtio device's registers and lend it an interrupt line."""
         self.devices.append(device)

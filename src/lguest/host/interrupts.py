@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/interrupts.py» book/host.md:1521 @a0023197
+# «src/lguest/host/interrupts.py»[2] book/switcher.md:809 @a0023197
 """Interrupts and traps: the frames the Host pushes on the guest's behalf."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ EIP, CS, EFLAGS, ESP, SS = (FRAME.index(name) for name in ("eip", "cs", "eflags"
 EFLAGS_TF, EFLAGS_NT = 0x100, 0x4000
 WORDS = [struct.Struct(f"<{count}I") for count in range(7)]  # a frame is at most six words
 
-# «Gates» book/host.md:1078 @088190a8
+# «Gates» book/host-interrupts.md:149 @088190a8
 INTERRUPT_GATE, TRAP_GATE = 0xE, 0xF
 GENERAL_PROTECTION = 13
 HYPERCALL_DPL = 1  # as in lguest: the kernel at ring 1 may make hypercalls, its programs may not
@@ -51,7 +51,7 @@ def decode_gate(vector: int, low: int, high: int, kill: Callable) -> Gate | None
 # «/Gates»
 
 
-# «The interrupt controller» book/host.md:1481 @e481aa0a
+# «The interrupt controller» book/host-interrupts.md:457 @0b0b8ff7
 class Interrupts:
     """The guest's interrupt table, its pending lines, and delivery."""
 
@@ -80,7 +80,7 @@ class Interrupts:
         with self.lock:
             self.pending |= 1 << line
 
-    # «Which interrupt, if any» book/host.md:1127 @0131aca9
+    # «Which interrupt, if any» book/host-interrupts.md:198 @0131aca9
     def deliverable(self) -> int | None:
         """The lowest pending, unblocked line, if the guest can take it now."""
         data, memory = self.host.lguest_data, self.host.memory
@@ -101,7 +101,7 @@ class Interrupts:
         return (lines & -lines).bit_length() - 1
     # «/Which interrupt, if any»
 
-    # «Deliver interrupts and traps» book/host.md:1359 @77d42a80
+    # «Deliver interrupts and traps» book/host-interrupts.md:430 @77d42a80
     def deliver_pending(self) -> bool:
         line = self.deliverable()
         if line is None:
@@ -124,30 +124,7 @@ class Interrupts:
         self.push_frame(vector, gate, error_code)
     # «/Deliver interrupts and traps»
 
-    # «Software interrupts» book/host.md:1436 @7f21333e
-    def deliver_software(self, vector: int) -> None:
-        """An int $n, int3 or into: through the gate if its DPL lets the caller in, else a #GP."""
-        regs = self.host.regs
-        gate = self.idt.get(vector)
-        dpl = HYPERCALL_DPL if vector == HYPERCALL_VECTOR else gate.dpl if gate else 0
-        if regs[CS] & 3 <= dpl:
-            self.deliver_trap(vector, None)  # never an error code, whatever the vector
-            return
-        regs[EIP] = regs[EIP] - self._int_length(vector) & 0xFFFFFFFF  # back onto the int
-        self.deliver_trap(GENERAL_PROTECTION, vector << 3 | 2)  # the IDT bit, and the vector
-
-
-    def _int_length(self, vector: int) -> int:
-        """How far back from %eip the int instruction that raised ``vector`` begins."""
-        eip = self.host.regs[EIP]
-        if vector in ONE_BYTE_INTS:
-            address = self.host.pages.translate(eip - 1 & 0xFFFFFFFF, write=False)
-            if address is not None and self.host.memory.view[address] == ONE_BYTE_INTS[vector]:
-                return 1
-        return 2
-    # «/Software interrupts»
-
-    # «Push a frame» book/host.md:1301 @dfa71ede
+    # «Push a frame» book/host-interrupts.md:372 @dfa71ede
     def push_frame(self, vector: int, gate: Gate, error_code: int | None) -> None:
         host = self.host
         regs, data = host.regs, host.lguest_data
@@ -194,5 +171,29 @@ class Interrupts:
         view[address:address + cut] = data[:cut]
         view[above:above + 4 - cut] = data[cut:]
     # «/Push a frame»
+# «/The interrupt controller»
+# «The interrupt controller»[2] book/switcher-shadows.md:708 @7d22b976
+    # «Software interrupts» book/switcher-shadows.md:649 @7f21333e
+    def deliver_software(self, vector: int) -> None:
+        """An int $n, int3 or into: through the gate if its DPL lets the caller in, else a #GP."""
+        regs = self.host.regs
+        gate = self.idt.get(vector)
+        dpl = HYPERCALL_DPL if vector == HYPERCALL_VECTOR else gate.dpl if gate else 0
+        if regs[CS] & 3 <= dpl:
+            self.deliver_trap(vector, None)  # never an error code, whatever the vector
+            return
+        regs[EIP] = regs[EIP] - self._int_length(vector) & 0xFFFFFFFF  # back onto the int
+        self.deliver_trap(GENERAL_PROTECTION, vector << 3 | 2)  # the IDT bit, and the vector
+
+
+    def _int_length(self, vector: int) -> int:
+        """How far back from %eip the int instruction that raised ``vector`` begins."""
+        eip = self.host.regs[EIP]
+        if vector in ONE_BYTE_INTS:
+            address = self.host.pages.translate(eip - 1 & 0xFFFFFFFF, write=False)
+            if address is not None and self.host.memory.view[address] == ONE_BYTE_INTS[vector]:
+                return 1
+        return 2
+    # «/Software interrupts»
 # «/The interrupt controller»
 # «/src/lguest/host/interrupts.py»

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/page_tables.py» book/host.md:2367 @c19497ed
+# «src/lguest/host/page_tables.py»[2] book/switcher-shadows.md:377 @c19497ed
 """Shadow page tables: what the CPU really uses, built from the guest's own."""
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from ..abi import PAGE_OFFSET, PAGE_SIZE, SWITCHER_ADDR
 from ..memory import GuestMemory
 from ..switcher import SWITCHER_PAGES
 
-# «The shadow pool» book/host.md:2043 @6de1259a
+# «The shadow pool» book/switcher-shadows.md:48 @fc1a3ca0
+# «Page-table bits» book/host-boot.md:39 @5bf5c5cf
 PRESENT, WRITABLE, USER, ACCESSED, DIRTY, LARGE = 0x1, 0x2, 0x4, 0x20, 0x40, 0x80
 FRAME_MASK = 0xFFFFF000
+# «/Page-table bits»
 POOL_ADDRESS = 0xF0000000
 POOL_PAGES = 1024
 MAX_SHADOWS = 4
@@ -48,7 +50,7 @@ class ShadowPages:
     def cr3(self) -> int:
         return POOL_ADDRESS + self.shadows[self.current] * PAGE_SIZE
 
-    # «Shadow directories» book/host.md:2097 @6e0ec2b0
+    # «Shadow directories» book/switcher-shadows.md:101 @6e0ec2b0
     def _allocate(self) -> int:
         if not self.free:
             for pgdir in [pgdir for pgdir in self.shadows if pgdir != self.current]:
@@ -89,7 +91,7 @@ class ShadowPages:
         self.flush = True
     # «/Shadow directories»
 
-    # «Walk the guest's tables» book/host.md:2158 @b81682d8
+    # «Walk the guest's tables» book/host-boot.md:68 @b81682d8
     def walk(self, vaddr: int) -> tuple[int, int, int] | None:
         """The guest's (directory entry, table entry, table entry's address), or None."""
         memory, guest = self.memory, self.guest_words
@@ -120,7 +122,7 @@ class ShadowPages:
         return (found[1] & FRAME_MASK) + (vaddr & 0xFFF)
     # «/Walk the guest's tables»
 
-    # «Demand paging» book/host.md:2205 @1bd4aabd
+    # «Demand paging» book/switcher-shadows.md:164 @1bd4aabd
     def demand_page(self, vaddr: int, write: bool, user: bool) -> bool:
         """Fill the shadow entry for a faulting access; False if the guest must see the fault."""
         if vaddr >= SWITCHER_ADDR:
@@ -143,7 +145,7 @@ class ShadowPages:
         return True
     # «/Demand paging»
 
-    # «When the guest changes its tables» book/host.md:2343 @55c29003
+    # «When the guest changes its tables» book/switcher-shadows.md:320 @55c29003
     def set_pte(self, pgdir: int, vaddr: int) -> None:
         for shadow in self._affected(pgdir, vaddr >> 22):
             page = self.tables[shadow].get(vaddr >> 22)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/segments.py» book/host.md:2424 @a383d4c2
+# «src/lguest/host/segments.py» book/host-boot.md:205 @a383d4c2
 """Segments: the guest's GDT entries, fixed up to ring 1."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Callable
 
 from ..abi import FIRST_GUEST_GDT_ENTRY, GDT_ENTRIES
 
-# «Fix up a descriptor» book/host.md:2402 @ad8af4d6
+# «Fix up a descriptor» book/host-boot.md:183 @ad8af4d6
 ACCESSED = 1 << 40
 CODE_OR_DATA = 1 << 44  # the S bit: clear for system descriptors
 DPL_SHIFT = 45

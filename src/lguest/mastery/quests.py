@@ -307,60 +307,51 @@ def check_guest(root: Path) -> str:
     return (f"sleep 1 took {exits[1]} exits in all and sleep 3 {exits[3]}: two more seconds "
             f"cost {extra}, and uptime still counts a hundred ticks a second")
 # «/The quests' checks»
-# «The quests' checks»[4] book/host.md:3453 @b3111d68
+# «The quests' checks»[4] book/host-boot.md:1111 @c2f507de
 
-@quest("host", "No fault after SET_PTE: fill the shadow entry, as lguest did")
+@quest("host", "Three segments for one exit: LOAD_TLS, as lguest had it")
 def check_host(root: Path) -> str:
-    from ..host.page_tables import ACCESSED, DIRTY, ShadowPages
+    import struct
 
-    guest, pages = TinyGuest(), []
-    for n in range(9):
-        vaddr = guest.abi.PAGE_OFFSET + 0x200000 + n * 0x1000
-        frame, bits = 0x300000 + n * 0x1000, (ACCESSED | DIRTY, ACCESSED, 0)[n % 3]
-        entry = frame | 0x3 | bits  # present, writable
-        guest.memory.write_u32(frame, 0x5E7_0000 + n)  # what the guest must read there
-        guest.code += (guest.store(guest.abi.PAGE_OFFSET + guest.pte_address(vaddr), entry)
-                       + guest.hypercall("SET_PTE", guest.pgdir, vaddr, entry)
-                       + guest.load(vaddr) + guest.save(guest.result(n)))
-        pages.append((vaddr, guest.pte_address(vaddr), bits))
-    for vaddr, _, bits in pages:
-        if bits == ACCESSED:
-            guest.code += guest.save(vaddr)  # the first write
+    from ..switcher import descriptor
 
-    faults: list[tuple[int, bool]] = []
-    demand_page = ShadowPages.demand_page
+    def guest_with(accesses: tuple[int, ...]) -> TinyGuest:
+        guest = TinyGuest()
+        table = guest.DATA + 0x800  # the three descriptors, guest-physical
+        for n, access in enumerate(accesses):
+            marker = guest.DATA + 0xC00 + 4 * n
+            guest.memory.write_u32(marker, 0x715_0000 + n)
+            guest.memory.write(table + 8 * n, struct.pack(
+                "<Q", descriptor(guest.abi.PAGE_OFFSET + marker, 0xFFFFF, access)))
+        guest.code += b"\xb8" + word(16) + b"\xbb" + word(table) + b"\xcd\x1f"  # LOAD_TLS
+        for n in range(3):
+            selector = (7 + n) << 3 | 1
+            guest.code += (b"\x66\xb8" + selector.to_bytes(2, "little")  # mov $selector, %ax
+                           + b"\x8e\xe8"  # mov %ax, %gs
+                           + b"\x65\xa1" + word(0)  # mov %gs:0, %eax
+                           + guest.save(guest.result(n)))
+        return guest
 
-    def watched(self, vaddr: int, write: bool, user: bool) -> bool:
-        faults.append((vaddr & ~0xFFF, write))
-        return demand_page(self, vaddr, write, user)
-
-    ShadowPages.demand_page = watched
+    guest = guest_with((0xB2, 0x92, 0x92))  # a ring-1 data segment, then two asking for ring 0
+    host = guest.run()
+    for n in range(3):
+        seen = guest.memory.read_u32(guest.RESULTS + 4 * n)
+        if seen != 0x715_0000 + n:
+            raise QuestNotDone(f"through GDT entry {7 + n} the guest read {seen:#x}, not the "
+                               "word its descriptor's base points at")
     try:
-        host = guest.run()
-    finally:
-        ShadowPages.demand_page = demand_page
-    memory = guest.memory
-    for n, (vaddr, where, bits) in enumerate(pages):
-        seen = memory.read_u32(guest.RESULTS + 4 * n)
-        if seen != 0x5E7_0000 + n:
-            raise QuestNotDone(f"the guest read {seen:#x} at {vaddr:#x}, not what its new "
-                               "entry maps there: a stale entry")
-        reads = faults.count((vaddr, False))
-        if bits and reads:
-            raise QuestNotDone(f"the first read of {vaddr:#x}, announced with SET_PTE as "
-                               f"{'accessed and dirty' if bits & DIRTY else 'accessed'}, "
-                               "still took a page-fault exit")
-        if not bits and (reads != 1 or not memory.read_u32(where) & ACCESSED):
-            raise QuestNotDone(f"{vaddr:#x} was announced neither accessed nor dirty: its first "
-                               "read must still fault, so the Host sets Accessed for the guest")
-        if bits == ACCESSED and not memory.read_u32(where) & DIRTY:
-            raise QuestNotDone(f"the guest wrote to {vaddr:#x}, but its entry is not Dirty: an "
-                               "entry not yet dirty must get a read-only shadow entry")
-    announced = [fault for fault in faults if fault[0] in {vaddr for vaddr, _, _ in pages}]
-    return (f"{len(announced)} page faults on 9 pages announced with SET_PTE ({host.exits} exits "
-            f"in all): the first reads of the 3 neither accessed nor dirty, and 3 first writes")
+        guest_with((0x92, 0x89, 0x92)).run()  # a task-state segment in the middle
+    except QuestNotDone as death:
+        if "system descriptor" not in str(death):
+            raise QuestNotDone(f"a task-state segment in LOAD_TLS should kill the guest as "
+                               f"LOAD_GDT_ENTRY would, not: {death}") from None
+        reason = str(death)
+    else:
+        raise QuestNotDone("a task-state segment came in through LOAD_TLS and the guest lived")
+    return (f"one LOAD_TLS filled GDT entries 7 to 9 ({host.exits} exits in all), the guest read "
+            f"its three words through %gs, and a task-state segment among them ended it")
 # «/The quests' checks»
-# «The quests' checks»[5] book/switcher.md:901 @b371ec49
+# «The quests' checks»[5] book/switcher-shadows.md:1107 @b371ec49
 
 @quest("switcher", "Page tables the short way: SET_PTE and FLUSH_TLB with no crossing")
 def check_switcher(root: Path) -> str:
