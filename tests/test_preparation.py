@@ -700,18 +700,21 @@ def test_milestone_without_a_package_init_never_runs_the_installed_package(tmp_p
 
 
 def test_milestone_removes_its_scratch_directory_on_ctrl_c(tmp_path):
-    slow = "import time\n\ndef main():\n    print('ready', flush=True)\n    time.sleep(60)\n    return 0\n"
+    slow = ("import os\nimport time\n\ndef main():\n    print('ready', os.getpid(), flush=True)\n"
+            "    time.sleep(60)\n    return 0\n")
     root = write_repo(tmp_path / "repo", milestone_book(slow))
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = dict(os.environ, TMPDIR=str(scratch))
     process = subprocess.Popen([sys.executable, "-m", "lguest", "milestone", "one"], cwd=root, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stdout.readline() == "ready\n"
+    word, pid = process.stdout.readline().split()
+    assert word == "ready"
     assert len(list(scratch.iterdir())) == 1
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) == -signal.SIGINT
     assert list(scratch.iterdir()) == []
+    assert not Path(f"/proc/{pid}").exists()  # the milestone itself was stopped and reaped
 
 
 # The real book: every chapter's milestone runs. A chapter listed here has not replaced

@@ -129,7 +129,7 @@ def notebook_command(print_only: bool, no_browser: bool, chapter: str,
             return
         sys.exit(hand_over(command, root))
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[3] book/literate-way-back.md:852 @e654cd17
+# «Commands of the lguest tool»[3] book/literate-way-back.md:859 @e654cd17
 
 @main.command("milestone")
 @click.argument("chapter")

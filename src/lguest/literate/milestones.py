@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/milestones.py» book/literate-way-back.md:766 @d006a875
+# «src/lguest/literate/milestones.py» book/literate-way-back.md:768 @87b9f63a
 """lguest milestone: a chapter's snapshot, run alone in a fresh interpreter."""
 
 from __future__ import annotations
@@ -59,18 +59,23 @@ def run_alone(root: Path, outputs: dict[str, str]) -> int:
 
     previous = {number: signal.getsignal(number) for number in STOPS}
     scratch = Path(tempfile.mkdtemp(prefix="lguest-milestone-"))
+    child: subprocess.Popen | None = None
     try:
         for number, handler in previous.items():
             if handler != signal.SIG_IGN:
                 signal.signal(number, stop)
         write_package(scratch, outputs)
         command = [sys.executable, "-I", "-c", START, str(scratch / "src"), str(root)]
-        status = subprocess.run(command, cwd=scratch).returncode  # the child is killed if we are stopped
+        child = subprocess.Popen(command, cwd=scratch)
+        status = child.wait()
     except Stopped as error:
         stopped.append(error.args[0])
     except KeyboardInterrupt:
         stopped.append(signal.SIGINT)
     finally:
+        if child is not None and child.poll() is None:
+            child.kill()  # stopped while the milestone ran: it goes first, and is waited for
+            child.wait()
         for number, handler in previous.items():
             signal.signal(number, signal.SIG_DFL if handler is None else handler)
         shutil.rmtree(scratch, ignore_errors=True)
