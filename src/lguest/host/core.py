@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py»[2] book/switcher.md:839 @aeb8e87d
+# «src/lguest/host/core.py»[2] book/switcher.md:846 @aeb8e87d
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class VirtualClock:
 # «/Clocks»
 
 
-# «The Host's state»[2] book/switcher.md:891 @18947680
+# «The Host's state»[2] book/switcher.md:898 @18947680
 REGISTER = {name: index for index, name in enumerate(FRAME)}  # where each one is kept
 EIP, CS, EFLAGS, ESP, SS = (REGISTER[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 ASYNC_STATUS = LGUEST_DATA["async_status"]
@@ -239,7 +239,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest»[2] book/switcher.md:971 @2c20c80a
+    # «One trip into the Guest»[2] book/switcher.md:978 @2c20c80a
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)

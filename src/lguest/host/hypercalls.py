@@ -134,7 +134,7 @@ def load_idt_entry(host, vector, low, high, *_) -> None:
     host.interrupts.load_idt_entry(vector, low, high)
 
 
-# «Load a GDT entry»[2] book/switcher.md:1008 @6f7aba91
+# «Load a GDT entry»[2] book/switcher.md:1015 @6f7aba91
 @hypercall("LOAD_GDT_ENTRY", in_hook=True)
 def load_gdt_entry(host, index, low, high, *_) -> None:
     host.switcher.gdt[index] = guest_descriptor(index, low, high, host.kill)

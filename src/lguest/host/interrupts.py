@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/interrupts.py»[2] book/switcher.md:809 @a0023197
+# «src/lguest/host/interrupts.py»[2] book/switcher.md:816 @a0023197
 """Interrupts and traps: the frames the Host pushes on the guest's behalf."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/markers.py» book/literate.md:1106 @b1425808
+# «src/lguest/literate/markers.py» book/literate.md:1114 @b1425808
 """The comment lines that tie every tangled line back to its chunk."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import PurePosixPath
 
 from .web import Part, normalize
 
-# «Comment syntax and markers» book/literate.md:1048 @03b20a37
+# «Comment syntax and markers» book/literate.md:1056 @03b20a37
 HEADER = ("Tangled from the book by 'lguest tangle'. Edit the chapter a marker names,"
           " or edit here and run 'lguest stitch'.")
 BEGIN = r"«(?P<name>[^«»]+)»(?:\[(?P<number>\d+)\])? (?P<chapter>\S+):(?P<first>\d+) @(?P<digest>[0-9a-f]{8})"

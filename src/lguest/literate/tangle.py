@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/tangle.py» book/literate.md:1397 @027f1976
+# «src/lguest/literate/tangle.py» book/literate.md:1405 @027f1976
 """Tangling: from the chapters to the files of the package."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from .book import LiterateError
 from .markers import HEADER, STYLES, CommentStyle, comment_style
 from .web import REFERENCE, Chunk, Part, Web, normalize
 
-# «Expand a chunk» book/literate.md:1154 @c6064095
+# «Expand a chunk» book/literate.md:1162 @c6064095
 MAX_DEPTH = 100
 MAX_LINES = 1_000_000  # in one tangled file
 
@@ -81,7 +81,7 @@ def tangle_every_snapshot(web: Web) -> int:
 # «/Expand a chunk»
 
 
-# «Write the package in one step» book/literate.md:1257 @6dcb1dec
+# «Write the package in one step» book/literate.md:1265 @6dcb1dec
 PACKAGE_DIR = "src/lguest"
 
 
@@ -193,7 +193,7 @@ def _swap(fresh: Path, package: Path, spare: Path) -> None:
 # «/Write the package in one step»
 
 
-# «Check for drift» book/literate.md:1376 @73a2c821
+# «Check for drift» book/literate.md:1384 @73a2c821
 def drift(root: Path, outputs: dict[str, str]) -> list[str]:
     """One line for each file where the package and the book disagree."""
     changed, stale = changes(root, outputs)

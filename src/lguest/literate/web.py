@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/literate/web.py» book/literate.md:978 @61e601e3
+# «src/lguest/literate/web.py» book/literate.md:986 @61e601e3
 """Chunks: finding them in the chapters, and checking that they fit together."""
 
 from __future__ import annotations
@@ -426,7 +426,7 @@ def language_of(path: str) -> str:
 # «/Languages by file name»
 
 
-# «Load the whole book» book/literate.md:943 @81dbc966
+# «Load the whole book» book/literate.md:951 @81dbc966
 WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")  # UTF-16 and UTF-32
 
 
