@@ -215,14 +215,10 @@ def files_under(top: Path) -> dict[str, bytes]:
             if path.is_file() and not path.is_symlink() and "__pycache__" not in path.parts}
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
-@pytest.mark.parametrize("case", LINKS)
-def test_no_command_follows_a_symbolic_link_out_of_the_package(tmp_path, case, command):
-    root = write_repo(tmp_path / "repo", {"a.md": LINKED})
-    assert lguest(root, "tangle").returncode == 0
-    outside = tmp_path / "outside"
+def plant_link(base: Path, case: str, outside: Path) -> Path:
+    """Replace LINKS[case] under ``base`` with a symbolic link into ``outside``; its target."""
     outside.mkdir()
-    link = root / LINKS[case]
+    link = base / LINKS[case]
     target = outside / link.name
     if link.exists():
         os.rename(link, target)
@@ -230,8 +226,18 @@ def test_no_command_follows_a_symbolic_link_out_of_the_package(tmp_path, case, c
         target.mkdir()
     link.symlink_to(target)
     if "fails" in case:  # a later root cannot be written: main wrote through the link first anyway
-        (root / "src/lguest/zzz.py").unlink()
-        (root / "src/lguest/zzz.py").mkdir()
+        (base / "src/lguest/zzz.py").unlink()
+        (base / "src/lguest/zzz.py").mkdir()
+    return target
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("case", LINKS)
+def test_no_command_follows_a_symbolic_link_out_of_the_package(tmp_path, case, command):
+    root = write_repo(tmp_path / "repo", {"a.md": LINKED})
+    assert lguest(root, "tangle").returncode == 0
+    outside = tmp_path / "outside"
+    target = plant_link(root, case, outside)
     chapter = root / "book/a.md"
     chapter.write_text(chapter.read_text().replace(" = ", " = 4 + "))  # something to tangle
     before, outside_before = snapshot(root), files_under(outside)
@@ -252,17 +258,7 @@ def test_a_snapshot_written_elsewhere_follows_no_link_either(tmp_path, case):
     into = tmp_path / "into"
     assert lguest(root, "tangle", "--upto", "a", "--into", str(into)).returncode == 0
     outside = tmp_path / "outside"
-    outside.mkdir()
-    link = into / LINKS[case]
-    target = outside / link.name
-    if link.exists():
-        os.rename(link, target)
-    else:
-        target.mkdir()
-    link.symlink_to(target)
-    if "fails" in case:
-        (into / "src/lguest/zzz.py").unlink()
-        (into / "src/lguest/zzz.py").mkdir()
+    target = plant_link(into, case, outside)
     chapter = root / "book/a.md"
     chapter.write_text(chapter.read_text().replace(" = ", " = 4 + "))
     before, outside_before = files_under(into), files_under(outside)
