@@ -93,7 +93,7 @@ def record_reading(chapter_id: str) -> Path:
 # «/The progress file»
 
 
-# «The end of a chapter» book/mastery.md:638 @fbf0990e
+# «The end of a chapter» book/mastery.md:638 @6356452e
 def reached_the_end(chapter_id: str) -> None:
     """The last cell of each chapter: note that the reader got this far."""
     try:
@@ -102,12 +102,12 @@ def reached_the_end(chapter_id: str) -> None:
         titles = {}
     title = titles.get(chapter_id, chapter_id)
     if os.environ.get(BOOK_BUILD_VARIABLE):
-        print(f"The end of {title}. This page was run to build or write the book, so nothing "
-              "was recorded; run this cell yourself and lguest progress will show the chapter as read.")
+        print(f"The end of {title}.\nThis page was run to build or write the book, so nothing "
+              "was recorded;\nrun this cell yourself and lguest progress will show the chapter as read.")
         return
     path = record_reading(chapter_id)
-    print(f"The end of {title}: recorded as read in {path}. Its quest is next: "
-          f"lguest quest check {chapter_id}")
+    print(f"The end of {title}: recorded as read in {path}.\n"
+          f"Its quest is next: lguest quest check {chapter_id}")
 # «/The end of a chapter»
 
 
