@@ -407,7 +407,11 @@ def test_lines_raised_from_another_thread_never_run_an_instruction_twice(guest, 
                        deterministic=deterministic, timeout=120)
     assert (outcome["kind"], outcome["reason"], outcome["console"]) == (
         "poweroff", "replay done", REPLAY_CLEAN)
-    assert outcome["brake_stops"] >= 4000, outcome
+    # Each of the 4,000 interrupts the guest counts arrived by a stop, except one whose
+    # raise landed while the CPU was already out of emu_start (in a hypercall, or
+    # delivering the interrupt before it): that one needs no stop and waits for the
+    # next entry. A few of those in a run are right; most arriving that way would not be.
+    assert outcome["brake_stops"] >= 3600, outcome
 
 
 @CLOCKS
