@@ -19,6 +19,7 @@ import inspect
 import json
 import platform
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -62,24 +63,26 @@ def number(value: float | None, unit: str = "") -> str:
     return f"{value:.3g}" + (f" {unit}" if unit else "")
 
 
-def table(rows: list[dict]) -> str:
-    """The rows as a plain-text table."""
+def table(rows: list[dict], name_width: int | None = None) -> str:
+    """The rows as a plain-text table; names longer than ``name_width`` go on to more lines."""
     header = ("benchmark", "value", "baseline", "ratio", "spread", "target", "meets")
     lines = []
     for row in rows:
         target = "-" if row.get("target") is None else (
             (">= " if row.get("higher_is_better") else "<= ") + f"{row['target']:g}")
         verdict = {True: "yes", False: "NO", None: "-"}[row["meets"]]
-        lines.append((row["name"], number(row["value"], row.get("unit", "")),
+        name = textwrap.wrap(row["name"], name_width, break_on_hyphens=False) if name_width else [row["name"]]
+        lines.append((name[0], number(row["value"], row.get("unit", "")),
                       number(row.get("baseline"), row.get("unit", "")), number(row.get("ratio")),
                       f"±{row['spread'] * 100:.0f}%" if row.get("spread") is not None else "-",
                       target, verdict))
+        lines += [(more, *[""] * 6) for more in name[1:]]
     widths = [max(len(str(line[column])) for line in [header, *lines]) for column in range(7)]
     out = []
     for line in [header, *lines]:
         out.append("  ".join(str(cell).ljust(width) if column == 0 else str(cell).rjust(width)
-                             for column, (cell, width) in enumerate(zip(line, widths))))
-    out.insert(1, "-" * len(out[0]))
+                             for column, (cell, width) in enumerate(zip(line, widths))).rstrip())
+    out.insert(1, "-" * max(map(len, out)))
     return "\n".join(out)
 
 

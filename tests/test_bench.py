@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 
 import pytest
@@ -79,6 +80,28 @@ def test_rows_survive_json_and_make_one_table(run, rows):
     lines = run.table(rows).splitlines()
     assert len(lines) == len(rows) + 2
     assert lines[0].split()[:2] == ["benchmark", "value"]
+
+
+def test_a_narrow_table_wraps_long_names_and_keeps_every_figure(run, rows):
+    """The Mastery chapter prints the table with names of at most 40 columns, so that it fits
+    the page: every name comes back whole, read down its column, and every row keeps its
+    figures, on the line where its name starts."""
+    def parsed(text: str) -> list[tuple[str, list[str]]]:
+        found = []
+        for line in text.splitlines()[2:]:
+            cells = re.split(r"\s{2,}", line.strip())
+            if len(cells) == 7:
+                found.append((cells[0], cells[1:]))
+            else:
+                assert len(cells) == 1 and found, line
+                found[-1] = (f"{found[-1][0]} {cells[0]}", found[-1][1])
+        return found
+
+    narrow, wide = run.table(rows, name_width=40), run.table(rows)
+    assert parsed(narrow) == parsed(wide)
+    assert [name for name, _ in parsed(narrow)] == [row["name"] for row in rows]
+    assert max(len(line) for line in narrow.splitlines()) < max(len(line) for line in wide.splitlines())
+    assert all(len(re.split(r"\s{2,}", line.strip())[0]) <= 40 for line in narrow.splitlines()[2:])
 
 
 def test_a_reading_too_fast_for_its_clock_breaks_nothing(run):

@@ -167,7 +167,7 @@ def book_config_command(check: bool) -> None:
 
 @main.command("run", context_settings={"ignore_unknown_options": True,
                                         "allow_interspersed_args": False})
-# «The options of lguest run»[2] book/host-boot.md:757 @d27af3f9
+# «The options of lguest run»[2] book/host-boot.md:762 @d27af3f9
 @click.option("--verbose", is_flag=True,
               help="Print every exit from the guest, and the chunk of the book that handles it.")
 @click.option("--deterministic", is_flag=True,

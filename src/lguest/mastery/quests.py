@@ -249,7 +249,7 @@ def check_preparation(root: Path) -> str:
                                f"book/two.md:3, not: {result if isinstance(result, str) else 'accepted'}")
     return ":until: retires a continuation after its chapter, and refuses three mistakes at their line"
 # «/The quests' checks»
-# «The quests' checks»[2] book/launcher.md:1227 @464ef5ad
+# «The quests' checks»[2] book/launcher.md:1231 @464ef5ad
 
 @quest("launcher", "A compressed kernel: lguest run 16 kernel.gz")
 def check_launcher(root: Path) -> str:
@@ -307,7 +307,7 @@ def check_guest(root: Path) -> str:
     return (f"sleep 1 took {exits[1]} exits in all and sleep 3 {exits[3]}: two more seconds "
             f"cost {extra}, and uptime still counts a hundred ticks a second")
 # «/The quests' checks»
-# «The quests' checks»[4] book/host-boot.md:1111 @c2f507de
+# «The quests' checks»[4] book/host-boot.md:1220 @c2f507de
 
 @quest("host", "Three segments for one exit: LOAD_TLS, as lguest had it")
 def check_host(root: Path) -> str:
@@ -351,7 +351,7 @@ def check_host(root: Path) -> str:
     return (f"one LOAD_TLS filled GDT entries 7 to 9 ({host.exits} exits in all), the guest read "
             f"its three words through %gs, and a task-state segment among them ended it")
 # «/The quests' checks»
-# «The quests' checks»[5] book/switcher-shadows.md:1107 @b371ec49
+# «The quests' checks»[5] book/switcher-shadows.md:1063 @b371ec49
 
 @quest("switcher", "Page tables the short way: SET_PTE and FLUSH_TLB with no crossing")
 def check_switcher(root: Path) -> str:
@@ -400,7 +400,7 @@ def check_switcher(root: Path) -> str:
     return (f"{2 * calls} SET_PTE and FLUSH_TLB hypercalls, none the long way: "
             f"{counts['crossings']} crossings and {host.exits} exits in all")
 # «/The quests' checks»
-# «The quests' checks»[6] book/drivers-network.md:1107 @09e11bd7
+# «The quests' checks»[6] book/drivers-network.md:1136 @09e11bd7
 
 @quest("drivers", "Interrupts only when asked: VIRTIO_F_EVENT_IDX")
 def check_drivers(root: Path) -> str:
