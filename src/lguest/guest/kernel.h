@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/kernel.h» book/guest-kernel.md:225 @57d6ed27 */
+/* «src/lguest/guest/kernel.h» book/guest-kernel.md:230 @57d6ed27 */
 /* kernel.h: what every file of the Guest's kernel shares. */
 #ifndef KERNEL_H
 #define KERNEL_H
@@ -7,7 +7,7 @@
 #include <stdarg.h>
 #include "lguest.h"
 
-/* «The kernel's types and structures» book/guest-kernel.md:115 @2cb6db14 */
+/* «The kernel's types and structures» book/guest-kernel.md:120 @2cb6db14 */
 typedef unsigned char u8;
 typedef unsigned int u32;
 
@@ -62,7 +62,7 @@ struct context {
 };
 /* «/The kernel's types and structures» */
 
-/* «Hypercalls and the virtual interrupt flag» book/guest-kernel.md:179 @125af072 */
+/* «Hypercalls and the virtual interrupt flag» book/guest-kernel.md:184 @125af072 */
 extern struct lguest_data lguest_data;
 
 static inline u32 hcall(u32 call, u32 a1, u32 a2, u32 a3, u32 a4)
@@ -104,7 +104,7 @@ static inline void irq_restore(u32 flags)
 }
 /* «/Hypercalls and the virtual interrupt flag» */
 
-/* «What each file offers the others» book/guest-kernel.md:247 @3c3cb395 */
+/* «What each file offers the others» book/guest-kernel.md:252 @3c3cb395 */
 /* boot.c */
 extern const struct boot_page *boot;
 extern u32 mem_size, kernel_pages, pages_allocated, kernel_pgdir;

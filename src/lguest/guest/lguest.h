@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/lguest.h» book/guest-kernel.md:35 @92bde2a6 */
+/* «src/lguest/guest/lguest.h» book/guest-kernel.md:40 @92bde2a6 */
 /* lguest.h: the contract between Host and Guest, in numbers (lguest.abi, for C and assembler).
  * Only plain "#define NAME NUMBER" lines: a test checks each one against lguest/abi.py. */
 #ifndef LGUEST_H

@@ -1,9 +1,9 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/lib.c» book/guest-shell.md:218 @e332fcc0 */
+/* «src/lguest/guest/lib.c» book/guest-shell.md:221 @e332fcc0 */
 /* lib.c: the few C library functions the kernel needs, console output, shutdown and panic. */
 #include "kernel.h"
 
-/* «Strings and memory» book/guest-shell.md:28 @af98b6e8 */
+/* «Strings and memory» book/guest-shell.md:31 @af98b6e8 */
 void *memset(void *p, int c, u32 n)
 {
 	u8 *b = p;
@@ -37,7 +37,7 @@ int strcmp(const char *a, const char *b)
 }
 /* «/Strings and memory» */
 
-/* «The console» book/guest-shell.md:80 @cb9560a3 */
+/* «The console» book/guest-shell.md:83 @cb9560a3 */
 static void early_write(const char *s, u32 len)
 {
 	if (len)
@@ -54,7 +54,7 @@ const struct console early_console = { "early", early_write, early_read, 0 };
 const struct console *console = &early_console;
 /* «/The console» */
 
-/* «Formatted output» book/guest-shell.md:97 @92131f56 */
+/* «Formatted output» book/guest-shell.md:100 @92131f56 */
 struct out {
 	char *buf;
 	u32 size, len;
@@ -144,7 +144,7 @@ void printf(const char *fmt, ...)
 }
 /* «/Formatted output» */
 
-/* «Shutdown and panic» book/guest-shell.md:197 @4ba041d0 */
+/* «Shutdown and panic» book/guest-shell.md:200 @4ba041d0 */
 void shutdown(u32 how, const char *message)
 {
 	for (;;)

@@ -76,7 +76,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host-interrupts.md:959 @8c2bf6d9
+# «Clocks» book/host-interrupts.md:962 @8c2bf6d9
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -402,7 +402,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host-interrupts.md:835 @cbb53860
+    # «Time passes» book/host-interrupts.md:838 @cbb53860
     def _timer(self) -> None:
         """The timer thread: pull the brake when the deadline comes, and look in every TICK."""
         pulled_for = None  # the deadline the brake was last pulled for
@@ -447,7 +447,7 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
 
-    # «Sleep until something happens» book/host-interrupts.md:918 @4a769f06
+    # «Sleep until something happens» book/host-interrupts.md:921 @4a769f06
     def _sleep(self) -> None:
         """HALT: sleep until an interrupt can be delivered."""
         while self.interrupts.deliverable() is None:

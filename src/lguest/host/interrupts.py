@@ -17,7 +17,7 @@ EIP, CS, EFLAGS, ESP, SS = (FRAME.index(name) for name in ("eip", "cs", "eflags"
 EFLAGS_TF, EFLAGS_NT = 0x100, 0x4000
 WORDS = [struct.Struct(f"<{count}I") for count in range(7)]  # a frame is at most six words
 
-# «Gates» book/host-interrupts.md:149 @088190a8
+# «Gates» book/host-interrupts.md:152 @088190a8
 INTERRUPT_GATE, TRAP_GATE = 0xE, 0xF
 GENERAL_PROTECTION = 13
 HYPERCALL_DPL = 1  # as in lguest: the kernel at ring 1 may make hypercalls, its programs may not
@@ -51,7 +51,7 @@ def decode_gate(vector: int, low: int, high: int, kill: Callable) -> Gate | None
 # «/Gates»
 
 
-# «The interrupt controller» book/host-interrupts.md:457 @0b0b8ff7
+# «The interrupt controller» book/host-interrupts.md:460 @0b0b8ff7
 class Interrupts:
     """The guest's interrupt table, its pending lines, and delivery."""
 
@@ -80,7 +80,7 @@ class Interrupts:
         with self.lock:
             self.pending |= 1 << line
 
-    # «Which interrupt, if any» book/host-interrupts.md:198 @0131aca9
+    # «Which interrupt, if any» book/host-interrupts.md:201 @0131aca9
     def deliverable(self) -> int | None:
         """The lowest pending, unblocked line, if the guest can take it now."""
         data, memory = self.host.lguest_data, self.host.memory
@@ -101,7 +101,7 @@ class Interrupts:
         return (lines & -lines).bit_length() - 1
     # «/Which interrupt, if any»
 
-    # «Deliver interrupts and traps» book/host-interrupts.md:430 @77d42a80
+    # «Deliver interrupts and traps» book/host-interrupts.md:433 @77d42a80
     def deliver_pending(self) -> bool:
         line = self.deliverable()
         if line is None:
@@ -124,7 +124,7 @@ class Interrupts:
         self.push_frame(vector, gate, error_code)
     # «/Deliver interrupts and traps»
 
-    # «Push a frame» book/host-interrupts.md:372 @dfa71ede
+    # «Push a frame» book/host-interrupts.md:375 @dfa71ede
     def push_frame(self, vector: int, gate: Gate, error_code: int | None) -> None:
         host = self.host
         regs, data = host.regs, host.lguest_data
