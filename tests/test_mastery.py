@@ -95,6 +95,19 @@ def test_each_check_fails_as_shipped_and_passes_with_its_solution(reader, chapte
 
 
 
+def test_with_every_quest_solved_every_chapter_still_ends_with_its_machine_running(reader):
+    """A solution edits the chapter that owns each line it changes, and a line an earlier
+    chapter's snapshot holds must still work there: Mastery's call gates once had the Host
+    chapter's SET_STACK call the Switcher, and the Host's milestone died of it."""
+    for chapter in CHAPTERS:
+        reader.solve(chapter)
+    result = reader.lguest("tangle", "--check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for chapter in CHAPTERS:
+        result = reader.lguest("milestone", chapter)
+        assert result.returncode == 0, (chapter, result.stdout[-2000:], result.stderr[-2000:])
+
+
 def test_a_call_gate_with_no_task_register_is_a_verdict_not_a_crash(reader):
     """Unicorn aborts the process when a call gate finds no TSS: the check must survive it."""
     reader.solve("mastery")

@@ -462,7 +462,7 @@ class Host:
             self._tick()
     # «/Sleep until something happens»
 
-    # «Plugging in devices» book/host.md:1234 @931341f9
+    # «Plugging in devices» book/host.md:1245 @931341f9
     def add_device(self, device) -> None:
         """Map a virtio device's registers and lend it an interrupt line."""
         self.devices.append(device)

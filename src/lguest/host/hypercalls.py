@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/hypercalls.py» book/host.md:1170 @55825184
+# «src/lguest/host/hypercalls.py» book/host.md:1181 @55825184
 """Hypercalls: the guest asks, the Host answers (or kills it)."""
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def shutdown(host, message, reason, *_) -> None:
 # «/Init and shutdown»
 
 
-# «The rest of the table» book/host.md:995 @2355e8cd
+# «The rest of the table» book/host.md:992 @0b2831ab
 # «Page-table hypercalls»[2] book/switcher-shadows.md:351 @3e6db1bf
 @hypercall("NEW_PGTABLE")
 def new_pgtable(host, pgdir, *_) -> None:
@@ -142,6 +142,7 @@ def load_gdt_entry(host, index, low, high, *_) -> None:
 # «/Load a GDT entry»
 
 
+# «Set the kernel stack» book/host.md:1061 @dc948c95
 @hypercall("SET_STACK", in_hook=True)
 def set_stack(host, segment, top, pages, *_) -> None:
     if segment & 3 != 1:
@@ -149,6 +150,7 @@ def set_stack(host, segment, top, pages, *_) -> None:
     if not 0 < pages <= 16:
         host.kill(f"bad stack size of {pages} pages")
     host.kernel_stack = (segment, top)
+# «/Set the kernel stack»
 
 
 @hypercall("TS")
@@ -206,7 +208,7 @@ def beer(host, address, room, *_) -> int:
 # «/The rest of the table»
 
 
-# «The early console» book/host.md:1122 @10a13961
+# «The early console» book/host.md:1133 @10a13961
 class EarlyConsole:
     """Input for CONSOLE_READ: bytes from a stream, announced on CONSOLE_IRQ."""
 
