@@ -221,7 +221,8 @@ def test_software_interrupts_and_gate_types(guest):
 def test_ring_3_makes_no_hypercalls_and_ints_only_through_gates_that_let_it(guest):
     """Each forbidden int from ring 3 is a #GP in the kernel's handler, at the int, with error
     vector * 8 + 2, and changes nothing: the secret is not printed, the kernel's gate for 0x81
-    is still its own, the machine stays on. DPL-3 gates, exceptions and interrupts still work."""
+    is still its own, the machine stays on. DPL-3 gates, exceptions and interrupts still work,
+    and touching the Switcher's pages from ring 3 is the kernel's page fault, not a death."""
     result = run_guest(guest("ring3"))
     assert (result.returncode, result.stdout) == (0, (
         "to ring 3\n"
@@ -240,6 +241,8 @@ def test_ring_3_makes_no_hypercalls_and_ints_only_through_gates_that_let_it(gues
         "#GP error 22 at int $4 from cs 2b\n"
         "#GP error 0 at the cli from cs 2b\n"
         "divide error at the div from cs 2b\n"
+        "page fault at the read of the Switcher from cs 2b, cr2 ffc00000, error 5\n"
+        "page fault at the write to the Switcher from cs 2b, cr2 ffc00000, error 7\n"
         "timer interrupt from cs 2b\n"
         "the machine is still on\n")), result.stderr
 
@@ -425,6 +428,52 @@ def test_a_raised_line_reaches_its_handler_at_once_or_waits_in_irq_pending(guest
         "interrupts on: handler after 1 turn(s)\n"
         "interrupts off: pending 1, handled 0\n"
         "turned on: handled 1 before the next instruction\n")), outcome
+
+
+GATES_WITH_ANY_SELECTOR = r"""
+#include "guest.h"
+struct stub {
+	u32 vector;
+	void *stub;
+};
+extern const struct stub trap_stubs[];
+
+static void handler(struct trapframe *tf)
+{
+	u32 cs;
+	asm volatile("mov %%cs, %0" : "=r"(cs));
+	printf("int $0x80 from cs %x, handled in cs %x\n", tf->cs, cs);
+}
+
+void main(void)
+{
+	static const u32 selectors[] = {USER_CS, 0, 1 << 3, 0xFFFF};
+	const struct stub *s;
+	u32 i, offset;
+
+	lguest_init();
+	catch_unexpected();
+	on_trap(SYSCALL_VECTOR, handler, TRAP_GATE);
+	for (s = trap_stubs; s->vector != SYSCALL_VECTOR; s++)
+		;
+	offset = (u32)s->stub;
+	for (i = 0; i < sizeof(selectors) / sizeof(selectors[0]); i++) {
+		hcall(LHCALL_LOAD_IDT_ENTRY, SYSCALL_VECTOR, selectors[i] << 16 | (offset & 0xFFFF),
+		      (offset & 0xFFFF0000) | 0x8000 | 3 << 13 | TRAP_GATE << 8, 0);
+		asm volatile("int $0x80");
+	}
+	poweroff("gates done");
+}
+"""
+
+
+def test_a_gate_always_leads_into_the_kernels_own_code_segment(guest):
+    """Whatever selector a guest writes into a gate (a ring-3 one, the null one, the Host's
+    own, one past the GDT), the Host replaces it with KERNEL_CS, as lguest did: a gate that
+    kept its own once made the Switcher's iretd fault at ring 0."""
+    result = run_guest(guest(GATES_WITH_ANY_SELECTOR))
+    assert (result.returncode, result.stdout) == (0, "int $0x80 from cs 19, handled in cs 19\n" * 4), \
+        result.stderr
 
 
 HALT_WITH_INTERRUPTS_OFF = r"""

@@ -9,7 +9,9 @@
  * (vector * 8 + 2) and eip at the int, and change nothing.  What ring 3 may
  * still do is checked too: int3 and int $3 through a DPL-3 gate, and an
  * exception (a cli dressed up as int $13 by the bytes before it, a divide
- * error) or the timer's interrupt reaching a DPL-0 gate. */
+ * error) or the timer's interrupt reaching a DPL-0 gate.  And a program that
+ * touches the Switcher's pages, which only the kernel may read, is its kernel's
+ * page fault, not the end of the machine. */
 #include "guest.h"
 
 #define USER_CODE 0x08048000 /* no u suffixes: the assembler below reads these too */
@@ -23,7 +25,8 @@ struct stub {
 };
 extern const struct stub trap_stubs[];
 extern char user_code[], u_console[], u_idt[], u_81[], u_shutdown[], u_timer[], u_pf[], u_bp[],
-	u_bp2[], u_bp3[], u_bp4[], u_into[], u_of[], u_cli[], u_div[], u_evil[], u_end[];
+	u_bp2[], u_bp3[], u_bp4[], u_into[], u_of[], u_cli[], u_div[], u_peek[], u_poke[], u_evil[],
+	u_end[];
 const char secret[] = "the kernel's secret\n";
 const char pwned[] = "ring 3 turned the machine off";
 static u8 kernel_stack[2 * PAGE_SIZE] ALIGNED_PAGE;
@@ -67,6 +70,8 @@ asm(".section .text.user, \"ax\"\n"
     "u_cli: cli\n"
     "	xorl %ecx, %ecx\n"
     "u_div: divl %ecx\n"
+    "u_peek: movl 0xffc00000, %eax\n" /* the Switcher's pages: the kernel's to see, not ours */
+    "u_poke: movl %eax, 0xffc00000\n"
     "	movl $2, %eax\n"
     "	int $0x80\n" /* please arm the timer, interrupts on */
     "1:	cmpl $0, " STR(USER_FLAG) "\n"
@@ -90,7 +95,8 @@ static const char *where(u32 eip)
 		{u_shutdown, "the SHUTDOWN"}, {u_timer, "int $0x20"}, {u_pf, "int $0x0e"},
 		{u_bp, "the first int3"}, {u_bp2, "the first int $3"}, {u_bp3, "the second int3"},
 		{u_bp4, "the second int $3"}, {u_into, "the into"}, {u_of, "int $4"},
-		{u_cli, "the cli"}, {u_div, "the div"},
+		{u_cli, "the cli"}, {u_div, "the div"}, {u_peek, "the read of the Switcher"},
+		{u_poke, "the write to the Switcher"},
 	};
 	u32 i;
 	for (i = 0; i < sizeof(places) / sizeof(places[0]); i++)
@@ -111,6 +117,13 @@ static void divide(struct trapframe *tf)
 {
 	printf("divide error at %s from cs %x\n", where(tf->eip), tf->cs);
 	tf->eip += 2;
+}
+
+static void pagefault(struct trapframe *tf)
+{
+	printf("page fault at %s from cs %x, cr2 %x, error %x\n", where(tf->eip), tf->cs,
+	       lguest_data.cr2, tf->error);
+	tf->eip += 5; /* both are a one-byte opcode and a 32-bit address */
 }
 
 static void breakpoint(struct trapframe *tf)
@@ -159,6 +172,7 @@ void main(void)
 	catch_unexpected();
 	on_trap(0, divide, TRAP_GATE);
 	on_trap(13, gp, TRAP_GATE);
+	on_trap(14, pagefault, INTERRUPT_GATE);
 	on_trap(3, breakpoint, TRAP_GATE); /* on_trap gives 3 and 0x80 up DPL 3 */
 	on_trap(0x81, int81, TRAP_GATE);
 	on_trap(SYSCALL_VECTOR, syscall, TRAP_GATE);

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py»[2] book/switcher.md:862 @aeb8e87d
+# «src/lguest/host/core.py»[2] book/switcher.md:863 @aeb8e87d
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host-interrupts.md:962 @8c2bf6d9
+# «Clocks» book/host-interrupts.md:969 @8c2bf6d9
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -117,7 +117,7 @@ class VirtualClock:
 # «/Clocks»
 
 
-# «The Host's state»[2] book/switcher.md:914 @18947680
+# «The Host's state»[2] book/switcher.md:915 @18947680
 REGISTER = {name: index for index, name in enumerate(FRAME)}  # where each one is kept
 EIP, CS, EFLAGS, ESP, SS = (REGISTER[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 ASYNC_STATUS = LGUEST_DATA["async_status"]
@@ -239,7 +239,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest»[2] book/switcher.md:994 @2c20c80a
+    # «One trip into the Guest»[2] book/switcher.md:995 @2c20c80a
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
@@ -367,7 +367,7 @@ class Host:
             if result is not None:
                 regs[REGISTER["eax"]] = result & 0xFFFFFFFF
             return
-        # «An int instruction»[2] book/switcher-shadows.md:683 @2ba2a1fc
+        # «An int instruction»[2] book/switcher-shadows.md:692 @2ba2a1fc
         if self.software:  # int $n, int3 or into: the gate decides who may come in
             self._trace("trap", vector, handler=self.interrupts.deliver_software)
             self.interrupts.deliver_software(vector)
@@ -376,7 +376,7 @@ class Host:
         if vector == DOUBLE_FAULT:
             self._trace("trap", vector)
             self.kill(f"double fault at {regs[EIP]:#x}")
-        # «A page fault»[2] book/switcher-shadows.md:207 @a74f6062
+        # «A page fault»[2] book/switcher-shadows.md:216 @a74f6062
         if vector == PAGE_FAULT:
             address, error = self.fault_address, self.error_code
             if self.pages.demand_page(address, write=bool(error & 2), user=bool(error & 4)):
@@ -402,7 +402,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host-interrupts.md:838 @cbb53860
+    # «Time passes» book/host-interrupts.md:845 @cbb53860
     def _timer(self) -> None:
         """The timer thread: pull the brake when the deadline comes, and look in every TICK."""
         pulled_for = None  # the deadline the brake was last pulled for
@@ -447,7 +447,7 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
 
-    # «Sleep until something happens» book/host-interrupts.md:921 @4a769f06
+    # «Sleep until something happens» book/host-interrupts.md:928 @4a769f06
     def _sleep(self) -> None:
         """HALT: sleep until an interrupt can be delivered."""
         while self.interrupts.deliverable() is None:
@@ -462,7 +462,7 @@ class Host:
             self._tick()
     # «/Sleep until something happens»
 
-    # «Plugging in devices» book/host.md:1245 @931341f9
+    # «Plugging in devices» book/host.md:1240 @931341f9
     def add_device(self, device) -> None:
         """Map a virtio device's registers and lend it an interrupt line."""
         self.devices.append(device)

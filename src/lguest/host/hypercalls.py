@@ -105,7 +105,7 @@ def shutdown(host, message, reason, *_) -> None:
 
 
 # «The rest of the table» book/host.md:992 @0b2831ab
-# «Page-table hypercalls»[2] book/switcher-shadows.md:351 @3e6db1bf
+# «Page-table hypercalls»[2] book/switcher-shadows.md:360 @3e6db1bf
 @hypercall("NEW_PGTABLE")
 def new_pgtable(host, pgdir, *_) -> None:
     host.pages.new_pgtable(pgdir)
@@ -134,7 +134,7 @@ def load_idt_entry(host, vector, low, high, *_) -> None:
     host.interrupts.load_idt_entry(vector, low, high)
 
 
-# «Load a GDT entry»[2] book/switcher.md:1031 @6f7aba91
+# «Load a GDT entry»[2] book/switcher.md:1032 @6f7aba91
 @hypercall("LOAD_GDT_ENTRY", in_hook=True)
 def load_gdt_entry(host, index, low, high, *_) -> None:
     host.switcher.gdt[index] = guest_descriptor(index, low, high, host.kill)

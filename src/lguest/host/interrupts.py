@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/interrupts.py»[2] book/switcher.md:832 @a0023197
+# «src/lguest/host/interrupts.py»[2] book/switcher.md:832 @ece7d7d3
 """Interrupts and traps: the frames the Host pushes on the guest's behalf."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
-from ..abi import FIRST_EXTERNAL_VECTOR, HYPERCALL_VECTOR, IRQ_LINES, LGUEST_DATA, X86_EFLAGS_IF
+from ..abi import (FIRST_EXTERNAL_VECTOR, HYPERCALL_VECTOR, IRQ_LINES, KERNEL_CS, LGUEST_DATA,
+                   X86_EFLAGS_IF)
 from ..switcher import FRAME
 from .brake import WHEN_ENABLED
 
@@ -17,7 +18,7 @@ EIP, CS, EFLAGS, ESP, SS = (FRAME.index(name) for name in ("eip", "cs", "eflags"
 EFLAGS_TF, EFLAGS_NT = 0x100, 0x4000
 WORDS = [struct.Struct(f"<{count}I") for count in range(7)]  # a frame is at most six words
 
-# «Gates» book/host-interrupts.md:152 @088190a8
+# «Gates» book/host-interrupts.md:158 @3a5fdc32
 INTERRUPT_GATE, TRAP_GATE = 0xE, 0xF
 GENERAL_PROTECTION = 13
 HYPERCALL_DPL = 1  # as in lguest: the kernel at ring 1 may make hypercalls, its programs may not
@@ -47,11 +48,11 @@ def decode_gate(vector: int, low: int, high: int, kill: Callable) -> Gate | None
     kind = high >> 8 & 0xF
     if kind not in (INTERRUPT_GATE, TRAP_GATE):
         kill(f"bad IDT type {kind} for vector {vector}")
-    return Gate(high & 0xFFFF0000 | low & 0xFFFF, low >> 16 | 1, kind, high >> 13 & 3)
+    return Gate(high & 0xFFFF0000 | low & 0xFFFF, KERNEL_CS, kind, high >> 13 & 3)  # lguest's rule
 # «/Gates»
 
 
-# «The interrupt controller» book/host-interrupts.md:460 @0b0b8ff7
+# «The interrupt controller» book/host-interrupts.md:466 @0b0b8ff7
 class Interrupts:
     """The guest's interrupt table, its pending lines, and delivery."""
 
@@ -80,7 +81,7 @@ class Interrupts:
         with self.lock:
             self.pending |= 1 << line
 
-    # «Which interrupt, if any» book/host-interrupts.md:201 @0131aca9
+    # «Which interrupt, if any» book/host-interrupts.md:207 @0131aca9
     def deliverable(self) -> int | None:
         """The lowest pending, unblocked line, if the guest can take it now."""
         data, memory = self.host.lguest_data, self.host.memory
@@ -101,7 +102,7 @@ class Interrupts:
         return (lines & -lines).bit_length() - 1
     # «/Which interrupt, if any»
 
-    # «Deliver interrupts and traps» book/host-interrupts.md:433 @77d42a80
+    # «Deliver interrupts and traps» book/host-interrupts.md:439 @77d42a80
     def deliver_pending(self) -> bool:
         line = self.deliverable()
         if line is None:
@@ -124,7 +125,7 @@ class Interrupts:
         self.push_frame(vector, gate, error_code)
     # «/Deliver interrupts and traps»
 
-    # «Push a frame» book/host-interrupts.md:375 @dfa71ede
+    # «Push a frame» book/host-interrupts.md:381 @dfa71ede
     def push_frame(self, vector: int, gate: Gate, error_code: int | None) -> None:
         host = self.host
         regs, data = host.regs, host.lguest_data
@@ -172,8 +173,8 @@ class Interrupts:
         view[above:above + 4 - cut] = data[cut:]
     # «/Push a frame»
 # «/The interrupt controller»
-# «The interrupt controller»[2] book/switcher-shadows.md:705 @7d22b976
-    # «Software interrupts» book/switcher-shadows.md:653 @7f21333e
+# «The interrupt controller»[2] book/switcher-shadows.md:714 @7d22b976
+    # «Software interrupts» book/switcher-shadows.md:662 @7f21333e
     def deliver_software(self, vector: int) -> None:
         """An int $n, int3 or into: through the gate if its DPL lets the caller in, else a #GP."""
         regs = self.host.regs

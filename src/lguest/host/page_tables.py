@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/page_tables.py»[2] book/switcher-shadows.md:377 @c19497ed
+# «src/lguest/host/page_tables.py»[2] book/switcher-shadows.md:386 @c19497ed
 """Shadow page tables: what the CPU really uses, built from the guest's own."""
 
 from __future__ import annotations
@@ -122,11 +122,13 @@ class ShadowPages:
         return (found[1] & FRAME_MASK) + (vaddr & 0xFFF)
     # «/Walk the guest's tables»
 
-    # «Demand paging» book/switcher-shadows.md:164 @1bd4aabd
+    # «Demand paging» book/switcher-shadows.md:171 @ceba99d3
     def demand_page(self, vaddr: int, write: bool, user: bool) -> bool:
         """Fill the shadow entry for a faulting access; False if the guest must see the fault."""
-        if vaddr >= SWITCHER_ADDR:
-            self.kill(f"attempt to write to the Switcher's pages at {vaddr:#x}")
+        if vaddr >= SWITCHER_ADDR:  # always present: the fault is the guest's to hear, or its end
+            if write and not user:
+                self.kill(f"attempt to write to the Switcher's pages at {vaddr:#x}")
+            return False
         found = self.walk(vaddr)
         if found is None:
             return False
@@ -145,7 +147,7 @@ class ShadowPages:
         return True
     # «/Demand paging»
 
-    # «When the guest changes its tables» book/switcher-shadows.md:320 @55c29003
+    # «When the guest changes its tables» book/switcher-shadows.md:329 @55c29003
     def set_pte(self, pgdir: int, vaddr: int) -> None:
         for shadow in self._affected(pgdir, vaddr >> 22):
             page = self.tables[shadow].get(vaddr >> 22)

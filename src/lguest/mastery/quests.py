@@ -351,7 +351,7 @@ def check_host(root: Path) -> str:
     return (f"one LOAD_TLS filled GDT entries 7 to 9 ({host.exits} exits in all), the guest read "
             f"its three words through %gs, and a task-state segment among them ended it")
 # «/The quests' checks»
-# «The quests' checks»[5] book/switcher-shadows.md:1063 @b371ec49
+# «The quests' checks»[5] book/switcher-shadows.md:1072 @b371ec49
 
 @quest("switcher", "Page tables the short way: SET_PTE and FLUSH_TLB with no crossing")
 def check_switcher(root: Path) -> str:
