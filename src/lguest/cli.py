@@ -167,7 +167,7 @@ def book_config_command(check: bool) -> None:
 
 @main.command("run", context_settings={"ignore_unknown_options": True,
                                         "allow_interspersed_args": False})
-# «The options of lguest run»[2] book/host-boot.md:762 @d27af3f9
+# «The options of lguest run»[2] book/host-boot.md:761 @d27af3f9
 @click.option("--verbose", is_flag=True,
               help="Print every exit from the guest, and the chunk of the book that handles it.")
 @click.option("--deterministic", is_flag=True,
@@ -222,7 +222,7 @@ def run_command(mem_mb: int, guest: str | None, guest_args: tuple[str, ...],
             click.echo(f"lguest: {error}", err=True)
             sys.exit(launcher.EXIT_ERROR)
     # «/Find the kernel to boot»
-    # «Run the guest from the command line»[3] book/mastery.md:924 @f3718fdb
+    # «Run the guest from the command line»[3] book/mastery.md:908 @f3718fdb
     from .mastery.voucher import poured
 
     status = launcher.launch(mem_mb, guest, guest_args, voucher=poured(), **options)
@@ -246,7 +246,7 @@ def checked_nets(context: click.Context, specs: tuple[str, ...]) -> tuple[str, .
             context.exit(EXIT_USAGE)
     return specs
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[7] book/mastery.md:1001 @f87addf1
+# «Commands of the lguest tool»[7] book/mastery.md:985 @f87addf1
 
 @contextmanager
 def recording() -> Iterator[None]:

@@ -21,7 +21,7 @@ from elftools.elf.segments import Segment
 from . import abi
 from .memory import GuestMemory
 # «/What the Launcher imports»
-# «What the Launcher imports»[2] book/host-boot.md:787 @f130e21b
+# «What the Launcher imports»[2] book/host-boot.md:786 @f130e21b
 import _thread
 import functools
 import inspect
@@ -351,7 +351,7 @@ def describe(elf_path: str | Path, mem_mb: int, entry: int, pgdir: int, stderr: 
           f"page directory at {pgdir:#x}", file=stderr, flush=True)
 # «/Describe the machine»
 # «/src/lguest/launcher.py»
-# «src/lguest/launcher.py»[2] book/host-boot.md:803 @ebd6d767
+# «src/lguest/launcher.py»[2] book/host-boot.md:802 @ebd6d767
 
 # «Launch one guest»[2] book/drivers-plugging.md:179 @01d37e39
 def launch_one(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool,
@@ -388,7 +388,7 @@ def launch_one(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbos
 # «/Launch one guest»
 
 
-# «Boot the machine on its Host» book/host-boot.md:419 @d39b4bfe
+# «Boot the machine on its Host» book/host-boot.md:418 @d39b4bfe
 def boot(host: Any, devices: Sequence[Any], entry: int, pgdir: int) -> Any:
     """Plug the devices into the Host, run the guest from ``entry``, and unplug them."""
     try:
@@ -402,7 +402,7 @@ def boot(host: Any, devices: Sequence[Any], entry: int, pgdir: int) -> Any:
 # «/Boot the machine on its Host»
 
 
-# «Report how the guest ended» book/host-boot.md:439 @882ba5ff
+# «Report how the guest ended» book/host-boot.md:438 @882ba5ff
 def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
     """The exit status for the Host's outcome, with the reason on stderr if the guest died."""
     reason = " ".join(str(outcome.reason).splitlines())
@@ -417,7 +417,7 @@ def report(outcome: Any, stderr: TextIO, verbose: bool) -> int:
 # «/Report how the guest ended»
 
 
-# «Watch the clock and the keyboard» book/host-boot.md:481 @3c3a5853
+# «Watch the clock and the keyboard» book/host-boot.md:480 @3c3a5853
 TICK = 0.05  # seconds between the watcher's looks at the clock
 
 
@@ -459,7 +459,7 @@ def watching(host: Any, timeout: float | None) -> Iterator[None]:
 # «/Watch the clock and the keyboard»
 
 
-# «The two ends of the pipe» book/host-boot.md:565 @539c67a2
+# «The two ends of the pipe» book/host-boot.md:564 @539c67a2
 STOP_GRACE = 1.0  # seconds a stopped reader has to finish what it was doing
 
 
@@ -557,7 +557,7 @@ def die_of_a_broken_pipe() -> None:
 # «/The two ends of the pipe»
 
 
-# «Name the chunk behind each exit» book/host-boot.md:705 @0f542edf
+# «Name the chunk behind each exit» book/host-boot.md:704 @0f542edf
 PACKAGE = Path(__file__).resolve().parent
 
 

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/switcher.py» book/switcher-shadows.md:840 @46b4fed9
+# «src/lguest/switcher.py» book/switcher-shadows.md:843 @46b4fed9
 """The Switcher: its pages at the top of every address space, and the way into the guest."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from .abi import GDT_ENTRIES, KERNEL_CS, KERNEL_DS, PAGE_SIZE, SWITCHER_ADDR, US
 from .switcher_build import (CODE_ADDRESS, GDT_ADDRESS, REGS_ADDRESS, SWITCHER_PAGES,
                              SwitcherError, switcher_code)
 
-# «The Switcher's pages» book/switcher.md:139 @bbdef933
+# «The Switcher's pages» book/switcher.md:144 @bbdef933
 HOST_CS, HOST_DS = 1 << 3, 2 << 3
 FRAME = ("gs", "fs", "es", "ds", "edi", "esi", "ebp", "unused", "ebx", "edx", "ecx", "eax",
          "eip", "cs", "eflags", "esp", "ss")
@@ -40,7 +40,7 @@ def descriptor(base: int, limit: int, access: int, flags: int = 0xC) -> int:
 # «/The Switcher's pages»
 
 
-# «The way in» book/switcher.md:315 @d44f1321
+# «The way in» book/switcher.md:320 @d44f1321
 class Switcher:
     """The Switcher's pages, the GDT that lives in them, and the way into the guest."""
 
@@ -94,7 +94,7 @@ class Switcher:
 # «/The way in»
 
 
-# «The register file» book/switcher.md:466 @90ca5c65
+# «The register file» book/switcher.md:470 @90ca5c65
 GPRS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 GPR_IDS = (UC_X86_REG_EAX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_EBX,
            UC_X86_REG_ESP, UC_X86_REG_EBP, UC_X86_REG_ESI, UC_X86_REG_EDI)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py»[2] book/switcher.md:863 @aeb8e87d
+# «src/lguest/host/core.py»[2] book/switcher.md:868 @aeb8e87d
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Register the trap hook» book/host.md:729 @ee2467ac
+# «Register the trap hook» book/host.md:756 @ee2467ac
 TRAP_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 
 
@@ -76,7 +76,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host-interrupts.md:969 @8c2bf6d9
+# «Clocks» book/host-interrupts.md:977 @8c2bf6d9
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -117,7 +117,7 @@ class VirtualClock:
 # «/Clocks»
 
 
-# «The Host's state»[2] book/switcher.md:915 @18947680
+# «The Host's state»[2] book/switcher.md:920 @18947680
 REGISTER = {name: index for index, name in enumerate(FRAME)}  # where each one is kept
 EIP, CS, EFLAGS, ESP, SS = (REGISTER[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 ASYNC_STATUS = LGUEST_DATA["async_status"]
@@ -189,7 +189,7 @@ class Host:
             raise Killed(f"stopped by the host: {self.stop_request}")
     # «/Killing and stopping»
 
-    # «Run the guest» book/host.md:204 @86c50699
+    # «Run the guest» book/host.md:205 @86c50699
     def run(self, *, entry: int, stack: int, boot: int, pgdir: int) -> Outcome:
         """Run the guest from ``entry`` until it shuts down or dies."""
         self._cpu_thread = threading.get_ident()
@@ -239,7 +239,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest»[2] book/switcher.md:995 @2c20c80a
+    # «One trip into the Guest»[2] book/switcher.md:1000 @2c20c80a
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
@@ -272,7 +272,7 @@ class Host:
         self.regs[:] = self.cpu.frame()
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:640 @016c9724
+    # «The trap hook» book/host.md:667 @016c9724
     def _fast_path(self) -> Callable[[int, int, int], None]:
         """The trap hook: serve a hypercall in place if we may, else stop for the loop."""
         host, in_hook, view = self, IN_HOOK, self.memory.view
@@ -352,7 +352,7 @@ class Host:
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:774 @39c727da
+    # «Handle an exit» book/host.md:801 @39c727da
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
@@ -367,7 +367,7 @@ class Host:
             if result is not None:
                 regs[REGISTER["eax"]] = result & 0xFFFFFFFF
             return
-        # «An int instruction»[2] book/switcher-shadows.md:692 @2ba2a1fc
+        # «An int instruction»[2] book/switcher-shadows.md:695 @2ba2a1fc
         if self.software:  # int $n, int3 or into: the gate decides who may come in
             self._trace("trap", vector, handler=self.interrupts.deliver_software)
             self.interrupts.deliver_software(vector)
@@ -376,7 +376,7 @@ class Host:
         if vector == DOUBLE_FAULT:
             self._trace("trap", vector)
             self.kill(f"double fault at {regs[EIP]:#x}")
-        # «A page fault»[2] book/switcher-shadows.md:216 @a74f6062
+        # «A page fault»[2] book/switcher-shadows.md:215 @a74f6062
         if vector == PAGE_FAULT:
             address, error = self.fault_address, self.error_code
             if self.pages.demand_page(address, write=bool(error & 2), user=bool(error & 4)):
@@ -447,7 +447,7 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
 
-    # «Sleep until something happens» book/host-interrupts.md:928 @4a769f06
+    # «Sleep until something happens» book/host-interrupts.md:931 @4a769f06
     def _sleep(self) -> None:
         """HALT: sleep until an interrupt can be delivered."""
         while self.interrupts.deliverable() is None:
@@ -462,7 +462,7 @@ class Host:
             self._tick()
     # «/Sleep until something happens»
 
-    # «Plugging in devices» book/host.md:1240 @931341f9
+    # «Plugging in devices» book/host.md:1285 @931341f9
     def add_device(self, device) -> None:
         """Map a virtio device's registers and lend it an interrupt line."""
         self.devices.append(device)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/interrupts.py»[2] book/switcher.md:832 @ece7d7d3
+# «src/lguest/host/interrupts.py»[2] book/switcher.md:837 @ece7d7d3
 """Interrupts and traps: the frames the Host pushes on the guest's behalf."""
 
 from __future__ import annotations
@@ -173,8 +173,8 @@ class Interrupts:
         view[above:above + 4 - cut] = data[cut:]
     # «/Push a frame»
 # «/The interrupt controller»
-# «The interrupt controller»[2] book/switcher-shadows.md:714 @7d22b976
-    # «Software interrupts» book/switcher-shadows.md:662 @7f21333e
+# «The interrupt controller»[2] book/switcher-shadows.md:717 @7d22b976
+    # «Software interrupts» book/switcher-shadows.md:665 @7f21333e
     def deliver_software(self, vector: int) -> None:
         """An int $n, int3 or into: through the gate if its DPL lets the caller in, else a #GP."""
         regs = self.host.regs

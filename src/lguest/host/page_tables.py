@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/page_tables.py»[2] book/switcher-shadows.md:386 @c19497ed
+# «src/lguest/host/page_tables.py»[2] book/switcher-shadows.md:385 @c19497ed
 """Shadow page tables: what the CPU really uses, built from the guest's own."""
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ class ShadowPages:
         return True
     # «/Demand paging»
 
-    # «When the guest changes its tables» book/switcher-shadows.md:329 @55c29003
+    # «When the guest changes its tables» book/switcher-shadows.md:328 @55c29003
     def set_pte(self, pgdir: int, vaddr: int) -> None:
         for shadow in self._affected(pgdir, vaddr >> 22):
             page = self.tables[shadow].get(vaddr >> 22)

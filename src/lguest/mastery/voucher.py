@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/mastery/voucher.py» book/mastery.md:951 @7f674d9a
+# «src/lguest/mastery/voucher.py» book/mastery.md:935 @7f674d9a
 """The Beer: what remains to be done, and the voucher when nothing does."""
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def pour(root: Path, name: str) -> str:
 # «/Pour»
 
 
-# «The voucher for the guest» book/mastery.md:933 @cc4d5fd2
+# «The voucher for the guest» book/mastery.md:917 @cc4d5fd2
 def poured() -> bytes:
     """The voucher issued here, if it still verifies; b"" otherwise."""
     try:
