@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/switcher.S» book/switcher.md:175 @ee08bcfd */
+/* «src/lguest/switcher.S» book/switcher.md:171 @ee08bcfd */
 /* The Switcher: from a clean ring-0 state into the Guest at ring 1.
    Assembled with GNU as; REGS_ADDRESS is passed in with --defsym. */
 	.text

@@ -24,10 +24,9 @@ from .abi import GDT_ENTRIES, KERNEL_CS, KERNEL_DS, PAGE_SIZE, SWITCHER_ADDR, US
 from .switcher_build import (CODE_ADDRESS, GDT_ADDRESS, REGS_ADDRESS, SWITCHER_PAGES,
                              SwitcherError, switcher_code)
 
-# «The Switcher's pages» book/switcher.md:144 @bbdef933
-HOST_CS, HOST_DS = 1 << 3, 2 << 3
-FRAME = ("gs", "fs", "es", "ds", "edi", "esi", "ebp", "unused", "ebx", "edx", "ecx", "eax",
-         "eip", "cs", "eflags", "esp", "ss")
+# «The Switcher's pages» book/switcher.md:147 @f9717287
+# «Ring 0's segments and the guest's control bits» book/host.md:328 @98994177
+HOST_CS, HOST_DS = 1 << 3, 2 << 3  # the Host's own ring-0 segments, GDT entries 1 and 2
 CR0_PE, CR0_MP, CR0_TS, CR0_ET, CR0_NE, CR0_WP, CR0_PG = (
     1 << 0, 1 << 1, 1 << 3, 1 << 4, 1 << 5, 1 << 16, 1 << 31)
 CR0_GUEST = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG
@@ -37,10 +36,15 @@ def descriptor(base: int, limit: int, access: int, flags: int = 0xC) -> int:
     """A segment descriptor, with its Accessed bit already set."""
     return ((limit & 0xFFFF) | (base & 0xFFFFFF) << 16 | (access | 1) << 40
             | (limit >> 16 & 0xF) << 48 | flags << 52 | (base >> 24 & 0xFF) << 56)
+# «/Ring 0's segments and the guest's control bits»
+
+
+FRAME = ("gs", "fs", "es", "ds", "edi", "esi", "ebp", "unused", "ebx", "edx", "ecx", "eax",
+         "eip", "cs", "eflags", "esp", "ss")
 # «/The Switcher's pages»
 
 
-# «The way in» book/switcher.md:320 @d44f1321
+# «The way in» book/switcher.md:316 @d44f1321
 class Switcher:
     """The Switcher's pages, the GDT that lives in them, and the way into the guest."""
 
@@ -94,7 +98,7 @@ class Switcher:
 # «/The way in»
 
 
-# «The register file» book/switcher.md:470 @90ca5c65
+# «The register file» book/switcher.md:466 @90ca5c65
 GPRS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 GPR_IDS = (UC_X86_REG_EAX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_EBX,
            UC_X86_REG_ESP, UC_X86_REG_EBP, UC_X86_REG_ESI, UC_X86_REG_EDI)

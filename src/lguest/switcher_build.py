@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/switcher_build.py» book/switcher.md:272 @a16db063
+# «src/lguest/switcher_build.py» book/switcher.md:268 @a16db063
 """Assembling the Switcher: plain standard library, usable while the package builds."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .abi import PAGE_SIZE, SWITCHER_ADDR
 
-# «Where the Switcher's pages are» book/switcher.md:137 @220501c9
+# «Where the Switcher's pages are» book/switcher.md:140 @220501c9
 CODE_ADDRESS = SWITCHER_ADDR
 GDT_ADDRESS = SWITCHER_ADDR + PAGE_SIZE
 REGS_ADDRESS = SWITCHER_ADDR + 2 * PAGE_SIZE
@@ -19,7 +19,7 @@ SWITCHER_PAGES = 3
 # «/Where the Switcher's pages are»
 
 
-# «Assemble the Switcher» book/switcher.md:226 @04b23461
+# «Assemble the Switcher» book/switcher.md:222 @04b23461
 class SwitcherError(RuntimeError):
     """The Switcher could not be built, or Unicorn is not the one we know."""
 

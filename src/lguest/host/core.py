@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/core.py»[2] book/switcher.md:868 @aeb8e87d
+# «src/lguest/host/core.py»[2] book/switcher.md:864 @aeb8e87d
 """The Host's core: the run-guest loop and the traps that end each trip."""
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Exit:
 # «/Outcomes and exits»
 
 
-# «Register the trap hook» book/host.md:756 @ee2467ac
+# «Register the trap hook» book/host.md:773 @ee2467ac
 TRAP_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 
 
@@ -117,7 +117,7 @@ class VirtualClock:
 # «/Clocks»
 
 
-# «The Host's state»[2] book/switcher.md:920 @18947680
+# «The Host's state»[2] book/switcher.md:916 @18947680
 REGISTER = {name: index for index, name in enumerate(FRAME)}  # where each one is kept
 EIP, CS, EFLAGS, ESP, SS = (REGISTER[name] for name in ("eip", "cs", "eflags", "esp", "ss"))
 ASYNC_STATUS = LGUEST_DATA["async_status"]
@@ -239,7 +239,7 @@ class Host:
                 timer.join()
     # «/Run the guest»
 
-    # «One trip into the Guest»[2] book/switcher.md:1000 @2c20c80a
+    # «One trip into the Guest»[2] book/switcher.md:996 @2c20c80a
     def _run_once(self) -> None:
         self.trap = None
         self.switcher.enter(self.regs, self.pages.cr3, self.ts, self.pages.flush)
@@ -272,7 +272,7 @@ class Host:
         self.regs[:] = self.cpu.frame()
     # «/One trip into the Guest»
 
-    # «The trap hook» book/host.md:667 @016c9724
+    # «The trap hook» book/host.md:684 @016c9724
     def _fast_path(self) -> Callable[[int, int, int], None]:
         """The trap hook: serve a hypercall in place if we may, else stop for the loop."""
         host, in_hook, view = self, IN_HOOK, self.memory.view
@@ -352,7 +352,7 @@ class Host:
         return True
     # «/The trap hook»
 
-    # «Handle an exit» book/host.md:801 @39c727da
+    # «Handle an exit» book/host.md:818 @39c727da
     def _handle(self, vector: int | None) -> None:
         regs = self.regs
         if vector is None:
@@ -462,7 +462,7 @@ class Host:
             self._tick()
     # «/Sleep until something happens»
 
-    # «Plugging in devices» book/host.md:1285 @931341f9
+    # «Plugging in devices» book/host.md:1302 @931341f9
     def add_device(self, device) -> None:
         """Map a virtio device's registers and lend it an interrupt line."""
         self.devices.append(device)

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/hypercalls.py» book/host.md:1226 @55825184
+# «src/lguest/host/hypercalls.py» book/host.md:1243 @55825184
 """Hypercalls: the guest asks, the Host answers (or kills it)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from ..abi import (ASYNC_DONE, ASYNC_READY, ASYNC_SLOTS, CONSOLE_EOF, CONSOLE_IR
                    SHUTDOWN_RESTART, SWITCHER_ADDR)
 from .segments import guest_descriptor
 
-# «The hypercall table» book/host.md:880 @afc4197c
+# «The hypercall table» book/host.md:897 @afc4197c
 HANDLERS: dict[int, Callable] = {}
 IN_HOOK: dict[int, Callable] = {}  # the handlers that may run inside the trap hook
 
@@ -47,7 +47,7 @@ def do_hypercall(host, number: int, a1: int, a2: int, a3: int, a4: int) -> int |
 # «/The hypercall table»
 
 
-# «The asynchronous ring» book/host.md:930 @96d8e25e
+# «The asynchronous ring» book/host.md:947 @96d8e25e
 ASYNC_CALL = struct.Struct("<5I")  # a slot: the call number and four arguments
 
 
@@ -74,7 +74,7 @@ def flush_async(host, *_) -> None:
 # «/The asynchronous ring»
 
 
-# «Init and shutdown» book/host.md:975 @0b1ebb13
+# «Init and shutdown» book/host.md:992 @0b1ebb13
 @hypercall("LGUEST_INIT", in_hook=True)
 def lguest_init(host, address, *_) -> None:
     if host.lguest_data is not None:
@@ -104,7 +104,7 @@ def shutdown(host, message, reason, *_) -> None:
 # «/Init and shutdown»
 
 
-# «The rest of the table» book/host.md:1019 @930a2eed
+# «The rest of the table» book/host.md:1036 @930a2eed
 # «Page-table hypercalls»[2] book/switcher-shadows.md:359 @3e6db1bf
 @hypercall("NEW_PGTABLE")
 def new_pgtable(host, pgdir, *_) -> None:
@@ -134,7 +134,7 @@ def load_idt_entry(host, vector, low, high, *_) -> None:
     host.interrupts.load_idt_entry(vector, low, high)
 
 
-# «Load a GDT entry»[2] book/switcher.md:1037 @6f7aba91
+# «Load a GDT entry»[2] book/switcher.md:1033 @6f7aba91
 @hypercall("LOAD_GDT_ENTRY", in_hook=True)
 def load_gdt_entry(host, index, low, high, *_) -> None:
     host.switcher.gdt[index] = guest_descriptor(index, low, high, host.kill)
@@ -142,7 +142,7 @@ def load_gdt_entry(host, index, low, high, *_) -> None:
 # «/Load a GDT entry»
 
 
-# «Set the kernel stack» book/host.md:1097 @dc948c95
+# «Set the kernel stack» book/host.md:1114 @dc948c95
 @hypercall("SET_STACK", in_hook=True)
 def set_stack(host, segment, top, pages, *_) -> None:
     if segment & 3 != 1:
@@ -207,7 +207,7 @@ def beer(host, address, room, *_) -> int:
 # «/The rest of the table»
 
 
-# «The early console» book/host.md:1178 @10a13961
+# «The early console» book/host.md:1195 @10a13961
 class EarlyConsole:
     """Input for CONSOLE_READ: bytes from a stream, announced on CONSOLE_IRQ."""
 

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/interrupts.py»[2] book/switcher.md:837 @ece7d7d3
+# «src/lguest/host/interrupts.py»[2] book/switcher.md:833 @ece7d7d3
 """Interrupts and traps: the frames the Host pushes on the guest's behalf."""
 
 from __future__ import annotations
