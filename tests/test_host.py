@@ -478,20 +478,34 @@ def test_a_gate_always_leads_into_the_kernels_own_code_segment(guest):
 
 HALT_WITH_INTERRUPTS_OFF = r"""
 #include "guest.h"
+static volatile u32 ticks;
+static void tick(struct trapframe *tf)
+{
+	(void)tf;
+	ticks++;
+}
 void main(void)
 {
 	lguest_init();
+	on_trap(FIRST_EXTERNAL_VECTOR + TIMER_IRQ, tick, INTERRUPT_GATE);
 	irq_disable();
 	hcall(LHCALL_SET_CLOCKEVENT, 1000000, 0, 0, 0);
 	hcall(LHCALL_HALT, 0, 0, 0, 0);
+	printf("woken after %u tick(s), interrupts %s\n", ticks,
+	       lguest_data.irq_enabled & X86_EFLAGS_IF ? "on" : "off");
 	poweroff("woken");
 }
 """
 
 
-def test_halt_with_interrupts_off_is_killed_for_that(guest):
-    result = run_guest(guest(HALT_WITH_INTERRUPTS_OFF))
-    assert assert_killed(result) == "halted with interrupts disabled: no interrupt can ever wake it"
+@pytest.mark.parametrize("deterministic", [False, True], ids=["wall-clock", "deterministic"])
+def test_halt_with_interrupts_off_turns_them_on_and_sleeps_until_one_comes(guest, deterministic):
+    """HALT is sti; hlt in one hypercall, as lguest's was: the only way a kernel can look for
+    work with interrupts off and then sleep without losing the interrupt that comes between."""
+    result = run_guest(guest(HALT_WITH_INTERRUPTS_OFF),
+                       flags=("--deterministic",) if deterministic else ())
+    assert (result.returncode, result.stdout) == (0, "woken after 1 tick(s), interrupts on\n"), \
+        result.stderr
 
 
 def test_a_deterministic_halt_waiting_on_a_device_sleeps(guest, tmp_path):

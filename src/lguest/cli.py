@@ -212,7 +212,7 @@ def run_command(mem_mb: int, guest: str | None, guest_args: tuple[str, ...],
     """
     from . import launcher
 
-    # «Find the kernel to boot»[2] book/guest-shell.md:810 @0edc5502
+    # «Find the kernel to boot»[2] book/guest-shell.md:813 @0edc5502
     if guest is None:
         from .guest import KernelBuildError, build_kernel
 

@@ -1,7 +1,8 @@
 /* timer: SET_CLOCKEVENT arms a one-shot tick (IRQ 0, vector 32).  While the
  * virtual interrupt flag is off the tick is only noted in irq_pending; once
  * the guest turns it on and asks with SEND_INTERRUPTS, the handler runs.
- * Then HALT sleeps until the next tick. */
+ * Then HALT, called with interrupts off, turns them on and sleeps until the
+ * next tick. */
 #include "guest.h"
 
 #define MS 1000000u
@@ -56,8 +57,9 @@ void main(void)
 	spin(1000000);
 	printf("one-shot: still %u ticks\n", ticks);
 
+	irq_disable(); /* so that the tick cannot come before the halt and leave it nothing */
 	hcall(LHCALL_SET_CLOCKEVENT, 2 * MS, 0, 0, 0);
-	hcall(LHCALL_HALT, 0, 0, 0, 0);
+	hcall(LHCALL_HALT, 0, 0, 0, 0); /* which turns them on again, as sti; hlt would */
 	while (ticks < 2 && wait_for(&ticks) < LONG_WAIT)
 		;
 	printf("halted until tick %u\n", ticks);

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/guest/__init__.py» book/guest-shell.md:748 @e88207d5
+# «src/lguest/guest/__init__.py» book/guest-shell.md:751 @e88207d5
 """The Guest's kernel: its C and assembler sources live here; this builds them."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-# «Build the kernel» book/guest-shell.md:663 @4094e7a4
+# «Build the kernel» book/guest-shell.md:666 @4094e7a4
 SOURCES = (
-    # «The kernel's source files» book/guest-shell.md:650 @76538c6e
+    # «The kernel's source files» book/guest-shell.md:653 @76538c6e
     "entry.S", "boot.c", "traps.c", "lib.c", "shell.c",
     # «/The kernel's source files»
     # «The kernel's source files»[2] book/drivers-guest.md:1252 @c632a10a

@@ -1,11 +1,11 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/shell.c» book/guest-shell.md:607 @b3f89a7a */
+/* «src/lguest/guest/shell.c» book/guest-shell.md:610 @b3f89a7a */
 /* shell.c: a small shell on the console. */
 #include "kernel.h"
 
 #define BOOT_CMDLINE_MAX_SHOWN 255
 
-/* «Read a character» book/guest-shell.md:251 @c8a98ef9 */
+/* «Read a character» book/guest-shell.md:254 @c8a98ef9 */
 static char input[64];
 static u32 input_len, input_pos;
 
@@ -24,7 +24,7 @@ static int read_char(void)
 }
 /* «/Read a character» */
 
-/* «Read a line» book/guest-shell.md:285 @121f0a11 */
+/* «Read a line» book/guest-shell.md:288 @121f0a11 */
 #define LINE_MAX 128
 #define CTRL_D 4
 
@@ -63,7 +63,7 @@ static int read_line(char *line)
 }
 /* «/Read a line» */
 
-/* «Split a line into words» book/guest-shell.md:327 @9e28e1bb */
+/* «Split a line into words» book/guest-shell.md:330 @9e28e1bb */
 #define MAX_ARGS 16
 
 static int split(char *line, char **argv)
@@ -83,7 +83,7 @@ static int split(char *line, char **argv)
 }
 /* «/Split a line into words» */
 
-/* «Parse a number» book/guest-shell.md:352 @20b0e9a4 */
+/* «Parse a number» book/guest-shell.md:355 @20b0e9a4 */
 u32 parse_number(const char *s, int *ok)
 {
 	u32 value = 0, base = 10, digit;
@@ -107,7 +107,7 @@ u32 parse_number(const char *s, int *ok)
 }
 /* «/Parse a number» */
 
-/* «The commands» book/guest-shell.md:389 @9d0ea052 */
+/* «The commands» book/guest-shell.md:392 @9d0ea052 */
 static void cmd_help(int argc, char **argv);
 
 static void cmd_echo(int argc, char **argv)
@@ -183,7 +183,7 @@ static void cmd_reboot(int argc, char **argv)
 }
 /* «/The commands» */
 
-/* «Commands that break things» book/guest-shell.md:473 @e2339db8 */
+/* «Commands that break things» book/guest-shell.md:476 @e2339db8 */
 static void cmd_peek(int argc, char **argv)
 {
 	int ok = argc == 2;
@@ -212,14 +212,14 @@ static void cmd_crash(int argc, char **argv)
 }
 /* «/Commands that break things» */
 
-/* «The command table» book/guest-shell.md:507 @d9d0123f */
+/* «The command table» book/guest-shell.md:510 @d9d0123f */
 struct command {
 	const char *name, *args, *help;
 	void (*run)(int argc, char **argv);
 };
 
 static const struct command commands[] = {
-	/* «The shell's commands» book/guest-shell.md:520 @33b9bc38 */
+	/* «The shell's commands» book/guest-shell.md:523 @33b9bc38 */
 	{ "help", "", "this list", cmd_help },
 	{ "echo", "WORDS...", "print the words", cmd_echo },
 	{ "uptime", "", "time since boot, by ticks and by the Host's clock", cmd_uptime },
@@ -237,7 +237,7 @@ static const struct command commands[] = {
 	{ "ping", "[MAC]", "ping a guest on the wire, or all of them", cmd_ping },
 	{ "net", "[SUBCOMMAND]", "the network card: counters, or flood N [MAC]", cmd_net },
 	/* «/The shell's commands» */
-	/* «The shell's last words» book/guest-shell.md:536 @bae73e0a */
+	/* «The shell's last words» book/guest-shell.md:539 @bae73e0a */
 	{ "beer", "", "the Beer voucher, if the Host has one for you", cmd_beer },
 	{ "reboot", "", "restart the machine", cmd_reboot },
 	{ "poweroff", "", "turn the machine off", cmd_poweroff },
@@ -245,7 +245,7 @@ static const struct command commands[] = {
 };
 #define COMMANDS (sizeof(commands) / sizeof(commands[0]))
 /* «/The command table» */
-/* «The command table»[2] book/guest-shell.md:546 @ae37f55a */
+/* «The command table»[2] book/guest-shell.md:549 @ae37f55a */
 static void cmd_help(int argc, char **argv)
 {
 	char pad[20];
@@ -260,7 +260,7 @@ static void cmd_help(int argc, char **argv)
 }
 /* «/The command table» */
 
-/* «The shell's loop» book/guest-shell.md:573 @3c578076 */
+/* «The shell's loop» book/guest-shell.md:576 @3c578076 */
 void shell(void)
 {
 	static struct context saved;

@@ -76,7 +76,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host-interrupts.md:977 @8c2bf6d9
+# «Clocks» book/host-interrupts.md:985 @8c2bf6d9
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -447,12 +447,11 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
 
-    # «Sleep until something happens» book/host-interrupts.md:931 @4a769f06
+    # «Sleep until something happens» book/host-interrupts.md:940 @f1c8ba3f
     def _sleep(self) -> None:
-        """HALT: sleep until an interrupt can be delivered."""
+        """HALT: turn interrupts on, as sti; hlt would, and sleep until one can be delivered."""
+        self.memory.write_u32(self.lguest_data + LGUEST_DATA["irq_enabled"], X86_EFLAGS_IF)
         while self.interrupts.deliverable() is None:
-            if not self.memory.read_u32(self.lguest_data + LGUEST_DATA["irq_enabled"]) & X86_EFLAGS_IF:
-                self.kill("halted with interrupts disabled: no interrupt can ever wake it")
             if self.deadline is None and not self._may_wake():
                 waiting = self.interrupts.pending
                 self.kill(f"halted with no timer armed and nothing else to wake it"
