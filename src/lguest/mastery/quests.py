@@ -286,7 +286,7 @@ def check_launcher(root: Path) -> str:
     return (f"a gzipped kernel boots; a GiB bomb and a truncated file are refused, and no run "
             f"used more than {biggest} MiB")
 # «/The quests' checks»
-# «The quests' checks»[3] book/guest-shell.md:971 @51d11cc1
+# «The quests' checks»[3] book/guest-shell.md:975 @51d11cc1
 
 @quest("guest", "A tickless sleep: no tick while nobody needs one")
 def check_guest(root: Path) -> str:
