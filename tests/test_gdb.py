@@ -66,8 +66,13 @@ class Guest:
         return [gdb_path(), "-batch", "-nx", *(part for command in every for part in ("-ex", command)),
                 *([str(elf)] if elf else [])]
 
-    def finish(self, timeout: float = 60) -> tuple[int, str, str]:
-        out, err = self.process.communicate(timeout=timeout)
+    def finish(self, timeout: float = 90) -> tuple[int, str, str]:
+        try:
+            out, err = self.process.communicate(timeout=timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
         return self.process.returncode, out.decode(), err.decode()
 
 
@@ -120,9 +125,14 @@ def test_ctrl_c_stops_a_spinning_guest_named_by_its_own_symbols(guest):
     gdb = subprocess.Popen(running.gdb_command("continue", "info symbol $pc", "x/i $pc", "kill",
                                                elf=spin),
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(3)  # long enough to be spinning, whatever the machine
-    gdb.send_signal(signal.SIGINT)
-    output, _ = gdb.communicate(timeout=60)
+    try:
+        time.sleep(3)  # long enough to be spinning, whatever the machine
+        gdb.send_signal(signal.SIGINT)
+        output, _ = gdb.communicate(timeout=60)
+    finally:
+        if gdb.poll() is None:
+            gdb.kill()
+            gdb.wait()
     status, out, err = running.finish()
     assert "received signal SIGINT" in output, output
     assert after(output, "info symbol $pc").startswith("main + "), output

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/gdbstub.py» book/mastery-gdb.md:912 @417419e7
+# «src/lguest/gdbstub.py» book/mastery-gdb.md:911 @417419e7
 """A GDB remote stub: the guest, stopped and examined by a debugger on a socket."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ SIGINT, SIGTRAP, SIGKILL = 2, 5, 9
 EFAULT, EBUSY, EINVAL = 14, 16, 22
 THREAD_ANSWERS = {"qAttached": "1", "qC": "QC1", "qfThreadInfo": "m1", "qsThreadInfo": "l"}
 
-# «Where gdb listens» book/mastery-gdb.md:967 @16800f68
+# «Where gdb listens» book/mastery-gdb.md:966 @16800f68
 def parse_address(text: str) -> tuple[str, int]:
     """``[HOST:]PORT`` as a (host, port) pair; loopback unless a host is named."""
     host, _, port = text.rpartition(":")
@@ -64,7 +64,7 @@ GUEST_FLAGS = 0x0CD5  # CF PF AF ZF SF DF OF: the flags a debugger may change
 # «/The registers gdb knows»
 
 
-# «A clock that stands still» book/mastery-gdb.md:221 @5306e238
+# «A clock that stands still» book/mastery-gdb.md:222 @5306e238
 class StoppableClock:
     """A Host's clock that stands still while the debugger holds the guest."""
 
@@ -93,7 +93,7 @@ class StoppableClock:
 # «/A clock that stands still»
 
 
-# «Interrupts wait while a step runs» book/mastery-gdb.md:303 @c894a99a
+# «Interrupts wait while a step runs» book/mastery-gdb.md:306 @c894a99a
 class SteppingInterrupts(Interrupts):
     """Interrupts that wait while the debugger steps, as QEMU's stub makes them wait."""
 
@@ -139,7 +139,7 @@ class DebuggedHost(Host):
 # «/The debugged Host»
 
 
-# «The stub» book/mastery-gdb.md:840 @eb35e1c4
+# «The stub» book/mastery-gdb.md:839 @eb35e1c4
 class GdbError(Exception):
     """A request we refuse: the error number goes back as ``E`` and two hex digits."""
 
@@ -193,7 +193,7 @@ class GdbStub:
         self.last_packet = b""
         self.outcome: Outcome | None = None
 
-    # «The CPU's side of the stub» book/mastery-gdb.md:373 @cbd36a46
+    # «The CPU's side of the stub» book/mastery-gdb.md:376 @cbd36a46
     def start(self, host: DebuggedHost) -> None:
         self.host = host
         self.thread = threading.Thread(target=self.serve, name="lguest-gdb", daemon=True)
@@ -229,7 +229,7 @@ class GdbStub:
         self.step_seen = self.breakpoint_hit = False
         host.clock.start()
 
-    # «Breakpoints and steps as code hooks» book/mastery-gdb.md:320 @4544bfe4
+    # «Breakpoints and steps as code hooks» book/mastery-gdb.md:323 @4544bfe4
     def arm(self) -> None:
         """Make the CPU's code hooks match the breakpoints and the step asked for."""
         uc, changed = self.host.uc, False
@@ -266,7 +266,7 @@ class GdbStub:
     # «/Breakpoints and steps as code hooks»
     # «/The CPU's side of the stub»
 
-    # «The stub's thread» book/mastery-gdb.md:429 @7f436ea1
+    # «The stub's thread» book/mastery-gdb.md:432 @7f436ea1
     def serve(self) -> None:
         try:
             while self.outcome is None:
@@ -304,7 +304,7 @@ class GdbStub:
         return b"T%02x" % self.last_stop + (b"swbreak:;" if self.breakpoint_hit else b"")
     # «/The stub's thread»
 
-    # «One debugger at a time» book/mastery-gdb.md:486 @3d05009f
+    # «One debugger at a time» book/mastery-gdb.md:489 @038a994a
     def accept(self) -> None:
         connection, peer = self.listener.accept()
         if self.client is not None:
@@ -319,7 +319,7 @@ class GdbStub:
             return
         connection.settimeout(SEND_TIMEOUT)
         self.client, self.inbox, self.acks, self.owed = connection, bytearray(), True, False
-        self.interrupt()  # a debugger that arrives finds the guest stopped, as QEMU's does
+        self.interrupt()  # a debugger that arrives finds the guest stopped, as GDB expects
 
     def hang_up(self) -> None:
         """The debugger has gone: as if it had detached."""
@@ -362,7 +362,7 @@ class GdbStub:
         os.close(self.wake_writer)
     # «/One debugger at a time»
 
-    # «Packets» book/mastery-gdb.md:559 @e5addb33
+    # «Packets» book/mastery-gdb.md:562 @e5addb33
     def send(self, body: bytes) -> None:
         packet = b"$" + body + b"#" + checksum(body)
         self.last_packet = packet
@@ -429,7 +429,7 @@ class GdbStub:
             self.hang_up()
     # «/Packets»
 
-    # «Answering gdb» book/mastery-gdb.md:643 @c3824fc1
+    # «Answering gdb» book/mastery-gdb.md:646 @ff40a4c8
     def answer(self, packet: str) -> str | None:
         """The reply to one packet, or None when it has none (yet)."""
         kind, rest = packet[:1], packet[1:]
@@ -454,16 +454,12 @@ class GdbStub:
             self.host.stop("killed from the debugger")
             return "OK" if packet.startswith("vKill") else None
         if kind == "D":
-            self.breakpoints.clear()
-            if self.parked:
-                self.resume, self.parked = "continue", False
-                self.lock.notify_all()
-            return "OK"
+            return "OK"  # and dispatch hangs up, which lets the guest go
         if not kind or kind not in "gGpPmMZzcs":
             return ""  # not something we do: GDB takes the empty reply as "unsupported"
         if not self.parked:
             raise GdbError(EBUSY)
-        # «Answers about the guest» book/mastery-gdb.md:680 @8120fd9c
+        # «Answers about the guest» book/mastery-gdb.md:679 @8120fd9c
         if kind == "g":
             return "".join(self.register(name).to_bytes(4, "little").hex()
                            for name in GDB_REGISTERS) + NO_X87
@@ -528,7 +524,7 @@ class GdbStub:
         # «/Answers about the guest»
     # «/Answering gdb»
 
-    # «Registers and memory for gdb» book/mastery-gdb.md:779 @c99f3deb
+    # «Registers and memory for gdb» book/mastery-gdb.md:778 @c99f3deb
     def register(self, name: str) -> int:
         return self.host.regs[REGISTER[name]]
 
