@@ -150,6 +150,18 @@ def test_detach_lets_the_guest_run_on_to_poweroff(kernel):
     assert "one\n" in out and "two\n" in out, out
 
 
+def test_detach_lets_the_guest_go_while_the_debugger_stays_connected(kernel):
+    guest = Guest(kernel, b"echo free\npoweroff\n")
+    raw = Raw(guest.port)
+    assert raw.packet(b"?").startswith(b"T05")
+    assert raw.packet(b"D") == b"OK"
+    try:
+        status, out, err = guest.finish(timeout=30)  # the socket is still open
+    finally:
+        raw.close()
+    assert status == 0 and "free" in out, err
+
+
 def test_the_guest_clock_stands_still_while_it_is_stopped(kernel):
     guest = Guest(kernel, b"uptime\nuptime\npoweroff\n")
     guest.gdb("break cmd_uptime", "continue", "continue", "shell sleep 2", "detach", elf=kernel)
