@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/gdbstub.py» book/mastery-gdb.md:927 @417419e7
+# «src/lguest/gdbstub.py» book/mastery-gdb.md:931 @417419e7
 """A GDB remote stub: the guest, stopped and examined by a debugger on a socket."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ SIGINT, SIGTRAP, SIGKILL = 2, 5, 9
 EFAULT, EBUSY, EINVAL = 14, 16, 22
 THREAD_ANSWERS = {"qAttached": "1", "qC": "QC1", "qfThreadInfo": "m1", "qsThreadInfo": "l"}
 
-# «Where gdb listens» book/mastery-gdb.md:982 @16800f68
+# «Where gdb listens» book/mastery-gdb.md:986 @16800f68
 def parse_address(text: str) -> tuple[str, int]:
     """``[HOST:]PORT`` as a (host, port) pair; loopback unless a host is named."""
     host, _, port = text.rpartition(":")
@@ -64,7 +64,7 @@ GUEST_FLAGS = 0x0CD5  # CF PF AF ZF SF DF OF: the flags a debugger may change
 # «/The registers gdb knows»
 
 
-# «A clock that stands still» book/mastery-gdb.md:223 @5306e238
+# «A clock that stands still» book/mastery-gdb.md:227 @5306e238
 class StoppableClock:
     """A Host's clock that stands still while the debugger holds the guest."""
 
@@ -93,7 +93,7 @@ class StoppableClock:
 # «/A clock that stands still»
 
 
-# «Interrupts wait while a step runs» book/mastery-gdb.md:310 @c894a99a
+# «Interrupts wait while a step runs» book/mastery-gdb.md:314 @c894a99a
 class SteppingInterrupts(Interrupts):
     """Interrupts that wait while the debugger steps, as QEMU's stub makes them wait."""
 
@@ -139,7 +139,7 @@ class DebuggedHost(Host):
 # «/The debugged Host»
 
 
-# «The stub» book/mastery-gdb.md:854 @89c7d006
+# «The stub» book/mastery-gdb.md:858 @89c7d006
 class GdbError(Exception):
     """A request we refuse: the error number goes back as ``E`` and two hex digits."""
 
@@ -194,7 +194,7 @@ class GdbStub:
         self.last_packet = b""
         self.outcome: Outcome | None = None
 
-    # «The CPU's side of the stub» book/mastery-gdb.md:380 @cbd36a46
+    # «The CPU's side of the stub» book/mastery-gdb.md:384 @cbd36a46
     def start(self, host: DebuggedHost) -> None:
         self.host = host
         self.thread = threading.Thread(target=self.serve, name="lguest-gdb", daemon=True)
@@ -230,7 +230,7 @@ class GdbStub:
         self.step_seen = self.breakpoint_hit = False
         host.clock.start()
 
-    # «Breakpoints and steps as code hooks» book/mastery-gdb.md:327 @4544bfe4
+    # «Breakpoints and steps as code hooks» book/mastery-gdb.md:331 @4544bfe4
     def arm(self) -> None:
         """Make the CPU's code hooks match the breakpoints and the step asked for."""
         uc, changed = self.host.uc, False
@@ -267,7 +267,7 @@ class GdbStub:
     # «/Breakpoints and steps as code hooks»
     # «/The CPU's side of the stub»
 
-    # «The stub's thread» book/mastery-gdb.md:442 @7f436ea1
+    # «The stub's thread» book/mastery-gdb.md:446 @7f436ea1
     def serve(self) -> None:
         try:
             while self.outcome is None:
@@ -305,7 +305,7 @@ class GdbStub:
         return b"T%02x" % self.last_stop + (b"swbreak:;" if self.breakpoint_hit else b"")
     # «/The stub's thread»
 
-    # «One debugger at a time» book/mastery-gdb.md:499 @6aad0d2a
+    # «One debugger at a time» book/mastery-gdb.md:503 @6aad0d2a
     def accept(self) -> None:
         connection, peer = self.listener.accept()
         if self.client is not None:
@@ -368,7 +368,7 @@ class GdbStub:
             os.close(self.wake_writer)
     # «/One debugger at a time»
 
-    # «Packets» book/mastery-gdb.md:577 @e5addb33
+    # «Packets» book/mastery-gdb.md:581 @e5addb33
     def send(self, body: bytes) -> None:
         packet = b"$" + body + b"#" + checksum(body)
         self.last_packet = packet
@@ -435,7 +435,7 @@ class GdbStub:
             self.hang_up()
     # «/Packets»
 
-    # «Answering gdb» book/mastery-gdb.md:661 @ff40a4c8
+    # «Answering gdb» book/mastery-gdb.md:665 @ff40a4c8
     def answer(self, packet: str) -> str | None:
         """The reply to one packet, or None when it has none (yet)."""
         kind, rest = packet[:1], packet[1:]
@@ -465,7 +465,7 @@ class GdbStub:
             return ""  # not something we do: GDB takes the empty reply as "unsupported"
         if not self.parked:
             raise GdbError(EBUSY)
-        # «Answers about the guest» book/mastery-gdb.md:694 @8120fd9c
+        # «Answers about the guest» book/mastery-gdb.md:698 @8120fd9c
         if kind == "g":
             return "".join(self.register(name).to_bytes(4, "little").hex()
                            for name in GDB_REGISTERS) + NO_X87
@@ -530,7 +530,7 @@ class GdbStub:
         # «/Answers about the guest»
     # «/Answering gdb»
 
-    # «Registers and memory for gdb» book/mastery-gdb.md:793 @c99f3deb
+    # «Registers and memory for gdb» book/mastery-gdb.md:797 @c99f3deb
     def register(self, name: str) -> int:
         return self.host.regs[REGISTER[name]]
 
