@@ -107,6 +107,21 @@ def test_a_step_advances_eip_by_one_instruction(kernel):
     assert steps == [f"$1 = {addresses[1]}", f"$2 = {addresses[2]}"], output
 
 
+def test_registers_write_but_the_hosts_bits_stay_the_hosts(kernel):
+    guest = Guest(kernel, b"echo hi\npoweroff\n")
+    output = guest.gdb("break cmd_echo", "continue", "set var $ecx = 0x1234",
+                       "set var $cs = 0x8", "set var $eflags = $eflags | 0x3001",
+                       "maintenance flush register-cache", "print/x $ecx", "print/x $cs",
+                       "print/x $eflags & 0x3001", "print $st0", "detach", elf=kernel)
+    status, out, err = guest.finish()
+    assert after(output, "print/x $ecx").strip() == "$1 = 0x1234", output  # read back from the Host
+    assert "Could not write register \"cs\"" in output, output
+    assert after(output, "print/x $cs").strip() == "$2 = 0x19", output  # still ring 1
+    assert after(output, "print/x $eflags & 0x3001").strip() == "$3 = 0x1", output  # CF, no IOPL
+    assert after(output, "print $st0").strip() == "$4 = <unavailable>", output
+    assert status == 0 and "hi" in out, err
+
+
 def test_memory_writes_show_up_in_the_guest_and_unmapped_memory_is_an_error(kernel):
     guest = Guest(kernel, b"echo hello, Hero\npoweroff\n")
     output = guest.gdb("break cmd_echo", "continue", "set var argv[1][0] = 'J'",
