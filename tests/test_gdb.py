@@ -36,6 +36,20 @@ def kernel() -> Path:
     return build_kernel()
 
 
+LAUNCHED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_running():
+    """A test that fails halfway leaves no guest behind it."""
+    yield
+    while LAUNCHED:
+        process = LAUNCHED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 class Guest:
     """``lguest run --gdb 127.0.0.1:0`` in the background, with its port once it listens."""
 
@@ -45,6 +59,7 @@ class Guest:
             [sys.executable, "-m", "lguest", "run", "--timeout", str(timeout), *flags,
              "--gdb", "127.0.0.1:0", "16", str(elf)],
             cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        LAUNCHED.append(self.process)
         self.process.stdin.write(script)
         self.process.stdin.close()
         self.process.stdin = None  # all typed: communicate() has nothing to send
@@ -239,6 +254,11 @@ def test_malformed_packets_and_a_second_client_never_kill_the_guest(kernel):
     assert raw.packet(b"M0,4:00") == b"E16"  # the length and the bytes disagree
     assert raw.packet(b"mdead0000,4") == b"E0e"
     assert raw.packet(b"Z2,c0100000,4") == b""  # watchpoints: not offered
+    assert raw.packet(b"Z0,-1,1") == b"E16"  # a sign is not hex: never a hook at -1
+    assert raw.packet(b"Z0,ffc00000,1") == b"E16"  # the Switcher's
+    assert raw.packet(b"Z0,100000000,1") == b"E16"
+    assert raw.packet(b"p-1") == b"E16"
+    assert raw.packet(b"m 0x10,4") == b"E16"
     assert raw.packet(b"vSomethingNew") == b""
     raw.send(b"$" + b"A" * 20000)  # a packet that never ends is thrown away
     assert raw.socket.recv(1) == b"-" or raw.buffer.startswith(b"-")

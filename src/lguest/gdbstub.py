@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/gdbstub.py» book/mastery-gdb.md:931 @417419e7
+# «src/lguest/gdbstub.py» book/mastery-gdb.md:945 @62804fde
 """A GDB remote stub: the guest, stopped and examined by a debugger on a socket."""
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ TICK = 0.05  # how often the stub and a parked CPU look up from waiting, in seco
 SEND_TIMEOUT = 5.0  # a debugger that stops reading is dropped after this long
 SIGINT, SIGTRAP, SIGKILL = 2, 5, 9
 EFAULT, EBUSY, EINVAL = 14, 16, 22
+HEX_DIGITS = "0123456789abcdefABCDEF"
 THREAD_ANSWERS = {"qAttached": "1", "qC": "QC1", "qfThreadInfo": "m1", "qsThreadInfo": "l"}
 
-# «Where gdb listens» book/mastery-gdb.md:986 @16800f68
+# «Where gdb listens» book/mastery-gdb.md:1001 @16800f68
 def parse_address(text: str) -> tuple[str, int]:
     """``[HOST:]PORT`` as a (host, port) pair; loopback unless a host is named."""
     host, _, port = text.rpartition(":")
@@ -139,7 +140,7 @@ class DebuggedHost(Host):
 # «/The debugged Host»
 
 
-# «The stub» book/mastery-gdb.md:858 @89c7d006
+# «The stub» book/mastery-gdb.md:865 @cf3550f2
 class GdbError(Exception):
     """A request we refuse: the error number goes back as ``E`` and two hex digits."""
 
@@ -150,6 +151,13 @@ class GdbError(Exception):
 
 def checksum(body: bytes) -> bytes:
     return b"%02x" % (sum(body) & 0xFF)
+
+
+def hex_number(text: str) -> int:
+    """A number in the protocol's hex, and nothing else: no sign, no 0x, no spaces."""
+    if not text or len(text) > 16 or text.strip(HEX_DIGITS):
+        raise ValueError(f"not a hex number: {text[:20]!r}")
+    return int(text, 16)
 
 
 class GdbStub:
@@ -368,7 +376,7 @@ class GdbStub:
             os.close(self.wake_writer)
     # «/One debugger at a time»
 
-    # «Packets» book/mastery-gdb.md:581 @e5addb33
+    # «Packets» book/mastery-gdb.md:585 @e5addb33
     def send(self, body: bytes) -> None:
         packet = b"$" + body + b"#" + checksum(body)
         self.last_packet = packet
@@ -435,7 +443,7 @@ class GdbStub:
             self.hang_up()
     # «/Packets»
 
-    # «Answering gdb» book/mastery-gdb.md:665 @ff40a4c8
+    # «Answering gdb» book/mastery-gdb.md:669 @2cb0a896
     def answer(self, packet: str) -> str | None:
         """The reply to one packet, or None when it has none (yet)."""
         kind, rest = packet[:1], packet[1:]
@@ -449,7 +457,7 @@ class GdbStub:
         if packet == "QStartNoAckMode":
             return "OK"
         if packet.startswith("qXfer:features:read:target.xml:"):
-            offset, length = (int(part, 16) for part in packet.split(":")[4].split(","))
+            offset, length = (hex_number(part) for part in packet.split(":")[4].split(","))
             piece = TARGET_XML[offset:offset + min(length, MAX_READ)]
             return ("m" if offset + len(piece) < len(TARGET_XML) else "l") + piece
         if packet in THREAD_ANSWERS:
@@ -465,7 +473,7 @@ class GdbStub:
             return ""  # not something we do: GDB takes the empty reply as "unsupported"
         if not self.parked:
             raise GdbError(EBUSY)
-        # «Answers about the guest» book/mastery-gdb.md:698 @8120fd9c
+        # «Answers about the guest» book/mastery-gdb.md:702 @882bfa44
         if kind == "g":
             return "".join(self.register(name).to_bytes(4, "little").hex()
                            for name in GDB_REGISTERS) + NO_X87
@@ -481,7 +489,7 @@ class GdbStub:
                 self.set_register(name, value)
             return "OK"
         if kind == "p":
-            number = int(rest, 16)
+            number = hex_number(rest)
             if number < len(GDB_REGISTERS):
                 return self.register(GDB_REGISTERS[number]).to_bytes(4, "little").hex()
             if number - len(GDB_REGISTERS) < len(X87_REGISTERS):
@@ -489,7 +497,7 @@ class GdbStub:
             raise GdbError(EINVAL)
         if kind == "P":
             number, value = rest.split("=")
-            number = int(number, 16)
+            number = hex_number(number)
             if number >= len(GDB_REGISTERS) or len(value) != 8:
                 raise GdbError(EINVAL)
             name, value = GDB_REGISTERS[number], int.from_bytes(bytes.fromhex(value), "little")
@@ -497,11 +505,11 @@ class GdbStub:
             self.set_register(name, value)
             return "OK"
         if kind == "m":
-            address, length = (int(part, 16) for part in rest.split(","))
+            address, length = (hex_number(part) for part in rest.split(","))
             return self.read(address, min(length, MAX_READ)).hex()
         if kind == "M":
             where, data = rest.split(":")
-            address, length = (int(part, 16) for part in where.split(","))
+            address, length = (hex_number(part) for part in where.split(","))
             data = bytes.fromhex(data)
             if len(data) != length:
                 raise GdbError(EINVAL)
@@ -511,9 +519,9 @@ class GdbStub:
             type_, address, _ = rest.split(",")
             if type_ not in ("0", "1"):
                 return ""  # watchpoints: not offered
-            address = int(address, 16)
-            if address >= 1 << 32:
-                raise GdbError(EINVAL)
+            address = hex_number(address)
+            if address >= SWITCHER_ADDR:
+                raise GdbError(EINVAL)  # beyond 32 bits, or in the Switcher: no guest code runs there
             if kind == "Z":
                 if address not in self.breakpoints and len(self.breakpoints) >= MAX_BREAKPOINTS:
                     raise GdbError(EBUSY)
@@ -522,7 +530,7 @@ class GdbStub:
                 self.breakpoints.discard(address)
             return "OK"
         if rest:  # c or s from an address
-            self.set_register("eip", int(rest, 16) & 0xFFFFFFFF)
+            self.set_register("eip", hex_number(rest) & 0xFFFFFFFF)
         self.resume = "continue" if kind == "c" else "step"
         self.parked, self.owed = False, True
         self.lock.notify_all()
@@ -530,7 +538,7 @@ class GdbStub:
         # «/Answers about the guest»
     # «/Answering gdb»
 
-    # «Registers and memory for gdb» book/mastery-gdb.md:797 @c99f3deb
+    # «Registers and memory for gdb» book/mastery-gdb.md:804 @c99f3deb
     def register(self, name: str) -> int:
         return self.host.regs[REGISTER[name]]
 
