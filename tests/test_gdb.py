@@ -270,9 +270,12 @@ def test_malformed_packets_and_a_second_client_never_kill_the_guest(kernel):
     assert raw.packet(b"m%x,4" % echo) == original.hex().encode()  # no 0xCC to be seen
     second = socket.create_connection(("127.0.0.1", guest.port), timeout=10)
     turned_away = second.recv(64)
-    assert turned_away.startswith(b"$E10#"), turned_away
+    assert turned_away == b"+$E10#a6", turned_away
     assert second.recv(64) == b""  # and the door closes
     second.close()
+    third = subprocess.run(guest.gdb_command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=60).stdout
+    assert "Remote failure reply: E10" in third and "Remote connection closed" in third, third
     raw.send(b"$c#63")
     assert raw.reply().startswith(b"T05swbreak")
     assert raw.packet(b"p8") == b"%08x" % int.from_bytes(echo.to_bytes(4, "little"), "big")

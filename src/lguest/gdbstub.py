@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/gdbstub.py» book/mastery-gdb.md:945 @62804fde
+# «src/lguest/gdbstub.py» book/mastery-gdb.md:962 @fc5d2a12
 """A GDB remote stub: the guest, stopped and examined by a debugger on a socket."""
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ MAX_READ = (PACKET_SIZE - 8) // 2  # bytes of memory in one reply, two hex digit
 MAX_BREAKPOINTS = 64
 TICK = 0.05  # how often the stub and a parked CPU look up from waiting, in seconds
 SEND_TIMEOUT = 5.0  # a debugger that stops reading is dropped after this long
+TURN_AWAY = 0.2  # seconds a second debugger gets to say its first words, and to hear ours
 SIGINT, SIGTRAP, SIGKILL = 2, 5, 9
 EFAULT, EBUSY, EINVAL = 14, 16, 22
 HEX_DIGITS = "0123456789abcdefABCDEF"
 THREAD_ANSWERS = {"qAttached": "1", "qC": "QC1", "qfThreadInfo": "m1", "qsThreadInfo": "l"}
 
-# «Where gdb listens» book/mastery-gdb.md:1001 @16800f68
+# «Where gdb listens» book/mastery-gdb.md:1019 @16800f68
 def parse_address(text: str) -> tuple[str, int]:
     """``[HOST:]PORT`` as a (host, port) pair; loopback unless a host is named."""
     host, _, port = text.rpartition(":")
@@ -37,7 +38,7 @@ def parse_address(text: str) -> tuple[str, int]:
 # «/Where gdb listens»
 
 
-# «The registers gdb knows» book/mastery-gdb.md:86 @10988f52
+# «The registers gdb knows» book/mastery-gdb.md:87 @10988f52
 GDB_REGISTERS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi",
                  "eip", "eflags", "cs", "ss", "ds", "es", "fs", "gs")
 X87_REGISTERS = (*(f"st{n}" for n in range(8)),
@@ -65,7 +66,7 @@ GUEST_FLAGS = 0x0CD5  # CF PF AF ZF SF DF OF: the flags a debugger may change
 # «/The registers gdb knows»
 
 
-# «A clock that stands still» book/mastery-gdb.md:227 @5306e238
+# «A clock that stands still» book/mastery-gdb.md:229 @5306e238
 class StoppableClock:
     """A Host's clock that stands still while the debugger holds the guest."""
 
@@ -94,7 +95,7 @@ class StoppableClock:
 # «/A clock that stands still»
 
 
-# «Interrupts wait while a step runs» book/mastery-gdb.md:314 @c894a99a
+# «Interrupts wait while a step runs» book/mastery-gdb.md:316 @c894a99a
 class SteppingInterrupts(Interrupts):
     """Interrupts that wait while the debugger steps, as QEMU's stub makes them wait."""
 
@@ -105,7 +106,7 @@ class SteppingInterrupts(Interrupts):
 # «/Interrupts wait while a step runs»
 
 
-# «The debugged Host» book/mastery-gdb.md:157 @427cdfcd
+# «The debugged Host» book/mastery-gdb.md:158 @427cdfcd
 class DebuggedHost(Host):
     """A Host with a debugger at the door: it parks the CPU whenever the debugger says."""
 
@@ -140,7 +141,7 @@ class DebuggedHost(Host):
 # «/The debugged Host»
 
 
-# «The stub» book/mastery-gdb.md:865 @cf3550f2
+# «The stub» book/mastery-gdb.md:882 @cf3550f2
 class GdbError(Exception):
     """A request we refuse: the error number goes back as ``E`` and two hex digits."""
 
@@ -202,7 +203,7 @@ class GdbStub:
         self.last_packet = b""
         self.outcome: Outcome | None = None
 
-    # «The CPU's side of the stub» book/mastery-gdb.md:384 @cbd36a46
+    # «The CPU's side of the stub» book/mastery-gdb.md:386 @cbd36a46
     def start(self, host: DebuggedHost) -> None:
         self.host = host
         self.thread = threading.Thread(target=self.serve, name="lguest-gdb", daemon=True)
@@ -238,7 +239,7 @@ class GdbStub:
         self.step_seen = self.breakpoint_hit = False
         host.clock.start()
 
-    # «Breakpoints and steps as code hooks» book/mastery-gdb.md:331 @4544bfe4
+    # «Breakpoints and steps as code hooks» book/mastery-gdb.md:333 @4544bfe4
     def arm(self) -> None:
         """Make the CPU's code hooks match the breakpoints and the step asked for."""
         uc, changed = self.host.uc, False
@@ -275,7 +276,7 @@ class GdbStub:
     # «/Breakpoints and steps as code hooks»
     # «/The CPU's side of the stub»
 
-    # «The stub's thread» book/mastery-gdb.md:446 @7f436ea1
+    # «The stub's thread» book/mastery-gdb.md:448 @7f436ea1
     def serve(self) -> None:
         try:
             while self.outcome is None:
@@ -313,22 +314,32 @@ class GdbStub:
         return b"T%02x" % self.last_stop + (b"swbreak:;" if self.breakpoint_hit else b"")
     # «/The stub's thread»
 
-    # «One debugger at a time» book/mastery-gdb.md:503 @6aad0d2a
+    # «One debugger at a time» book/mastery-gdb.md:510 @8c9951fc
     def accept(self) -> None:
         connection, peer = self.listener.accept()
         if self.client is not None:
-            try:
-                connection.settimeout(0.5)
-                connection.sendall(b"$E%02x#" % EBUSY + checksum(b"E%02x" % EBUSY))
-            except OSError:
-                pass
-            connection.close()
+            self.turn_away(connection)
             print(f"lguest: gdb: a second debugger, from {peer[0]}:{peer[1]}, was turned away",
                   file=self.stderr, flush=True)
             return
         connection.settimeout(SEND_TIMEOUT)
         self.client, self.inbox, self.acks, self.owed = connection, bytearray(), True, False
         self.interrupt()  # a debugger that arrives finds the guest stopped, as GDB expects
+
+    def turn_away(self, connection: socket.socket) -> None:
+        """Answer a second debugger's first words with EBUSY, and close, politely."""
+        connection.settimeout(TURN_AWAY)
+        try:
+            connection.recv(4096)  # its opening packet, if it says one soon: GDB's qSupported
+        except OSError:
+            pass
+        try:
+            connection.sendall(b"+$E%02x#" % EBUSY + checksum(b"E%02x" % EBUSY))
+            connection.shutdown(socket.SHUT_WR)
+            connection.recv(4096)  # closing on bytes it sent and we never read would reset it
+        except OSError:
+            pass
+        connection.close()
 
     def hang_up(self) -> None:
         """The debugger has gone: as if it had detached."""
@@ -376,7 +387,7 @@ class GdbStub:
             os.close(self.wake_writer)
     # «/One debugger at a time»
 
-    # «Packets» book/mastery-gdb.md:585 @e5addb33
+    # «Packets» book/mastery-gdb.md:602 @e5addb33
     def send(self, body: bytes) -> None:
         packet = b"$" + body + b"#" + checksum(body)
         self.last_packet = packet
@@ -443,7 +454,7 @@ class GdbStub:
             self.hang_up()
     # «/Packets»
 
-    # «Answering gdb» book/mastery-gdb.md:669 @2cb0a896
+    # «Answering gdb» book/mastery-gdb.md:686 @2cb0a896
     def answer(self, packet: str) -> str | None:
         """The reply to one packet, or None when it has none (yet)."""
         kind, rest = packet[:1], packet[1:]
@@ -473,7 +484,7 @@ class GdbStub:
             return ""  # not something we do: GDB takes the empty reply as "unsupported"
         if not self.parked:
             raise GdbError(EBUSY)
-        # «Answers about the guest» book/mastery-gdb.md:702 @882bfa44
+        # «Answers about the guest» book/mastery-gdb.md:719 @882bfa44
         if kind == "g":
             return "".join(self.register(name).to_bytes(4, "little").hex()
                            for name in GDB_REGISTERS) + NO_X87
@@ -538,7 +549,7 @@ class GdbStub:
         # «/Answers about the guest»
     # «/Answering gdb»
 
-    # «Registers and memory for gdb» book/mastery-gdb.md:804 @c99f3deb
+    # «Registers and memory for gdb» book/mastery-gdb.md:821 @c99f3deb
     def register(self, name: str) -> int:
         return self.host.regs[REGISTER[name]]
 
