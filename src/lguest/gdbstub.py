@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/gdbstub.py» book/mastery-gdb.md:962 @fc5d2a12
+# «src/lguest/gdbstub.py» book/mastery-gdb.md:963 @fc5d2a12
 """A GDB remote stub: the guest, stopped and examined by a debugger on a socket."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ EFAULT, EBUSY, EINVAL = 14, 16, 22
 HEX_DIGITS = "0123456789abcdefABCDEF"
 THREAD_ANSWERS = {"qAttached": "1", "qC": "QC1", "qfThreadInfo": "m1", "qsThreadInfo": "l"}
 
-# «Where gdb listens» book/mastery-gdb.md:1019 @16800f68
+# «Where gdb listens» book/mastery-gdb.md:1020 @16800f68
 def parse_address(text: str) -> tuple[str, int]:
     """``[HOST:]PORT`` as a (host, port) pair; loopback unless a host is named."""
     host, _, port = text.rpartition(":")
@@ -141,7 +141,7 @@ class DebuggedHost(Host):
 # «/The debugged Host»
 
 
-# «The stub» book/mastery-gdb.md:882 @cf3550f2
+# «The stub» book/mastery-gdb.md:883 @cf3550f2
 class GdbError(Exception):
     """A request we refuse: the error number goes back as ``E`` and two hex digits."""
 
@@ -549,7 +549,7 @@ class GdbStub:
         # «/Answers about the guest»
     # «/Answering gdb»
 
-    # «Registers and memory for gdb» book/mastery-gdb.md:821 @c99f3deb
+    # «Registers and memory for gdb» book/mastery-gdb.md:822 @c99f3deb
     def register(self, name: str) -> int:
         return self.host.regs[REGISTER[name]]
 
