@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/gdbstub.py» book/mastery-gdb.md:963 @fc5d2a12
+# «src/lguest/gdbstub.py» book/mastery-gdb.md:964 @fc5d2a12
 """A GDB remote stub: the guest, stopped and examined by a debugger on a socket."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ EFAULT, EBUSY, EINVAL = 14, 16, 22
 HEX_DIGITS = "0123456789abcdefABCDEF"
 THREAD_ANSWERS = {"qAttached": "1", "qC": "QC1", "qfThreadInfo": "m1", "qsThreadInfo": "l"}
 
-# «Where gdb listens» book/mastery-gdb.md:1020 @16800f68
+# «Where gdb listens» book/mastery-gdb.md:1021 @16800f68
 def parse_address(text: str) -> tuple[str, int]:
     """``[HOST:]PORT`` as a (host, port) pair; loopback unless a host is named."""
     host, _, port = text.rpartition(":")
@@ -141,7 +141,7 @@ class DebuggedHost(Host):
 # «/The debugged Host»
 
 
-# «The stub» book/mastery-gdb.md:883 @cf3550f2
+# «The stub» book/mastery-gdb.md:884 @cf3550f2
 class GdbError(Exception):
     """A request we refuse: the error number goes back as ``E`` and two hex digits."""
 
@@ -203,13 +203,14 @@ class GdbStub:
         self.last_packet = b""
         self.outcome: Outcome | None = None
 
-    # «The CPU's side of the stub» book/mastery-gdb.md:386 @cbd36a46
+    # «The CPU's side of the stub» book/mastery-gdb.md:386 @f8fbcf69
     def start(self, host: DebuggedHost) -> None:
         self.host = host
         self.thread = threading.Thread(target=self.serve, name="lguest-gdb", daemon=True)
         self.thread.start()
-        print(f"lguest: waiting for gdb on {self.address[0]}:{self.address[1]}",
-              file=self.stderr, flush=True)
+        host_name, port = self.address
+        host_name = f"[{host_name}]" if ":" in host_name else host_name  # an IPv6 address
+        print(f"lguest: waiting for gdb on {host_name}:{port}", file=self.stderr, flush=True)
 
     def at_a_boundary(self) -> None:
         """Between two trips into the guest: stop here if the debugger wants the guest."""
@@ -276,7 +277,7 @@ class GdbStub:
     # «/Breakpoints and steps as code hooks»
     # «/The CPU's side of the stub»
 
-    # «The stub's thread» book/mastery-gdb.md:448 @7f436ea1
+    # «The stub's thread» book/mastery-gdb.md:449 @7f436ea1
     def serve(self) -> None:
         try:
             while self.outcome is None:
@@ -314,7 +315,7 @@ class GdbStub:
         return b"T%02x" % self.last_stop + (b"swbreak:;" if self.breakpoint_hit else b"")
     # «/The stub's thread»
 
-    # «One debugger at a time» book/mastery-gdb.md:510 @8c9951fc
+    # «One debugger at a time» book/mastery-gdb.md:511 @8c9951fc
     def accept(self) -> None:
         connection, peer = self.listener.accept()
         if self.client is not None:
@@ -387,7 +388,7 @@ class GdbStub:
             os.close(self.wake_writer)
     # «/One debugger at a time»
 
-    # «Packets» book/mastery-gdb.md:602 @e5addb33
+    # «Packets» book/mastery-gdb.md:603 @e5addb33
     def send(self, body: bytes) -> None:
         packet = b"$" + body + b"#" + checksum(body)
         self.last_packet = packet
@@ -454,7 +455,7 @@ class GdbStub:
             self.hang_up()
     # «/Packets»
 
-    # «Answering gdb» book/mastery-gdb.md:686 @2cb0a896
+    # «Answering gdb» book/mastery-gdb.md:687 @2cb0a896
     def answer(self, packet: str) -> str | None:
         """The reply to one packet, or None when it has none (yet)."""
         kind, rest = packet[:1], packet[1:]
@@ -484,7 +485,7 @@ class GdbStub:
             return ""  # not something we do: GDB takes the empty reply as "unsupported"
         if not self.parked:
             raise GdbError(EBUSY)
-        # «Answers about the guest» book/mastery-gdb.md:719 @882bfa44
+        # «Answers about the guest» book/mastery-gdb.md:720 @882bfa44
         if kind == "g":
             return "".join(self.register(name).to_bytes(4, "little").hex()
                            for name in GDB_REGISTERS) + NO_X87
@@ -549,7 +550,7 @@ class GdbStub:
         # «/Answers about the guest»
     # «/Answering gdb»
 
-    # «Registers and memory for gdb» book/mastery-gdb.md:822 @c99f3deb
+    # «Registers and memory for gdb» book/mastery-gdb.md:823 @c99f3deb
     def register(self, name: str) -> int:
         return self.host.regs[REGISTER[name]]
 
