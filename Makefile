@@ -30,9 +30,10 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # Debian packages: a C compiler and binutils able to produce 32-bit x86 code
-# (the Guest, the Switcher and the Host's brake), and Chromium with its
-# WebDriver, in which the tests open the rendered book the way a reader does.
-SYSTEM_PACKAGES := gcc binutils make chromium chromium-driver
+# (the Guest, the Switcher and the Host's brake), Chromium with its WebDriver,
+# in which the tests open the rendered book the way a reader does, and GDB,
+# which the tests and the Mastery chapter point at lguest run --gdb.
+SYSTEM_PACKAGES := gcc binutils make chromium chromium-driver gdb
 
 system:
 	apt-get update
@@ -46,7 +47,8 @@ MISSING = $(strip $(shell \
 	{ command -v ld && command -v as; } >/dev/null || echo binutils; \
 	{ command -v chromium || command -v chromium-browser; } >/dev/null || echo chromium; \
 	{ command -v chromedriver || test -x /usr/lib/chromium/chromedriver; } >/dev/null \
-	  || echo chromium-driver))
+	  || echo chromium-driver; \
+	command -v gdb >/dev/null || echo gdb))
 CAN_INSTALL = $(shell [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && echo yes)
 
 system-check:

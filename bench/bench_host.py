@@ -11,6 +11,9 @@ Unicorn runs are timed around ``emu_start`` alone.
   thread looking in every 100 ms, the brake's block hook called at every block);
   ratio = bare time / guest time (target >= 0.95).
   For information, bare Unicorn without paging, which runs the loop faster still.
+- guest CPU loop with a debugger: the same loop under a DebuggedHost (Mastery's
+  ``lguest run --gdb``) with a client attached that set no breakpoint and said ``c``,
+  against the plain Host; ratio = plain time / debugged time (target >= 0.95).
 - synchronous hypercall: ``int $0x1f`` in a loop, under bare Unicorn with an empty
   UC_HOOK_INTR callback registered through the binding, and in the guest as an in-hook
   SET_CLOCKEVENT; ratio = guest / bare (target <= 2). For information, the same bare loop
@@ -61,6 +64,7 @@ from __future__ import annotations
 import ctypes
 import io
 import mmap
+import socket
 import subprocess
 import sys
 import tempfile
@@ -76,6 +80,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import interleaved, row  # noqa: E402
 
 from lguest import abi  # noqa: E402
+from lguest.gdbstub import DebuggedHost, GdbStub  # noqa: E402
 from lguest.host.core import Host, hook_traps  # noqa: E402
 from lguest.memory import GuestMemory  # noqa: E402
 
@@ -316,11 +321,29 @@ class Marks(io.RawIOBase):
         return len(data)
 
 
-def hosted(body: str, setup: str = "", count: int = 1) -> float:
-    """Seconds per ``count`` of the guest's timed part, under the Host."""
+def attach_and_continue(port: int) -> None:
+    """A debugger that connects, sets no breakpoint, continues, and waits for the end."""
+    with socket.create_connection(("127.0.0.1", port), timeout=600) as client:
+        heard = b""
+        for packet, answer in ((b"$?#3f", b"$T"), (b"$c#63", b"$W")):  # stopped? then go on
+            client.sendall(packet)
+            while answer not in heard:
+                more = client.recv(4096)
+                if not more:
+                    return
+                heard += more
+
+
+def hosted(body: str, setup: str = "", count: int = 1, debugged: bool = False) -> float:
+    """Seconds per ``count`` of the guest's timed part, under the Host (or a debugged one)."""
     memory = guest(body, setup)
     marks = Marks()
-    host = Host(memory, console=marks)
+    if debugged:
+        stub = GdbStub(("127.0.0.1", 0), io.StringIO())
+        host = DebuggedHost(memory, console=marks, debugger=stub)
+        threading.Thread(target=attach_and_continue, args=(stub.address[1],), daemon=True).start()
+    else:
+        host = Host(memory, console=marks)
     outcome = host.run(entry=START, stack=abi.PAGE_OFFSET + abi.BOOT_PAGE, boot=abi.BOOT_PAGE,
                        pgdir=PGDIR)
     if outcome.kind != "poweroff" or len(marks.times) != 2:
@@ -463,6 +486,7 @@ def rows(repeats: int = 5, quick: bool = False) -> list[dict]:
         "loop bare": lambda: bare(cpu_loop(loop)),
         "loop flat": lambda: bare(cpu_loop(loop), paged=False),
         "loop guest": lambda: hosted(cpu_loop(loop)),
+        "loop debugged": lambda: hosted(cpu_loop(loop), debugged=True),
         "call binding": lambda: bare(hypercall_loop(calls), calls, paged=False, hook="binding"),
         "call ctypes": lambda: bare(hypercall_loop(calls), calls, paged=False, hook="ctypes"),
         "call guest": lambda: hosted(hypercall_loop(calls), count=calls),
@@ -483,6 +507,8 @@ def rows(repeats: int = 5, quick: bool = False) -> list[dict]:
             s["loop bare"], target=0.95, higher_is_better=True, ratio="baseline/value"),
         row("guest CPU loop vs bare Unicorn, no paging", "s", s["loop guest"], s["loop flat"],
             target=0.8, higher_is_better=True, ratio="baseline/value"),
+        row("guest CPU loop, gdb attached and no breakpoint, vs no gdb", "s", s["loop debugged"],
+            s["loop guest"], target=0.95, higher_is_better=True, ratio="baseline/value"),
         row("sync hypercall vs bare UC_HOOK_INTR (binding)", "us", us["call guest"],
             us["call binding"], target=2.0),
         row("sync hypercall vs bare UC_HOOK_INTR (ctypes)", "us", us["call guest"],

@@ -14,7 +14,7 @@ from conftest import ROOT
 
 def bare_path(tmp_path: Path, uid: int) -> Path:
     """A PATH with a shell, make and test, an `id` that answers ``uid``, and a fake apt-get
-    that logs what it is asked; no compiler, no binutils, no Chromium."""
+    that logs what it is asked; no compiler, no binutils, no Chromium, no gdb."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("sh", "make", "test"):
@@ -34,7 +34,8 @@ def system_check(bin_dir: Path) -> subprocess.CompletedProcess:
 
 def missing_here() -> list[str]:
     names = ["gcc", "binutils", "chromium"]
-    return names + ([] if os.access("/usr/lib/chromium/chromedriver", os.X_OK) else ["chromium-driver"])
+    return names + ([] if os.access("/usr/lib/chromium/chromedriver", os.X_OK)
+                    else ["chromium-driver"]) + ["gdb"]
 
 
 def test_as_root_make_test_installs_what_is_missing(tmp_path):
@@ -53,7 +54,7 @@ def test_otherwise_it_stops_with_one_line_saying_what_to_install(tmp_path):
 
 
 def test_with_everything_there_it_does_nothing(tmp_path):
-    if any(shutil.which(tool) is None for tool in ("gcc", "ld", "as", "chromium")):
+    if any(shutil.which(tool) is None for tool in ("gcc", "ld", "as", "chromium", "gdb")):
         return  # this machine lacks them: the two tests above cover it
     bin_dir = bare_path(tmp_path, 0)
     env_path = f"{bin_dir}:{os.environ['PATH']}"

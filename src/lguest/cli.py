@@ -194,6 +194,12 @@ def book_config_command(check: bool) -> None:
 @click.option("--input", "inputs", multiple=True, metavar="FILE", type=click.File("rb"),
               help="A script for the next guest after guest 0 (with --guests). Repeatable.")
 # «/The options of lguest run»
+# «The options of lguest run»[4] book/mastery-gdb.md:1031 @805894ca
+@click.option("--gdb", metavar="[HOST:]PORT",
+              callback=lambda context, parameter, value: checked_gdb(context, value),
+              help="Wait before the first instruction for gdb on PORT (of 127.0.0.1 unless "
+                   "HOST is named), and serve it.")
+# «/The options of lguest run»
 @click.argument("mem_mb", metavar="MEM_MB", type=int)
 @click.argument("guest", metavar="[GUEST.elf]", required=False)
 @click.argument("guest_args", metavar="[GUEST_ARGS]...", nargs=-1, type=click.UNPROCESSED)
@@ -212,7 +218,7 @@ def run_command(mem_mb: int, guest: str | None, guest_args: tuple[str, ...],
     """
     from . import launcher
 
-    # «Find the kernel to boot»[2] book/guest-shell.md:813 @0edc5502
+    # «Find the kernel to boot»[2] book/guest-shell.md:817 @0edc5502
     if guest is None:
         from .guest import KernelBuildError, build_kernel
 
@@ -355,6 +361,21 @@ def beer_command(name: str | None, code: str | None) -> None:
                 click.echo(f"  - {line}", err=True)
             sys.exit(1)
         click.echo(pour(root, name or default_name(root)), nl=False)
+# «/Commands of the lguest tool»
+# «Commands of the lguest tool»[8] book/mastery-gdb.md:1040 @c0fff01b
+
+def checked_gdb(context: click.Context, value: str | None) -> tuple[str, int] | None:
+    """The --gdb option as (host, port), if it is one; otherwise one line and status 2."""
+    if value is None:
+        return None
+    from .gdbstub import parse_address
+    from .launcher import EXIT_USAGE
+
+    try:
+        return parse_address(value)
+    except ValueError as error:
+        click.echo(f"lguest: {error}", err=True)
+        context.exit(EXIT_USAGE)
 # «/Commands of the lguest tool»
 # «/The lguest command»
 # «/src/lguest/cli.py»

@@ -312,16 +312,20 @@ OUTCOMES = {"poweroff": EXIT_POWEROFF, "restart": EXIT_RESTART, "killed": EXIT_K
 # «/How a run ends»
 
 
-# «Launch a guest»[3] book/drivers-plugging.md:222 @60ae4292
+# «Launch a guest»[4] book/mastery-gdb.md:1065 @4e1f3b81
 def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool = False,
            deterministic: bool = False, console: BinaryIO | None = None,
            timeout: float | None = None, stderr: TextIO | None = None,
            console_input: BinaryIO | None = None, virtio_console: bool = False,
            block: Sequence[str] = (), read_only_block: Sequence[str] = (),
            net: Sequence[str] = (), rng: bool = False, guests: int = 1,
-           inputs: Sequence[BinaryIO] = (), voucher: bytes = b"") -> int:
+           inputs: Sequence[BinaryIO] = (), voucher: bytes = b"",
+           gdb: tuple[str, int] | None = None) -> int:
     """Boot ``elf_path`` with ``mem_mb`` MiB of memory, run it to the end; return the status."""
     stderr = sys.stderr if stderr is None else stderr
+    if gdb is not None and (guests != 1 or inputs):
+        print("lguest: --gdb follows one guest, not --guests", file=stderr, flush=True)
+        return EXIT_ERROR
     screen = Screen(sys.stdout.buffer if console is None else console)
     keyboard = Keyboard.standard_input() if console_input is None else console_input
     block = [*block, *(f"{image}:ro" for image in read_only_block)]
@@ -336,7 +340,7 @@ def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: b
                                 deterministic=deterministic, console=screen, timeout=timeout,
                                 stderr=stderr, keyboard=keyboard,
                                 virtio_console=virtio_console, block=block, net=net, rng=rng,
-                                voucher=voucher)
+                                voucher=voucher, gdb=gdb)
     finally:
         if isinstance(keyboard, Keyboard):
             keyboard.stop()  # ours, so ours to stop: nobody is left reading standard input
@@ -353,11 +357,12 @@ def describe(elf_path: str | Path, mem_mb: int, entry: int, pgdir: int, stderr: 
 # «/src/lguest/launcher.py»
 # «src/lguest/launcher.py»[2] book/host-boot.md:802 @ebd6d767
 
-# «Launch one guest»[2] book/drivers-plugging.md:179 @01d37e39
+# «Launch one guest»[3] book/mastery-gdb.md:1101 @f7de1b71
 def launch_one(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool,
                deterministic: bool, console: Screen, timeout: float | None, stderr: TextIO,
                keyboard: BinaryIO, virtio_console: bool, block: Sequence[str],
-               net: Sequence[str], rng: bool, voucher: bytes) -> int:
+               net: Sequence[str], rng: bool, voucher: bytes,
+               gdb: tuple[str, int] | None = None) -> int:
     """One guest on its own Host: ``launch`` without the streams."""
     from .drivers import DeviceError
 
@@ -374,9 +379,22 @@ def launch_one(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbos
     from .host.core import Host
     from .host.hypercalls import EarlyConsole
 
-    host = Host(memory, console=console, deterministic=deterministic,
-                trace=ExitTracer(stderr) if verbose else None,
-                console_input=None if virtio_console else EarlyConsole(keyboard, deterministic))
+    options = dict(console=console, deterministic=deterministic,
+                   trace=ExitTracer(stderr) if verbose else None,
+                   console_input=None if virtio_console else EarlyConsole(keyboard, deterministic))
+    if gdb is None:
+        host = Host(memory, **options)
+    else:
+        from .gdbstub import DebuggedHost, GdbStub
+
+        try:
+            host = DebuggedHost(memory, debugger=GdbStub(gdb, stderr), **options)
+        except OSError as error:
+            for device in devices:
+                device.close()
+            print(f"lguest: cannot listen for gdb on {gdb[0]}:{gdb[1]}: "
+                  f"{error.strerror or error}", file=stderr, flush=True)
+            return EXIT_ERROR
     host.voucher = voucher
     console.stopping = host
     try:

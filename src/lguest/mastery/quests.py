@@ -286,7 +286,7 @@ def check_launcher(root: Path) -> str:
     return (f"a gzipped kernel boots; a GiB bomb and a truncated file are refused, and no run "
             f"used more than {biggest} MiB")
 # «/The quests' checks»
-# «The quests' checks»[3] book/guest-shell.md:977 @51d11cc1
+# «The quests' checks»[3] book/guest-shell.md:981 @51d11cc1
 
 @quest("guest", "A tickless sleep: no tick while nobody needs one")
 def check_guest(root: Path) -> str:
@@ -444,7 +444,7 @@ def check_drivers(root: Path) -> str:
     return (f"{requests} reads: {counts['notifies']} notifies, {counts['interrupts']} "
             "used-buffer interrupts")
 # «/The quests' checks»
-# «The quests' checks»[7] book/mastery.md:1458 @6a807da7
+# «The quests' checks»[7] book/mastery-gdb.md:1250 @6a807da7
 
 def in_a_child(work: Callable[[], Any]) -> Any:
     """Run ``work`` in a forked child: an abort inside Unicorn ends the child, not the check."""
