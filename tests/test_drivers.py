@@ -177,6 +177,22 @@ def test_bad_queue_layout_needs_reset():
     assert "outside guest memory" in driver.device.problem
 
 
+def test_a_second_ready_on_a_queue_in_service_changes_nothing():
+    """Writing 1 to QueueReady again, mid-flight, once re-enabled the queue: the device forgot
+    how far it had read the available ring, and served the driver's old requests again."""
+    driver, (queue,) = driven(Rng())
+    (one, _), (two, _) = driver.buffer(32), driver.buffer(32)
+    first = queue.offer([(one, 32, True)])
+    assert queue.collect() == [(first, 32)]
+    drawn = driver.memory.read(one, 32)
+    driver.put(mmio.QUEUE_SEL, 0)
+    driver.put(mmio.QUEUE_READY, 1)
+    second = queue.offer([(two, 32, True)])
+    assert queue.collect() == [(second, 32)]
+    assert driver.memory.read(one, 32) == drawn  # the first request was not served twice
+    assert driver.device.queues[0].ready and not driver.get(mmio.STATUS) & mmio.DEVICE_NEEDS_RESET
+
+
 def test_wrong_size_register_access_needs_reset():
     driver = TestDriver(Rng(), GuestMemory(MEMORY))
     assert driver.device.read(mmio.STATUS, 2) == 0

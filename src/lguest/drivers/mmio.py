@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/mmio.py» book/drivers.md:744 @c9a1cd2b
+# «src/lguest/drivers/mmio.py» book/drivers.md:749 @c9a1cd2b
 """The virtio-mmio transport: registers, the status dance, and serving queues."""
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ class VirtioDevice(ABC):
         return self.queues[self.queue_sel] if self.queue_sel < len(self.queues) else None
     # «/Reading a register»
 
-    # «Writing a register» book/drivers.md:571 @6f742394
+    # «Writing a register» book/drivers.md:574 @466d70ac
     def write(self, offset: int, size: int, value: int) -> None:
         with self.lock:
             if offset >= CONFIG:
@@ -202,6 +202,8 @@ class VirtioDevice(ABC):
         if not ready:
             queue.ready = False
             return
+        if queue.ready:
+            return  # in service already: a second 1 must not start it over
         problem = queue.layout_problem(self.memory)
         if problem is not None:
             self.needs_reset(f"queue {queue.index}: {problem}")
@@ -212,7 +214,7 @@ class VirtioDevice(ABC):
         """Work to do once the lock is released: sending frames to other devices, say."""
     # «/Writing a register»
 
-    # «The status dance» book/drivers.md:659 @0f6cc600
+    # «The status dance» book/drivers.md:664 @0f6cc600
     def reset(self) -> None:
         self.status = 0
         self.driver_features = 0
@@ -258,7 +260,7 @@ class VirtioDevice(ABC):
         self.kill(f"{self.name} at {self.base:#x}, queue {queue.index}: {problem}")
     # «/The status dance»
 
-    # «Serving a queue» book/drivers.md:714 @32d6fe1c
+    # «Serving a queue» book/drivers.md:719 @32d6fe1c
     def usable(self, index: int) -> Virtqueue | None:
         """The queue ``index``, if the device is running and the queue is ready."""
         if index >= len(self.queues) or not self.queues[index].ready:

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/rng.py» book/drivers.md:789 @cbcd593b
+# «src/lguest/drivers/rng.py» book/drivers.md:794 @cbcd593b
 """virtio-rng: randomness from the host, one buffer at a time."""
 
 from __future__ import annotations

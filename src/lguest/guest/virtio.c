@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/virtio.c» book/drivers-guest.md:1257 @18d43daf */
+/* «src/lguest/guest/virtio.c» book/drivers-guest.md:1291 @0b22eaae */
 /* virtio.c: the Guest's virtio-mmio drivers: discovery, a split virtqueue, rng, block, net, console. */
 #include "kernel.h"
 
@@ -221,14 +221,8 @@ static u32 read_capacity(struct virtio_dev *d)
 }
 /* «/Read a disk's capacity» */
 
-/* «The network card, as the driver keeps it» book/drivers-network.md:566 @099ca42b */
-#define NET_RX 0
-#define NET_TX 1
-#define NET_HEADER 12	/* flags, gso type, header length, gso size, csum start, offset, buffers */
-#define ETH_ALEN 6
-#define ETH_HLEN 14
-#define ETH_ZLEN 60	/* the shortest frame Ethernet allows, without its checksum */
-#define FRAME_MAX 1514
+/* «A queue kept stocked» book/drivers-guest.md:992 @5d8c1680 */
+#define AVAIL_F_NO_INTERRUPT 1	/* the available ring's flag: no interrupts for this queue, please */
 
 struct queue {
 	volatile struct vring *ring;
@@ -247,13 +241,23 @@ static void offer(struct queue *q, u16 id, volatile void *buffer, u32 len, u16 f
 	barrier();
 	q->ring->avail.idx = (u16)(avail + 1);
 }
+/* «/A queue kept stocked» */
+
+/* «The network card, as the driver keeps it» book/drivers-network.md:564 @8953a9c9 */
+#define NET_RX 0
+#define NET_TX 1
+#define NET_HEADER 12	/* flags, gso type, header length, gso size, csum start, offset, buffers */
+#define ETH_ALEN 6
+#define ETH_HLEN 14
+#define ETH_ZLEN 60	/* the shortest frame Ethernet allows, without its checksum */
+#define FRAME_MAX 1514
 
 static struct {
 	struct virtio_dev *dev;
 	struct queue rx, tx;
 	u8 mac[ETH_ALEN];
 	u32 sent, received, dropped, answered;
-	/* «What a ping waits for» book/drivers-network.md:769 @4d21aa91 */
+	/* «What a ping waits for» book/drivers-network.md:746 @4d21aa91 */
 	u32 seq;			/* the last ping we sent */
 	volatile u32 ponged, rtt_us;	/* its pong arrived; and how long it took */
 	volatile u8 ponger[ETH_ALEN];
@@ -277,9 +281,7 @@ static const char *net_mac_text(void)
 }
 /* «/The network card, as the driver keeps it» */
 
-/* «Bring up the network card» book/drivers-network.md:631 @74591e65 */
-#define AVAIL_F_NO_INTERRUPT 1
-
+/* «Bring up the network card» book/drivers-network.md:610 @f4173ff4 */
 static int net_queues(struct virtio_dev *d)
 {
 	u32 generation, i;
@@ -315,7 +317,7 @@ static void net_start(struct virtio_dev *d)
 }
 /* «/Bring up the network card» */
 
-/* «Receive frames» book/drivers-network.md:679 @0baa390f */
+/* «Receive frames» book/drivers-network.md:656 @0baa390f */
 static void net_frame(volatile u8 *frame, u32 len);
 
 static void net_receive(void)
@@ -348,7 +350,7 @@ static void net_receive(void)
 }
 /* «/Receive frames» */
 
-/* «Send a frame» book/drivers-network.md:720 @afa634c7 */
+/* «Send a frame» book/drivers-network.md:697 @afa634c7 */
 static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 {
 	volatile struct vring *ring = net.tx.ring;
@@ -379,7 +381,7 @@ static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 }
 /* «/Send a frame» */
 
-/* «The console's driver» book/drivers-guest.md:1019 @febef957 */
+/* «The console's driver» book/drivers-guest.md:1053 @febef957 */
 #define CONSOLE_RX 0
 #define CONSOLE_TX 1
 #define CONSOLE_RX_BUFFER 64
@@ -431,7 +433,7 @@ static int console_lost(void)
 	return 1;
 }
 /* «/The console's driver» */
-/* «The console's driver»[2] book/drivers-guest.md:1078 @9e7a3c3c */
+/* «The console's driver»[2] book/drivers-guest.md:1112 @9e7a3c3c */
 static void vcon_write(const char *s, u32 len)
 {
 	volatile struct vring *ring = vcon.tx.ring;
@@ -466,7 +468,7 @@ static void vcon_write(const char *s, u32 len)
 	irq_restore(flags);
 }
 /* «/The console's driver» */
-/* «The console's driver»[3] book/drivers-guest.md:1127 @382ccd92 */
+/* «The console's driver»[3] book/drivers-guest.md:1161 @382ccd92 */
 static int vcon_read(char *buf, u32 room)
 {
 	volatile struct vring *ring = vcon.rx.ring;
@@ -885,7 +887,7 @@ void cmd_blk(int argc, char **argv)
 }
 /* «/The block driver» */
 
-/* «Ping and pong» book/drivers-network.md:776 @602f9c21 */
+/* «Ping and pong» book/drivers-network.md:753 @602f9c21 */
 #define ETHERTYPE_PING 0x88B5	/* IEEE 802 "local experimental" */
 #define PING 1
 #define PONG 2
@@ -933,7 +935,7 @@ static void net_frame(volatile u8 *frame, u32 len)
 	}
 }
 /* «/Ping and pong» */
-/* «Ping and pong»[2] book/drivers-network.md:834 @c0168f9b */
+/* «Ping and pong»[2] book/drivers-network.md:811 @c0168f9b */
 static int parse_mac(const char *text, u8 *mac)
 {
 	u32 i, j, digit;
@@ -994,7 +996,7 @@ void cmd_ping(int argc, char **argv)
 	       to[3], to[4], to[5], net.rtt_us);
 }
 
-/* «Flood the wire» book/drivers-network.md:937 @ccd1b799 */
+/* «Flood the wire» book/drivers-network.md:914 @ccd1b799 */
 #define FLOOD_WINDOW (QUEUE_SIZE - 1)	/* the other side holds one buffer while it answers */
 
 static void net_flood(const char *count, const char *mac)
