@@ -175,7 +175,7 @@ def book_config_command(check: bool) -> None:
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Kill the guest if it is still running after this many seconds.")
 # «/The options of lguest run»
-# «The options of lguest run»[3] book/drivers-plugging.md:287 @99b2eced
+# «The options of lguest run»[3] book/drivers-plugging.md:290 @99b2eced
 @click.option("--console", "virtio_console", type=click.Choice(["early", "virtio"]),
               default="early", show_default=True,
               callback=lambda context, parameter, value: value == "virtio",
@@ -237,7 +237,7 @@ def run_command(mem_mb: int, guest: str | None, guest_args: tuple[str, ...],
     sys.exit(status)
     # «/Run the guest from the command line»
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[6] book/drivers-plugging.md:309 @040f1517
+# «Commands of the lguest tool»[6] book/drivers-plugging.md:312 @040f1517
 
 def checked_nets(context: click.Context, specs: tuple[str, ...]) -> tuple[str, ...]:
     """The --net options, if every one is a cable; otherwise one line and status 2."""

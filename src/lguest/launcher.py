@@ -618,9 +618,9 @@ class ExitTracer:
         return origin
 # «/Name the chunk behind each exit»
 # «/src/lguest/launcher.py»
-# «src/lguest/launcher.py»[3] book/drivers-plugging.md:329 @2971b33d
+# «src/lguest/launcher.py»[3] book/drivers-plugging.md:332 @2971b33d
 
-# «Make the machine and its devices» book/drivers-plugging.md:152 @694806c7
+# «Make the machine and its devices» book/drivers-plugging.md:155 @694806c7
 def machine_and_devices(mem_mb: int, elf_path: str | Path, args: Sequence[str],
                         **device_options: Any) -> tuple[GuestMemory, int, int, list[Any]]:
     """Devices, memory, kernel, page tables and boot page: the machine, all but its Host."""
@@ -638,7 +638,7 @@ def machine_and_devices(mem_mb: int, elf_path: str | Path, args: Sequence[str],
 # «/Make the machine and its devices»
 
 
-# «Several guests, one screen» book/drivers-network.md:367 @02ef15fd
+# «Several guests, one screen» book/drivers-network.md:366 @02ef15fd
 class SharedScreen:
     """One output stream that several guests' consoles write to, a line at a time."""
 
@@ -685,7 +685,7 @@ class GuestScreen(io.RawIOBase):
 # «/Several guests, one screen»
 
 
-# «Launch several guests» book/drivers-network.md:426 @c486dd6b
+# «Launch several guests» book/drivers-network.md:425 @c486dd6b
 MAX_GUESTS = 16
 COMPANION_STOP = "guest g0 has ended"
 

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/milestone.py»[7] book/mastery.md:1232 @d0283c87
+# «src/lguest/milestone.py»[7] book/mastery.md:1234 @d0283c87
 """Mastery's milestone: the whole machine at once, and what stands between the Hero and the Beer."""
 
 import io

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/__init__.py» book/drivers-plugging.md:50 @c929f4bb
+# «src/lguest/drivers/__init__.py» book/drivers-plugging.md:53 @c929f4bb
 """virtio devices for the guest: transport, virtqueues, and four device types."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/block.py» book/drivers.md:897 @34cc21d7
+# «src/lguest/drivers/block.py» book/drivers.md:901 @34cc21d7
 """virtio-blk: a disk image file, read and written straight from guest memory."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class Block(VirtioDevice):
             os.close(self.fd)
             self.fd = -1
 
-    # «Serve a block request» book/drivers.md:969 @603d59e3
+    # «Serve a block request» book/drivers.md:973 @603d59e3
     def handle(self, queue: Virtqueue, chain: Chain) -> int:
         if chain.readable_size < HEADER.size or chain.writable_size < 1:
             raise RingError("a block request without a 16-byte header and a status byte")

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/console.py» book/drivers.md:1101 @4f35ef3e
+# «src/lguest/drivers/console.py» book/drivers.md:1105 @4f35ef3e
 """virtio-console: text out to a stream, keys in from another."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class Console(VirtioDevice):
         else:
             self.deliver()
 
-    # «Console input» book/drivers.md:1162 @11a24847
+    # «Console input» book/drivers.md:1166 @11a24847
     def feed(self, data: bytes) -> None:
         """Bytes typed for the guest: deliver what fits now, keep the rest."""
         with self.lock:

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/drivers/driver.py» book/drivers-plugging.md:402 @0d639c98
+# «src/lguest/drivers/driver.py» book/drivers-plugging.md:403 @0d639c98
 """A virtio-mmio driver in Python, from the specification: for tests, benchmarks, readers."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from ..memory import GuestMemory
 if TYPE_CHECKING:  # for the annotations only: the driver learns nothing else from the device
     from .mmio import VirtioDevice
 
-# «The specification's numbers» book/drivers-plugging.md:372 @6db7c701
+# «The specification's numbers» book/drivers-plugging.md:373 @6db7c701
 # virtio-mmio registers, version 2 (virtio 1.x, section 4.2.2): byte offsets.
 MAGIC_VALUE, VERSION, DEVICE_ID, VENDOR_ID = 0x000, 0x004, 0x008, 0x00C
 DEVICE_FEATURES, DEVICE_FEATURES_SEL = 0x010, 0x014
@@ -45,7 +45,7 @@ class GuestKilled(Exception):
     """What the device's kill does when a test driver, not a Host, is watching."""
 
 
-# «The test driver» book/drivers-plugging.md:428 @91220180
+# «The test driver» book/drivers-plugging.md:429 @91220180
 class TestDriver:
     """Drive one device through its registers, with rings in ``memory``."""
 
@@ -121,7 +121,7 @@ class TestDriver:
 # «/The test driver»
 
 
-# «A driver's queue» book/drivers-plugging.md:522 @60b8e819
+# «A driver's queue» book/drivers-plugging.md:523 @60b8e819
 class DriverQueue:
     def __init__(self, driver: TestDriver, index: int, size: int | None):
         self.driver, self.index = driver, index

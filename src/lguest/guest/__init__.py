@@ -17,7 +17,7 @@ SOURCES = (
     # «The kernel's source files» book/guest-shell.md:657 @76538c6e
     "entry.S", "boot.c", "traps.c", "lib.c", "shell.c",
     # «/The kernel's source files»
-    # «The kernel's source files»[2] book/drivers-guest.md:1286 @c632a10a
+    # «The kernel's source files»[2] book/drivers-guest.md:1289 @c632a10a
     "virtio.c",
     # «/The kernel's source files»
 )

@@ -95,7 +95,7 @@ static void paging_init(void)
 }
 /* «/Build our own page tables» */
 
-/* «Start the kernel»[2] book/drivers-guest.md:1243 @f7e0b849 */
+/* «Start the kernel»[2] book/drivers-guest.md:1246 @f7e0b849 */
 void start_kernel(u32 boot_phys) __attribute__((noreturn));
 void start_kernel(u32 boot_phys)
 {

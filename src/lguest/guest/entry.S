@@ -44,7 +44,7 @@ trap_stubs:
 	.endr
 	.long -1, 0
 /* «/One stub per vector» */
-/* «One stub per vector»[2] book/drivers-guest.md:222 @10c8118a */
+/* «One stub per vector»[2] book/drivers-guest.md:224 @10c8118a */
 /* Stubs for the devices' lines, 2 to 9; virtio.c installs a gate for each device it finds. */
 #define DEVICE_VECTORS 34,35,36,37,38,39,40,41
 	.text

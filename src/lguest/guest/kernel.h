@@ -146,7 +146,7 @@ void panic(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)))
 void shell(void) __attribute__((noreturn));
 u32 parse_number(const char *s, int *ok);
 /* «/What each file offers the others» */
-/* «What each file offers the others»[2] book/drivers-guest.md:1213 @359b50d4 */
+/* «What each file offers the others»[2] book/drivers-guest.md:1216 @359b50d4 */
 /* virtio.c */
 void virtio_init(void);
 int device_interrupt(u32 line);

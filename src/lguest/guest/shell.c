@@ -231,7 +231,7 @@ static const struct command commands[] = {
 	{ "cli", "", "disable interrupts the bare-metal way", cmd_cli },
 	{ "crash", "", "fault inside the fault handler", cmd_crash },
 	/* «/The shell's commands» */
-	/* «The shell's commands»[2] book/drivers-guest.md:1230 @90d512c5 */
+	/* «The shell's commands»[2] book/drivers-guest.md:1233 @90d512c5 */
 	{ "random", "N", "N random bytes from the Host, in hex", cmd_random },
 	{ "blk", "[N] SUBCOMMAND", "disk N, or 0: info, read SECTOR, write SECTOR TEXT, bench", cmd_blk },
 	{ "ping", "[MAC]", "ping a guest on the wire, or all of them", cmd_ping },

@@ -73,7 +73,7 @@ static void fault(struct trapframe *tf)
 }
 /* «/Oops, or panic» */
 
-/* «Dispatch a trap»[2] book/drivers-guest.md:1269 @4a2b1a15 */
+/* «Dispatch a trap»[2] book/drivers-guest.md:1272 @4a2b1a15 */
 void handle_trap(struct trapframe *tf)
 {
 	if (tf->vector == FIRST_EXTERNAL_VECTOR + TIMER_IRQ)

@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/virtio.c» book/drivers-guest.md:1291 @0b22eaae */
+/* «src/lguest/guest/virtio.c» book/drivers-guest.md:1294 @0b22eaae */
 /* virtio.c: the Guest's virtio-mmio drivers: discovery, a split virtqueue, rng, block, net, console. */
 #include "kernel.h"
 
@@ -116,7 +116,7 @@ static volatile u32 *map_window(u32 slot, u32 phys)
 }
 /* «/Map a device's registers» */
 
-/* «A device's interrupt» book/drivers-guest.md:239 @f499d70a */
+/* «A device's interrupt» book/drivers-guest.md:241 @f499d70a */
 extern void *const device_stubs[BOOT_MAX_DEVICES];
 static void net_receive(void);	/* the network driver's, on the network's page */
 
@@ -145,7 +145,7 @@ int device_interrupt(u32 line)
 }
 /* «/A device's interrupt» */
 
-/* «The status dance, from the driver's side» book/drivers-guest.md:285 @dbc6d307 */
+/* «The status dance, from the driver's side» book/drivers-guest.md:287 @dbc6d307 */
 static int give_up(struct virtio_dev *d, const char *why)
 {
 	d->regs[STATUS] = d->regs[STATUS] | FAILED;
@@ -178,7 +178,7 @@ static int negotiate(struct virtio_dev *d, u64 wanted)
 }
 /* «/The status dance, from the driver's side» */
 
-/* «Set up a virtqueue» book/drivers-guest.md:330 @fd5b4fdb */
+/* «Set up a virtqueue» book/drivers-guest.md:332 @fd5b4fdb */
 static volatile struct vring *setup_queue(struct virtio_dev *d, u32 index, u16 *size)
 {
 	u32 max, page;
@@ -208,7 +208,7 @@ static volatile struct vring *setup_queue(struct virtio_dev *d, u32 index, u16 *
 }
 /* «/Set up a virtqueue» */
 
-/* «Read a disk's capacity» book/drivers-guest.md:369 @8e8c24db */
+/* «Read a disk's capacity» book/drivers-guest.md:371 @8e8c24db */
 static u32 read_capacity(struct virtio_dev *d)
 {
 	u32 generation, low, high;
@@ -221,7 +221,7 @@ static u32 read_capacity(struct virtio_dev *d)
 }
 /* «/Read a disk's capacity» */
 
-/* «A queue kept stocked» book/drivers-guest.md:992 @5d8c1680 */
+/* «A queue kept stocked» book/drivers-guest.md:995 @5d8c1680 */
 #define AVAIL_F_NO_INTERRUPT 1	/* the available ring's flag: no interrupts for this queue, please */
 
 struct queue {
@@ -243,7 +243,7 @@ static void offer(struct queue *q, u16 id, volatile void *buffer, u32 len, u16 f
 }
 /* «/A queue kept stocked» */
 
-/* «The network card, as the driver keeps it» book/drivers-network.md:564 @8953a9c9 */
+/* «The network card, as the driver keeps it» book/drivers-network.md:563 @8953a9c9 */
 #define NET_RX 0
 #define NET_TX 1
 #define NET_HEADER 12	/* flags, gso type, header length, gso size, csum start, offset, buffers */
@@ -257,7 +257,7 @@ static struct {
 	struct queue rx, tx;
 	u8 mac[ETH_ALEN];
 	u32 sent, received, dropped, answered;
-	/* «What a ping waits for» book/drivers-network.md:746 @4d21aa91 */
+	/* «What a ping waits for» book/drivers-network.md:747 @4d21aa91 */
 	u32 seq;			/* the last ping we sent */
 	volatile u32 ponged, rtt_us;	/* its pong arrived; and how long it took */
 	volatile u8 ponger[ETH_ALEN];
@@ -281,7 +281,7 @@ static const char *net_mac_text(void)
 }
 /* «/The network card, as the driver keeps it» */
 
-/* «Bring up the network card» book/drivers-network.md:610 @f4173ff4 */
+/* «Bring up the network card» book/drivers-network.md:609 @f4173ff4 */
 static int net_queues(struct virtio_dev *d)
 {
 	u32 generation, i;
@@ -317,7 +317,7 @@ static void net_start(struct virtio_dev *d)
 }
 /* «/Bring up the network card» */
 
-/* «Receive frames» book/drivers-network.md:656 @0baa390f */
+/* «Receive frames» book/drivers-network.md:657 @0baa390f */
 static void net_frame(volatile u8 *frame, u32 len);
 
 static void net_receive(void)
@@ -350,7 +350,7 @@ static void net_receive(void)
 }
 /* «/Receive frames» */
 
-/* «Send a frame» book/drivers-network.md:697 @afa634c7 */
+/* «Send a frame» book/drivers-network.md:698 @afa634c7 */
 static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 {
 	volatile struct vring *ring = net.tx.ring;
@@ -381,7 +381,7 @@ static int net_send(const u8 *to, u16 type, const void *payload, u32 len)
 }
 /* «/Send a frame» */
 
-/* «The console's driver» book/drivers-guest.md:1053 @febef957 */
+/* «The console's driver» book/drivers-guest.md:1056 @febef957 */
 #define CONSOLE_RX 0
 #define CONSOLE_TX 1
 #define CONSOLE_RX_BUFFER 64
@@ -433,7 +433,7 @@ static int console_lost(void)
 	return 1;
 }
 /* «/The console's driver» */
-/* «The console's driver»[2] book/drivers-guest.md:1112 @9e7a3c3c */
+/* «The console's driver»[2] book/drivers-guest.md:1115 @9e7a3c3c */
 static void vcon_write(const char *s, u32 len)
 {
 	volatile struct vring *ring = vcon.tx.ring;
@@ -468,7 +468,7 @@ static void vcon_write(const char *s, u32 len)
 	irq_restore(flags);
 }
 /* «/The console's driver» */
-/* «The console's driver»[3] book/drivers-guest.md:1161 @382ccd92 */
+/* «The console's driver»[3] book/drivers-guest.md:1164 @382ccd92 */
 static int vcon_read(char *buf, u32 room)
 {
 	volatile struct vring *ring = vcon.rx.ring;
@@ -511,7 +511,7 @@ static int vcon_read(char *buf, u32 room)
 static const struct console virtio_console = { "virtio", vcon_write, vcon_read, 1 };
 /* «/The console's driver» */
 
-/* «Find the devices» book/drivers-guest.md:405 @9f439f1a */
+/* «Find the devices» book/drivers-guest.md:407 @9f439f1a */
 static u64 wanted_features(u32 type)
 {
 	if (type == VIRTIO_ID_BLOCK)
@@ -584,7 +584,7 @@ void virtio_init(void)
 }
 /* «/Find the devices» */
 
-/* «Send a chain and wait for it» book/drivers-guest.md:513 @f11e5262 */
+/* «Send a chain and wait for it» book/drivers-guest.md:515 @f11e5262 */
 struct buffer {
 	volatile void *data;
 	u32 len, device_writes;
@@ -635,7 +635,7 @@ static struct virtio_dev *find_device(u32 type)
 }
 /* «/Send a chain and wait for it» */
 
-/* «The entropy driver» book/drivers-guest.md:574 @6ceea3a8 */
+/* «The entropy driver» book/drivers-guest.md:576 @6ceea3a8 */
 void cmd_random(int argc, char **argv)
 {
 	struct virtio_dev *d = find_device(VIRTIO_ID_RNG);
@@ -670,7 +670,7 @@ void cmd_random(int argc, char **argv)
 }
 /* «/The entropy driver» */
 
-/* «Block requests» book/drivers-guest.md:623 @18a6c1b5 */
+/* «Block requests» book/drivers-guest.md:625 @18a6c1b5 */
 #define SECTOR_SIZE 512
 #define BLK_T_IN 0
 #define BLK_T_OUT 1
@@ -713,7 +713,7 @@ static int blk_ok(const char *what, u32 sector, int status)
 }
 /* «/Block requests» */
 
-/* «The block driver» book/drivers-guest.md:694 @3b6c835d */
+/* «The block driver» book/drivers-guest.md:696 @3b6c835d */
 static void blk_read(struct virtio_dev *d, u32 sector)
 {
 	static volatile u8 data[SECTOR_SIZE];
@@ -762,7 +762,7 @@ static void blk_write(struct virtio_dev *d, u32 sector, int words, char **word)
 	       HAS(d->features, BLK_F_FLUSH) ? ", flushed" : "");
 }
 
-/* «Time the disk» book/drivers-guest.md:837 @23d770aa */
+/* «Time the disk» book/drivers-guest.md:840 @23d770aa */
 #define BENCH_SECTORS 8192	/* the largest request we make: 4 MiB */
 
 static u32 host_time_us(u32 *sec)
@@ -822,7 +822,7 @@ static void blk_bench(struct virtio_dev *d, const char *how, const char *count)
 }
 /* «/Time the disk» */
 
-/* «Choose a disk» book/drivers-guest.md:938 @e724ce9f */
+/* «Choose a disk» book/drivers-guest.md:941 @e724ce9f */
 /* Disk index, counting the block devices in boot-page order; and how many disks there are. */
 static struct virtio_dev *find_disk(u32 index, u32 *disks)
 {
@@ -887,7 +887,7 @@ void cmd_blk(int argc, char **argv)
 }
 /* «/The block driver» */
 
-/* «Ping and pong» book/drivers-network.md:753 @602f9c21 */
+/* «Ping and pong» book/drivers-network.md:754 @602f9c21 */
 #define ETHERTYPE_PING 0x88B5	/* IEEE 802 "local experimental" */
 #define PING 1
 #define PONG 2
@@ -935,7 +935,7 @@ static void net_frame(volatile u8 *frame, u32 len)
 	}
 }
 /* «/Ping and pong» */
-/* «Ping and pong»[2] book/drivers-network.md:811 @c0168f9b */
+/* «Ping and pong»[2] book/drivers-network.md:812 @c0168f9b */
 static int parse_mac(const char *text, u8 *mac)
 {
 	u32 i, j, digit;
@@ -996,7 +996,7 @@ void cmd_ping(int argc, char **argv)
 	       to[3], to[4], to[5], net.rtt_us);
 }
 
-/* «Flood the wire» book/drivers-network.md:914 @ccd1b799 */
+/* «Flood the wire» book/drivers-network.md:915 @ccd1b799 */
 #define FLOOD_WINDOW (QUEUE_SIZE - 1)	/* the other side holds one buffer while it answers */
 
 static void net_flood(const char *count, const char *mac)

@@ -400,7 +400,7 @@ def check_switcher(root: Path) -> str:
     return (f"{2 * calls} SET_PTE and FLUSH_TLB hypercalls, none the long way: "
             f"{counts['crossings']} crossings and {host.exits} exits in all")
 # «/The quests' checks»
-# «The quests' checks»[6] book/drivers-network.md:1113 @09e11bd7
+# «The quests' checks»[6] book/drivers-network.md:1114 @09e11bd7
 
 @quest("drivers", "Interrupts only when asked: VIRTIO_F_EVENT_IDX")
 def check_drivers(root: Path) -> str:
@@ -444,7 +444,7 @@ def check_drivers(root: Path) -> str:
     return (f"{requests} reads: {counts['notifies']} notifies, {counts['interrupts']} "
             "used-buffer interrupts")
 # «/The quests' checks»
-# «The quests' checks»[7] book/mastery-gdb.md:1250 @6a807da7
+# «The quests' checks»[7] book/mastery-gdb.md:1251 @6a807da7
 
 def in_a_child(work: Callable[[], Any]) -> Any:
     """Run ``work`` in a forked child: an abort inside Unicorn ends the child, not the check."""
