@@ -1,8 +1,8 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/abi.py» book/launcher.md:769 @d5f6072c
+# «src/lguest/abi.py» book/launcher.md:783 @d5f6072c
 """The numbers Host and Guest agree on: the Launcher and Guest chapters explain each one."""
 
-# «Where things live» book/launcher.md:331 @1d2fabce
+# «Where things live» book/launcher.md:338 @1d2fabce
 PAGE_SIZE = 4096
 PAGE_OFFSET = 0xC0000000  # where the Guest's kernel sees physical memory
 SWITCHER_ADDR = 0xFFC00000  # the top 4 MiB of every address space: hands off
@@ -11,7 +11,7 @@ KERNEL_LOAD = 0x100000  # a kernel is loaded 1 MiB up
 MAX_MEMORY = 1020 << 20  # what fits below the Switcher at PAGE_OFFSET
 # «/Where things live»
 
-# «The boot page» book/launcher.md:751 @05ed6c13
+# «The boot page» book/launcher.md:765 @05ed6c13
 BOOT_MAGIC = 0x5950474C  # "LGPY" in memory
 BOOT_VERSION = 1
 BOOT_FIELDS = ("magic", "version", "mem_size", "page_offset", "pgdir",
@@ -23,8 +23,8 @@ BOOT_CMDLINE = 256  # offset of the command line within the page
 BOOT_CMDLINE_MAX = PAGE_SIZE - BOOT_CMDLINE - 1
 # «/The boot page»
 # «/src/lguest/abi.py»
-# «src/lguest/abi.py»[2] book/guest.md:426 @7a85147d
-# «Segments the Guest starts with» book/guest.md:325 @975922cb
+# «src/lguest/abi.py»[2] book/guest.md:427 @7a85147d
+# «Segments the Guest starts with» book/guest.md:331 @975922cb
 GDT_ENTRIES = 32
 FIRST_GUEST_GDT_ENTRY = 3  # entries 0 to 2 belong to the Host
 KERNEL_CS = 3 << 3 | 1
@@ -33,7 +33,7 @@ USER_CS = 5 << 3 | 3
 USER_DS = 6 << 3 | 3
 # «/Segments the Guest starts with»
 
-# «Hypercall numbers» book/guest.md:355 @8feea513
+# «Hypercall numbers» book/guest.md:356 @8feea513
 HYPERCALL_VECTOR = 0x1F
 HYPERCALLS = {
     "FLUSH_ASYNC": 0,  # drain the asynchronous ring
@@ -60,7 +60,7 @@ SHUTDOWN_POWEROFF = 1
 SHUTDOWN_RESTART = 2
 # «/Hypercall numbers»
 
-# «The shared page» book/guest.md:387 @4e890483
+# «The shared page» book/guest.md:388 @4e890483
 LGUEST_DATA = {
     "irq_enabled": 0,  # guest: X86_EFLAGS_IF when interrupts are on
     "blocked_interrupts": 4,  # guest: a bit for each masked interrupt line
@@ -81,7 +81,7 @@ LGUEST_DATA_SIZE = 128 + ASYNC_SLOTS * 20
 X86_EFLAGS_IF = 0x200
 # «/The shared page»
 
-# «Interrupt vectors» book/guest.md:414 @692ae744
+# «Interrupt vectors» book/guest.md:415 @692ae744
 FIRST_EXTERNAL_VECTOR = 32
 TIMER_IRQ = 0
 CONSOLE_IRQ = 1

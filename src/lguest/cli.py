@@ -163,7 +163,7 @@ def book_config_command(check: bool) -> None:
             (root / path).write_text(files[path], encoding="utf-8")
             click.echo(f"wrote {path}")
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[5] book/launcher.md:1098 @960e3e98
+# «Commands of the lguest tool»[5] book/launcher.md:1112 @960e3e98
 
 @main.command("run", context_settings={"ignore_unknown_options": True,
                                         "allow_interspersed_args": False})
@@ -218,7 +218,7 @@ def run_command(mem_mb: int, guest: str | None, guest_args: tuple[str, ...],
     """
     from . import launcher
 
-    # «Find the kernel to boot»[2] book/guest-shell.md:817 @0edc5502
+    # «Find the kernel to boot»[2] book/guest-shell.md:821 @0edc5502
     if guest is None:
         from .guest import KernelBuildError, build_kernel
 

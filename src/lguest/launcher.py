@@ -1,10 +1,10 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/launcher.py» book/launcher.md:1006 @1fe4e1f2
+# «src/lguest/launcher.py» book/launcher.md:1020 @1fe4e1f2
 """The Launcher: make guest memory, load a kernel, write the boot page, run the Host."""
 
 from __future__ import annotations
 
-# «What the Launcher imports» book/launcher.md:1058 @607c8f72
+# «What the Launcher imports» book/launcher.md:1072 @607c8f72
 import io
 import os
 import signal
@@ -35,13 +35,13 @@ from .literate.book import LiterateError
 from .literate.stitch import read_tangled
 # «/What the Launcher imports»
 
-# «The Launcher says no» book/launcher.md:313 @66016553
+# «The Launcher says no» book/launcher.md:320 @66016553
 class LaunchError(Exception):
     """Why the Launcher cannot start this guest: one line that names the culprit."""
 # «/The Launcher says no»
 
 
-# «The map of guest memory» book/launcher.md:360 @2b598058
+# «The map of guest memory» book/launcher.md:368 @2b598058
 ENTRIES_PER_TABLE = abi.PAGE_SIZE // 4  # 32-bit entries in a page directory or a page table
 TABLE_SPAN = ENTRIES_PER_TABLE * abi.PAGE_SIZE  # the memory one page table maps: 4 MiB
 BOOT_STACK = abi.BOOT_PAGE - abi.PAGE_SIZE  # the page just below the boot page
@@ -67,7 +67,7 @@ def reserved_areas(size: int) -> list[tuple[int, int, str]]:
 # «/The map of guest memory»
 
 
-# «How much memory a guest may have» book/launcher.md:416 @1e83e280
+# «How much memory a guest may have» book/launcher.md:424 @1e83e280
 MIN_MEMORY = 2 << 20  # room for the boot pages, a kernel at 1 MiB, and the tables on top
 
 
@@ -92,7 +92,7 @@ def make_memory(mem_mb: int) -> GuestMemory:
 # «/How much memory a guest may have»
 
 
-# «Load the kernel» book/launcher.md:470 @5dd892fc
+# «Load the kernel» book/launcher.md:478 @5dd892fc
 def load_kernel(memory: GuestMemory, path: str | Path) -> int:
     """Copy a kernel's PT_LOAD segments into guest memory; return its (virtual) entry point."""
     name = str(path)
@@ -143,7 +143,7 @@ def read_kernel_file(name: str, path: str | Path, limit: int) -> bytes:
 # «/Load the kernel»
 
 
-# «Check the ELF header» book/launcher.md:549 @ed8add27
+# «Check the ELF header» book/launcher.md:558 @ed8add27
 def open_elf(name: str, image: bytes) -> ELFFile:
     """Parse the ELF header, insisting on a 32-bit, little-endian i386 executable."""
     if image[:4] != b"\x7fELF":
@@ -166,7 +166,7 @@ def open_elf(name: str, image: bytes) -> ELFFile:
 # «/Check the ELF header»
 
 
-# «Check a segment» book/launcher.md:578 @78e99154
+# «Check a segment» book/launcher.md:587 @78e99154
 def check_segment(memory: GuestMemory, name: str, number: int, segment: Segment,
                   file_size: int) -> None:
     """Refuse a PT_LOAD segment that would not fit, or would land on something reserved."""
@@ -184,7 +184,7 @@ def check_segment(memory: GuestMemory, name: str, number: int, segment: Segment,
 # «/Check a segment»
 
 
-# «Check the entry point» book/launcher.md:603 @1e0fc74f
+# «Check the entry point» book/launcher.md:612 @1e0fc74f
 def check_entry(name: str, entry: int, segments: list[Segment]) -> int:
     """The entry point, if the initial page tables take it into the kernel's loaded bytes."""
     physical = entry - abi.PAGE_OFFSET if entry >= abi.PAGE_OFFSET else entry
@@ -195,7 +195,7 @@ def check_entry(name: str, entry: int, segments: list[Segment]) -> int:
 # «/Check the entry point»
 
 
-# «Build the initial page tables» book/launcher.md:675 @1d872900
+# «Build the initial page tables» book/launcher.md:689 @1d872900
 PTE_PRESENT = 0x001
 PTE_WRITABLE = 0x002
 PTE_FLAGS = PTE_PRESENT | PTE_WRITABLE  # supervisor only (no user bit), 4 KiB pages (no PSE)
@@ -221,7 +221,7 @@ def build_page_tables(memory: GuestMemory) -> int:
 # «/Build the initial page tables»
 
 
-# «Write the boot page» book/launcher.md:792 @fcceb509
+# «Write the boot page» book/launcher.md:806 @fcceb509
 HEADER_FORMAT = f"<{len(abi.BOOT_FIELDS)}I"
 DEVICE_FORMAT = f"<{len(abi.BOOT_DEVICE_FIELDS)}I"
 DEVICE_SIZE = struct.calcsize(DEVICE_FORMAT)
@@ -253,7 +253,7 @@ def write_boot_page(memory: GuestMemory, pgdir: int, cmdline: str,
 # «/Write the boot page»
 
 
-# «Read the boot page back» book/launcher.md:828 @6645b634
+# «Read the boot page back» book/launcher.md:842 @6645b634
 def read_boot_page(memory: GuestMemory) -> dict[str, Any]:
     """The boot page, decoded the way a guest reads it."""
     page = memory.read(abi.BOOT_PAGE, abi.PAGE_SIZE)
@@ -268,7 +268,7 @@ def read_boot_page(memory: GuestMemory) -> dict[str, Any]:
 # «/Read the boot page back»
 
 
-# «Make the machine» book/launcher.md:864 @3bc3a7ba
+# «Make the machine» book/launcher.md:878 @3bc3a7ba
 def make_machine(mem_mb: int, elf_path: str | Path, args: Sequence[str],
                  devices: Sequence[Any] = ()) -> tuple[GuestMemory, int, int]:
     """Memory, kernel, page tables and boot page: the machine, all but its CPU."""
@@ -280,7 +280,7 @@ def make_machine(mem_mb: int, elf_path: str | Path, args: Sequence[str],
 # «/Make the machine»
 
 
-# «The smallest kernel» book/launcher.md:960 @47529489
+# «The smallest kernel» book/launcher.md:974 @47529489
 ELF_HEADER = struct.Struct("<16sHHIIIIIHHHHHH")  # e_ident, then the 32-bit header's fields
 PROGRAM_HEADER = struct.Struct("<8I")  # p_type, p_offset, p_vaddr, p_paddr, sizes, flags, align
 HLT_FOREVER = bytes([0xF4, 0xEB, 0xFD])  # hlt; jmp back to the hlt
@@ -301,7 +301,7 @@ def smallest_kernel(path: str | Path, code: bytes = HLT_FOREVER) -> Path:
 # «/The smallest kernel»
 
 
-# «How a run ends» book/launcher.md:902 @07d99c07
+# «How a run ends» book/launcher.md:916 @07d99c07
 EXIT_POWEROFF = 0  # the guest shut itself down
 EXIT_ERROR = 1  # the Launcher could not start the guest; the reason is on stderr
 EXIT_USAGE = 2  # the command line made no sense; click explains (its own status), or we do
@@ -348,7 +348,7 @@ def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: b
 # «/Launch a guest»
 
 
-# «Describe the machine» book/launcher.md:941 @87038288
+# «Describe the machine» book/launcher.md:955 @87038288
 def describe(elf_path: str | Path, mem_mb: int, entry: int, pgdir: int, stderr: TextIO) -> None:
     """The machine in one line, for --verbose."""
     print(f"lguest: {elf_path}: entry {entry:#x}, {mem_mb} MiB, "

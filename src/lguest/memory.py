@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/memory.py» book/launcher.md:282 @20c7ef46
+# «src/lguest/memory.py» book/launcher.md:289 @20c7ef46
 """Guest memory: one mmap, seen by the CPU and by Python alike."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from unicorn.unicorn_py3.unicorn import uclib
 
 from .abi import PAGE_SIZE
 
-# «Forgetting translations» book/launcher.md:264 @21fbe2e4
+# «Forgetting translations» book/launcher.md:271 @21fbe2e4
 STALE_RANGES = 64  # written ranges remembered before the CPU forgets everything instead
 
 
@@ -30,7 +30,7 @@ FORGET_RANGE = forget_range_function()
 # «/Forgetting translations»
 
 
-# «Guest memory» book/launcher.md:111 @4b396300
+# «Guest memory» book/launcher.md:112 @4b396300
 class GuestMemoryError(ValueError):
     """An access that does not fit inside guest memory."""
 
@@ -90,7 +90,7 @@ class GuestMemory:
         return data.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
-    # «What the CPU has not been told» book/launcher.md:213 @23785e29
+    # «What the CPU has not been told» book/launcher.md:215 @23785e29
     def wrote(self, address: int, length: int) -> None:
         """The Host wrote these bytes behind the CPU's back; any thread may say so."""
         if self.cpu is None or length <= 0 or self.stale_everywhere:

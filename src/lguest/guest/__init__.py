@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/guest/__init__.py» book/guest-shell.md:755 @e88207d5
+# «src/lguest/guest/__init__.py» book/guest-shell.md:758 @e88207d5
 """The Guest's kernel: its C and assembler sources live here; this builds them."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-# «Build the kernel» book/guest-shell.md:670 @dc7bd8a8
+# «Build the kernel» book/guest-shell.md:673 @dc7bd8a8
 SOURCES = (
-    # «The kernel's source files» book/guest-shell.md:657 @76538c6e
+    # «The kernel's source files» book/guest-shell.md:660 @76538c6e
     "entry.S", "boot.c", "traps.c", "lib.c", "shell.c",
     # «/The kernel's source files»
     # «The kernel's source files»[2] book/drivers-guest.md:1289 @c632a10a

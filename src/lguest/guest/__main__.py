@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/guest/__main__.py» book/guest-shell.md:775 @c5486675
+# «src/lguest/guest/__main__.py» book/guest-shell.md:778 @c5486675
 """``python -m lguest.guest``: build the Guest's kernel and print its path."""
 
 import sys

@@ -1,9 +1,9 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/boot.c» book/guest-kernel.md:723 @2c781227 */
+/* «src/lguest/guest/boot.c» book/guest-kernel.md:724 @2c781227 */
 /* boot.c: from the Launcher's hand-off to a kernel on its own page tables. */
 #include "kernel.h"
 
-/* «Allocate a page» book/guest-kernel.md:646 @02ad7a4c */
+/* «Allocate a page» book/guest-kernel.md:647 @02ad7a4c */
 const struct boot_page *boot;
 u32 mem_size, kernel_pages, pages_allocated, kernel_pgdir;
 static u32 next_free;
@@ -38,7 +38,7 @@ static void memory_init(void)
 }
 /* «/Allocate a page» */
 
-/* «Register the shared page» book/guest-kernel.md:575 @729b59f6 */
+/* «Register the shared page» book/guest-kernel.md:576 @729b59f6 */
 static void lguest_init(void)
 {
 	memset((void *)lguest_data.async_status, ASYNC_DONE, ASYNC_SLOTS);
@@ -49,7 +49,7 @@ static void lguest_init(void)
 }
 /* «/Register the shared page» */
 
-/* «Queue a hypercall» book/guest-kernel.md:595 @30de460b */
+/* «Queue a hypercall» book/guest-kernel.md:596 @30de460b */
 static u32 next_call;
 
 void async_hcall(u32 call, u32 a1, u32 a2, u32 a3)
@@ -70,7 +70,7 @@ void async_hcall(u32 call, u32 a1, u32 a2, u32 a3)
 }
 /* «/Queue a hypercall» */
 
-/* «Build our own page tables» book/guest-kernel.md:695 @d61c4824 */
+/* «Build our own page tables» book/guest-kernel.md:696 @d61c4824 */
 static void paging_init(void)
 {
 	u32 pgdir = kernel_pgdir = alloc_page(), phys, index, *pde, *table;

@@ -1,9 +1,9 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/entry.S» book/guest-kernel.md:466 @9fe8bf04 */
+/* «src/lguest/guest/entry.S» book/guest-kernel.md:467 @9fe8bf04 */
 /* entry.S: the kernel's first instructions, its trap stubs and the way back out of a trap. */
 #include "lguest.h"
 
-/* «The entry point» book/guest-kernel.md:308 @9f75cd72 */
+/* «The entry point» book/guest-kernel.md:309 @9f75cd72 */
 	.section .text.entry, "ax"
 	.globl _start
 _start:
@@ -15,7 +15,7 @@ _start:
 	ud2				/* start_kernel never returns */
 /* «/The entry point» */
 
-/* «One stub per vector» book/guest-kernel.md:349 @acb1e736 */
+/* «One stub per vector» book/guest-kernel.md:350 @acb1e736 */
 .macro TRAP_STUB vector
 trap_\vector:
 	.if (\vector == 8) || ((\vector >= 10) && (\vector <= 14)) || (\vector == 17)
@@ -61,7 +61,7 @@ device_stubs:
 	.endr
 /* «/One stub per vector» */
 
-/* «The way back from a trap» book/guest-kernel.md:396 @f99d55c0 */
+/* «The way back from a trap» book/guest-kernel.md:397 @f99d55c0 */
 	.text
 trap_common:
 	pushal
@@ -88,7 +88,7 @@ noirq_iret:
 	iret
 /* «/The way back from a trap» */
 
-/* «Saving and resuming a context» book/guest-kernel.md:438 @66579636 */
+/* «Saving and resuming a context» book/guest-kernel.md:439 @66579636 */
 	.text
 	.globl save_context, resume_context
 save_context:
@@ -115,7 +115,7 @@ resume_context:
 	jmp *20(%edx)
 /* «/Saving and resuming a context» */
 
-/* «The stack and the shared page» book/guest-kernel.md:326 @cc757cef */
+/* «The stack and the shared page» book/guest-kernel.md:327 @cc757cef */
 	.bss
 	.balign PAGE_SIZE
 	.globl lguest_data, stack_guard, boot_stack_top

@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/shell.c» book/guest-shell.md:610 @b3f89a7a */
+/* «src/lguest/guest/shell.c» book/guest-shell.md:613 @b3f89a7a */
 /* shell.c: a small shell on the console. */
 #include "kernel.h"
 
@@ -107,7 +107,7 @@ u32 parse_number(const char *s, int *ok)
 }
 /* «/Parse a number» */
 
-/* «The commands» book/guest-shell.md:392 @9d0ea052 */
+/* «The commands» book/guest-shell.md:394 @37eac52c */
 static void cmd_help(int argc, char **argv);
 
 static void cmd_echo(int argc, char **argv)
@@ -147,7 +147,8 @@ static void cmd_mem(int argc, char **argv)
 {
 	u32 used = kernel_pages + pages_allocated;
 	printf("memory: %u KiB, kernel image %u KiB, allocated %u KiB, free %u KiB\n",
-	       mem_size >> 10, kernel_pages * 4, pages_allocated * 4, (mem_size >> 10) - used * 4);
+	       mem_size >> 10, kernel_pages * 4, pages_allocated * 4,
+	       ((mem_size - KERNEL_LOAD) >> 10) - used * 4);
 }
 
 static void cmd_cmdline(int argc, char **argv)
@@ -183,7 +184,7 @@ static void cmd_reboot(int argc, char **argv)
 }
 /* «/The commands» */
 
-/* «Commands that break things» book/guest-shell.md:476 @e2339db8 */
+/* «Commands that break things» book/guest-shell.md:479 @e2339db8 */
 static void cmd_peek(int argc, char **argv)
 {
 	int ok = argc == 2;
@@ -212,14 +213,14 @@ static void cmd_crash(int argc, char **argv)
 }
 /* «/Commands that break things» */
 
-/* «The command table» book/guest-shell.md:510 @d9d0123f */
+/* «The command table» book/guest-shell.md:513 @d9d0123f */
 struct command {
 	const char *name, *args, *help;
 	void (*run)(int argc, char **argv);
 };
 
 static const struct command commands[] = {
-	/* «The shell's commands» book/guest-shell.md:523 @33b9bc38 */
+	/* «The shell's commands» book/guest-shell.md:526 @33b9bc38 */
 	{ "help", "", "this list", cmd_help },
 	{ "echo", "WORDS...", "print the words", cmd_echo },
 	{ "uptime", "", "time since boot, by ticks and by the Host's clock", cmd_uptime },
@@ -237,7 +238,7 @@ static const struct command commands[] = {
 	{ "ping", "[MAC]", "ping a guest on the wire, or all of them", cmd_ping },
 	{ "net", "[SUBCOMMAND]", "the network card: counters, or flood N [MAC]", cmd_net },
 	/* «/The shell's commands» */
-	/* «The shell's last words» book/guest-shell.md:539 @bae73e0a */
+	/* «The shell's last words» book/guest-shell.md:542 @bae73e0a */
 	{ "beer", "", "the Beer voucher, if the Host has one for you", cmd_beer },
 	{ "reboot", "", "restart the machine", cmd_reboot },
 	{ "poweroff", "", "turn the machine off", cmd_poweroff },
@@ -245,7 +246,7 @@ static const struct command commands[] = {
 };
 #define COMMANDS (sizeof(commands) / sizeof(commands[0]))
 /* «/The command table» */
-/* «The command table»[2] book/guest-shell.md:549 @ae37f55a */
+/* «The command table»[2] book/guest-shell.md:552 @ae37f55a */
 static void cmd_help(int argc, char **argv)
 {
 	char pad[20];
@@ -260,7 +261,7 @@ static void cmd_help(int argc, char **argv)
 }
 /* «/The command table» */
 
-/* «The shell's loop» book/guest-shell.md:576 @3c578076 */
+/* «The shell's loop» book/guest-shell.md:579 @3c578076 */
 void shell(void)
 {
 	static struct context saved;

@@ -1,9 +1,9 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/guest/traps.c» book/guest-kernel.md:870 @d65e0faa */
+/* «src/lguest/guest/traps.c» book/guest-kernel.md:871 @d65e0faa */
 /* traps.c: the interrupt table, the timer, and what to do when something goes wrong. */
 #include "kernel.h"
 
-/* «Install the gates» book/guest-kernel.md:751 @3af39d65 */
+/* «Install the gates» book/guest-kernel.md:752 @3af39d65 */
 struct trap_stub {
 	u32 vector;
 	void *stub;
@@ -22,7 +22,7 @@ void traps_init(void)
 }
 /* «/Install the gates» */
 
-/* «The timer» book/guest-kernel.md:780 @e859191a */
+/* «The timer» book/guest-kernel.md:781 @e859191a */
 volatile u32 jiffies;
 
 void timer_init(void)
@@ -37,7 +37,7 @@ static void timer_tick(void)
 }
 /* «/The timer» */
 
-/* «Oops, or panic» book/guest-kernel.md:833 @04455a23 */
+/* «Oops, or panic» book/guest-kernel.md:834 @04455a23 */
 struct context *recovery;
 volatile u32 fault_in_fault_handler;
 static volatile u32 in_fault;

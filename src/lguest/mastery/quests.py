@@ -202,7 +202,7 @@ class TinyGuest:
 # «/Helpers for the checks»
 
 
-# «The quests' checks» book/preparation.md:319 @c5d12050
+# «The quests' checks» book/preparation.md:318 @c5d12050
 @quest("preparation", "A part that bows out: the :until: option")
 def check_preparation(root: Path) -> str:
     from ..literate.book import LiterateError
@@ -249,7 +249,7 @@ def check_preparation(root: Path) -> str:
                                f"book/two.md:3, not: {result if isinstance(result, str) else 'accepted'}")
     return ":until: retires a continuation after its chapter, and refuses three mistakes at their line"
 # «/The quests' checks»
-# «The quests' checks»[2] book/launcher.md:1231 @464ef5ad
+# «The quests' checks»[2] book/launcher.md:1245 @464ef5ad
 
 @quest("launcher", "A compressed kernel: lguest run 16 kernel.gz")
 def check_launcher(root: Path) -> str:
@@ -286,7 +286,7 @@ def check_launcher(root: Path) -> str:
     return (f"a gzipped kernel boots; a GiB bomb and a truncated file are refused, and no run "
             f"used more than {biggest} MiB")
 # «/The quests' checks»
-# «The quests' checks»[3] book/guest-shell.md:981 @51d11cc1
+# «The quests' checks»[3] book/guest-shell.md:984 @51d11cc1
 
 @quest("guest", "A tickless sleep: no tick while nobody needs one")
 def check_guest(root: Path) -> str:
