@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/switcher.py» book/switcher-shadows.md:843 @46b4fed9
+# «src/lguest/switcher.py» book/switcher-shadows.md:817 @46b4fed9
 """The Switcher: its pages at the top of every address space, and the way into the guest."""
 
 from __future__ import annotations

@@ -367,7 +367,7 @@ class Host:
             if result is not None:
                 regs[REGISTER["eax"]] = result & 0xFFFFFFFF
             return
-        # «An int instruction»[2] book/switcher-shadows.md:695 @2ba2a1fc
+        # «An int instruction»[2] book/switcher-shadows.md:669 @2ba2a1fc
         if self.software:  # int $n, int3 or into: the gate decides who may come in
             self._trace("trap", vector, handler=self.interrupts.deliver_software)
             self.interrupts.deliver_software(vector)

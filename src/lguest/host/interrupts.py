@@ -173,8 +173,8 @@ class Interrupts:
         view[above:above + 4 - cut] = data[cut:]
     # «/Push a frame»
 # «/The interrupt controller»
-# «The interrupt controller»[2] book/switcher-shadows.md:717 @7d22b976
-    # «Software interrupts» book/switcher-shadows.md:665 @7f21333e
+# «The interrupt controller»[2] book/switcher-shadows.md:691 @7d22b976
+    # «Software interrupts» book/switcher-shadows.md:639 @7f21333e
     def deliver_software(self, vector: int) -> None:
         """An int $n, int3 or into: through the gate if its DPL lets the caller in, else a #GP."""
         regs = self.host.regs

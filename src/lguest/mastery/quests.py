@@ -307,7 +307,7 @@ def check_guest(root: Path) -> str:
     return (f"sleep 1 took {exits[1]} exits in all and sleep 3 {exits[3]}: two more seconds "
             f"cost {extra}, and uptime still counts a hundred ticks a second")
 # «/The quests' checks»
-# «The quests' checks»[4] book/host-boot.md:1219 @c2f507de
+# «The quests' checks»[4] book/host-boot.md:1210 @c2f507de
 
 @quest("host", "Three segments for one exit: LOAD_TLS, as lguest had it")
 def check_host(root: Path) -> str:
@@ -351,7 +351,7 @@ def check_host(root: Path) -> str:
     return (f"one LOAD_TLS filled GDT entries 7 to 9 ({host.exits} exits in all), the guest read "
             f"its three words through %gs, and a task-state segment among them ended it")
 # «/The quests' checks»
-# «The quests' checks»[5] book/switcher-shadows.md:1077 @b371ec49
+# «The quests' checks»[5] book/switcher-shadows.md:1044 @b371ec49
 
 @quest("switcher", "Page tables the short way: SET_PTE and FLUSH_TLB with no crossing")
 def check_switcher(root: Path) -> str:
