@@ -248,6 +248,7 @@ def test_malformed_packets_and_a_second_client_never_kill_the_guest(kernel):
     assert raw.packet(b"?").startswith(b"T05")
     assert raw.packet(b"mzz,4") == b"E16"  # hex that is not hex
     assert raw.packet(b"m0,") == b"E16"
+    assert raw.packet(b"mc0100000,0") == b"E16"  # an empty reply would mean "unsupported"
     assert raw.packet(b"P99=00000000") == b"E16"
     assert raw.packet(b"G00") == b"E16"
     assert raw.packet(b"Pa=00000000") == b"E16"  # %cs may not change
@@ -293,6 +294,45 @@ def test_a_debugger_that_never_comes_does_not_outlast_the_timeout(kernel):
     status, out, err = guest.finish()
     assert status == 4 and "timed out after 2 seconds" in err, err
     assert time.monotonic() - started < 30
+
+
+def test_a_connection_that_says_nothing_does_not_stop_a_running_guest(kernel):
+    """The guest stops for a debugger that speaks, not for any process that connects: a
+    silent one used to park it until --timeout."""
+    guest = Guest(kernel, b"sleep 2\necho woke\npoweroff\n", timeout=30)
+    raw = Raw(guest.port)
+    assert raw.packet(b"?").startswith(b"T05")
+    assert raw.packet(b"D") == b"OK"
+    raw.close()
+    silent = socket.create_connection(("127.0.0.1", guest.port), timeout=10)
+    try:
+        status, out, err = guest.finish()
+    finally:
+        silent.close()
+    assert status == 0 and "woke" in out, (out, err)
+
+
+def test_the_tail_of_a_packet_too_long_to_take_is_never_read_as_commands(kernel):
+    """A packet that overflows is thrown away to its end: a '-' or a Ctrl-C inside it is
+    neither a request to resend nor an interrupt."""
+    guest = Guest(kernel, b"echo after\npoweroff\n")
+    raw = Raw(guest.port)
+    assert raw.packet(b"?").startswith(b"T05")
+    raw.send(b"$" + b"A" * 20000)
+    assert raw.socket.recv(1) == b"-"
+    raw.send(b"---\x03AAAA#00")  # the rest of it: three resend requests and a Ctrl-C, if read
+    assert raw.packet(b"qC") == b"QC1"  # the very next reply is this one's
+    raw.socket.settimeout(0.5)
+    try:
+        extra = raw.socket.recv(4096)
+    except socket.timeout:
+        extra = b""
+    assert extra in (b"", b"+"), extra
+    raw.socket.settimeout(10)
+    assert raw.packet(b"D") == b"OK"
+    raw.close()
+    status, out, err = guest.finish()
+    assert status == 0 and "after" in out, (out, err)
 
 
 def test_a_debugger_that_vanishes_is_a_detach(kernel):

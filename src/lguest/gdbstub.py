@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/gdbstub.py» book/mastery-gdb.md:964 @fc5d2a12
+# «src/lguest/gdbstub.py» book/mastery-gdb.md:1041 @d0da5513
 """A GDB remote stub: the guest, stopped and examined by a debugger on a socket."""
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ MAX_BREAKPOINTS = 64
 TICK = 0.05  # how often the stub and a parked CPU look up from waiting, in seconds
 SEND_TIMEOUT = 5.0  # a debugger that stops reading is dropped after this long
 TURN_AWAY = 0.2  # seconds a second debugger gets to say its first words, and to hear ours
+MAX_TURNING_AWAY = 4  # second debuggers being answered at once; more are simply closed
+KEEPALIVE = 10  # seconds of silence before TCP asks whether the debugger is still there
 SIGINT, SIGTRAP, SIGKILL = 2, 5, 9
 EFAULT, EBUSY, EINVAL = 14, 16, 22
 HEX_DIGITS = "0123456789abcdefABCDEF"
 THREAD_ANSWERS = {"qAttached": "1", "qC": "QC1", "qfThreadInfo": "m1", "qsThreadInfo": "l"}
 
-# «Where gdb listens» book/mastery-gdb.md:1021 @16800f68
+# «Where gdb listens» book/mastery-gdb.md:1100 @16800f68
 def parse_address(text: str) -> tuple[str, int]:
     """``[HOST:]PORT`` as a (host, port) pair; loopback unless a host is named."""
     host, _, port = text.rpartition(":")
@@ -95,14 +97,22 @@ class StoppableClock:
 # «/A clock that stands still»
 
 
-# «Interrupts wait while a step runs» book/mastery-gdb.md:316 @c894a99a
+# «Interrupts wait while a step runs» book/mastery-gdb.md:320 @f2254747
 class SteppingInterrupts(Interrupts):
     """Interrupts that wait while the debugger steps, as QEMU's stub makes them wait."""
 
     def deliver_pending(self) -> bool:
-        if self.host.debugger.stepping and not self.host.halted:
+        debugger = self.host.debugger
+        if debugger.halt is not None:
+            return False  # a stop is due: deciding on an interrupt could weaken the brake's pull
+        if debugger.stepping and not self.host.halted:
             return False
-        return super().deliver_pending()
+        if not super().deliver_pending():
+            return False
+        if debugger.stepping:  # a step that woke from HALT ends at the handler's first instruction
+            debugger.halt = SIGTRAP
+            self.host.break_in()
+        return True
 # «/Interrupts wait while a step runs»
 
 
@@ -141,7 +151,7 @@ class DebuggedHost(Host):
 # «/The debugged Host»
 
 
-# «The stub» book/mastery-gdb.md:884 @cf3550f2
+# «The stub» book/mastery-gdb.md:958 @ca2d4383
 class GdbError(Exception):
     """A request we refuse: the error number goes back as ``E`` and two hex digits."""
 
@@ -201,9 +211,12 @@ class GdbStub:
         self.acks = True
         self.owed = False  # the debugger waits for a stop reply
         self.last_packet = b""
+        self.greeted = False  # the debugger has sent a packet: the guest was stopped for it
+        self.discard = 0  # bytes of an over-long packet still to throw away (3: up to its '#')
+        self.turning_away = 0  # second debuggers being answered, each on a thread of its own
         self.outcome: Outcome | None = None
 
-    # «The CPU's side of the stub» book/mastery-gdb.md:386 @f8fbcf69
+    # «The CPU's side of the stub» book/mastery-gdb.md:401 @0831c62b
     def start(self, host: DebuggedHost) -> None:
         self.host = host
         self.thread = threading.Thread(target=self.serve, name="lguest-gdb", daemon=True)
@@ -218,6 +231,9 @@ class GdbStub:
         if self.stepping and self.halt is None and (host.regs[EIP], host.regs[ESP]) != self.step_from:
             self.halt = SIGTRAP  # the Host sent the guest elsewhere: a trap, a hypercall served
         if self.halt is None:
+            if self.hooks.keys() != self.breakpoints or (self.step_hook is not None) != self.stepping:
+                with self.lock:
+                    self.arm()  # a debugger that left while the guest ran: its hooks go too
             return
         with self.lock:
             if self.client is not None or self.first:
@@ -240,7 +256,7 @@ class GdbStub:
         self.step_seen = self.breakpoint_hit = False
         host.clock.start()
 
-    # «Breakpoints and steps as code hooks» book/mastery-gdb.md:333 @4544bfe4
+    # «Breakpoints and steps as code hooks» book/mastery-gdb.md:345 @4544bfe4
     def arm(self) -> None:
         """Make the CPU's code hooks match the breakpoints and the step asked for."""
         uc, changed = self.host.uc, False
@@ -277,7 +293,7 @@ class GdbStub:
     # «/Breakpoints and steps as code hooks»
     # «/The CPU's side of the stub»
 
-    # «The stub's thread» book/mastery-gdb.md:449 @7f436ea1
+    # «The stub's thread» book/mastery-gdb.md:468 @65b7cc48
     def serve(self) -> None:
         try:
             while self.outcome is None:
@@ -293,6 +309,9 @@ class GdbStub:
             self.report()
         except Exception as error:  # a bug in the stub must not take the guest with it
             print(f"lguest: gdb: the stub failed: {error!r}", file=self.stderr, flush=True)
+            with self.lock:
+                self.first, self.halt, self.stepping = False, None, False  # nobody will come now
+                self.listener.close()
         finally:
             self.hang_up()
 
@@ -315,20 +334,37 @@ class GdbStub:
         return b"T%02x" % self.last_stop + (b"swbreak:;" if self.breakpoint_hit else b"")
     # «/The stub's thread»
 
-    # «One debugger at a time» book/mastery-gdb.md:511 @8c9951fc
+    # «One debugger at a time» book/mastery-gdb.md:537 @3db3e88b
     def accept(self) -> None:
         connection, peer = self.listener.accept()
         if self.client is not None:
-            self.turn_away(connection)
             print(f"lguest: gdb: a second debugger, from {peer[0]}:{peer[1]}, was turned away",
                   file=self.stderr, flush=True)
+            with self.lock:
+                if self.turning_away >= MAX_TURNING_AWAY:
+                    connection.close()  # too many at once: no manners for a crowd
+                    return
+                self.turning_away += 1
+            threading.Thread(target=self.turn_away, args=(connection,), daemon=True).start()
             return
         connection.settimeout(SEND_TIMEOUT)
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):  # notice a peer that vanished without a word
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE)
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE)
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
         self.client, self.inbox, self.acks, self.owed = connection, bytearray(), True, False
-        self.interrupt()  # a debugger that arrives finds the guest stopped, as GDB expects
+        self.greeted, self.discard = False, 0
 
     def turn_away(self, connection: socket.socket) -> None:
         """Answer a second debugger's first words with EBUSY, and close, politely."""
+        try:
+            self._turn_away(connection)
+        finally:
+            with self.lock:
+                self.turning_away -= 1
+
+    def _turn_away(self, connection: socket.socket) -> None:
         connection.settimeout(TURN_AWAY)
         try:
             connection.recv(4096)  # its opening packet, if it says one soon: GDB's qSupported
@@ -380,6 +416,13 @@ class GdbStub:
             self.outcome = outcome
         self.poke()
         if self.thread is not None:
+            self.thread.join(1.0)  # time to tell the debugger how the guest ended
+            client = self.client
+            if self.thread.is_alive() and client is not None:
+                try:
+                    client.shutdown(socket.SHUT_RDWR)  # a debugger that stopped reading: let go
+                except OSError:
+                    pass
             self.thread.join(SEND_TIMEOUT + 1)
         with self.lock:
             self.closed = True
@@ -388,7 +431,7 @@ class GdbStub:
             os.close(self.wake_writer)
     # «/One debugger at a time»
 
-    # «Packets» book/mastery-gdb.md:603 @e5addb33
+    # «Packets» book/mastery-gdb.md:655 @f1c68256
     def send(self, body: bytes) -> None:
         packet = b"$" + body + b"#" + checksum(body)
         self.last_packet = packet
@@ -412,6 +455,22 @@ class GdbStub:
             return
         self.inbox += data
         while self.client is not None and self.inbox:
+            if self.discard:  # the tail of a packet too long to take, up to its checksum, unread
+                if self.discard > 2:
+                    end, fresh = self.inbox.find(b"#"), self.inbox.find(b"$")
+                    if 0 <= fresh and (end < 0 or fresh < end):  # it never ended: a new one begins
+                        del self.inbox[:fresh]
+                        self.discard = 0
+                        continue
+                    if end < 0:
+                        self.inbox.clear()
+                        return
+                    del self.inbox[:end + 1]
+                    self.discard = 2
+                taken = min(self.discard, len(self.inbox))
+                del self.inbox[:taken]
+                self.discard -= taken
+                continue
             first = self.inbox[0]
             if first == 0x03:
                 del self.inbox[0]
@@ -425,7 +484,8 @@ class GdbStub:
                 end = self.inbox.find(b"#")
                 if end < 0 or len(self.inbox) < end + 3:
                     if len(self.inbox) > PACKET_SIZE:
-                        self.inbox.clear()  # no end in sight: throw it away and ask again
+                        self.inbox.clear()  # no end in sight: throw it away, to its end, and ask again
+                        self.discard = 3
                         self.transmit(b"-")
                     return
                 body, sum_ = bytes(self.inbox[1:end]), bytes(self.inbox[end + 1:end + 3])
@@ -440,6 +500,9 @@ class GdbStub:
                 del self.inbox[0]  # an ack, or noise between packets
 
     def dispatch(self, body: bytes) -> None:
+        if not self.greeted:  # a debugger that has spoken finds the guest stopped, as GDB expects
+            self.greeted = True
+            self.interrupt()
         try:
             with self.lock:
                 reply = self.answer(body.decode("latin-1"))
@@ -455,7 +518,7 @@ class GdbStub:
             self.hang_up()
     # «/Packets»
 
-    # «Answering gdb» book/mastery-gdb.md:687 @2cb0a896
+    # «Answering gdb» book/mastery-gdb.md:759 @2cb0a896
     def answer(self, packet: str) -> str | None:
         """The reply to one packet, or None when it has none (yet)."""
         kind, rest = packet[:1], packet[1:]
@@ -485,7 +548,7 @@ class GdbStub:
             return ""  # not something we do: GDB takes the empty reply as "unsupported"
         if not self.parked:
             raise GdbError(EBUSY)
-        # «Answers about the guest» book/mastery-gdb.md:720 @882bfa44
+        # «Answers about the guest» book/mastery-gdb.md:792 @7f9d7b93
         if kind == "g":
             return "".join(self.register(name).to_bytes(4, "little").hex()
                            for name in GDB_REGISTERS) + NO_X87
@@ -518,6 +581,8 @@ class GdbStub:
             return "OK"
         if kind == "m":
             address, length = (hex_number(part) for part in rest.split(","))
+            if not length:
+                raise GdbError(EINVAL)  # an empty reply would say "not supported", not "no bytes"
             return self.read(address, min(length, MAX_READ)).hex()
         if kind == "M":
             where, data = rest.split(":")
@@ -550,7 +615,7 @@ class GdbStub:
         # «/Answers about the guest»
     # «/Answering gdb»
 
-    # «Registers and memory for gdb» book/mastery-gdb.md:823 @c99f3deb
+    # «Registers and memory for gdb» book/mastery-gdb.md:897 @c99f3deb
     def register(self, name: str) -> int:
         return self.host.regs[REGISTER[name]]
 
