@@ -194,7 +194,7 @@ def book_config_command(check: bool) -> None:
 @click.option("--input", "inputs", multiple=True, metavar="FILE", type=click.File("rb"),
               help="A script for the next guest after guest 0 (with --guests). Repeatable.")
 # «/The options of lguest run»
-# «The options of lguest run»[4] book/mastery-gdb.md:1110 @805894ca
+# «The options of lguest run»[4] book/mastery-gdb.md:1116 @805894ca
 @click.option("--gdb", metavar="[HOST:]PORT",
               callback=lambda context, parameter, value: checked_gdb(context, value),
               help="Wait before the first instruction for gdb on PORT (of 127.0.0.1 unless "
@@ -362,7 +362,7 @@ def beer_command(name: str | None, code: str | None) -> None:
             sys.exit(1)
         click.echo(pour(root, name or default_name(root)), nl=False)
 # «/Commands of the lguest tool»
-# «Commands of the lguest tool»[8] book/mastery-gdb.md:1119 @c0fff01b
+# «Commands of the lguest tool»[8] book/mastery-gdb.md:1125 @c0fff01b
 
 def checked_gdb(context: click.Context, value: str | None) -> tuple[str, int] | None:
     """The --gdb option as (host, port), if it is one; otherwise one line and status 2."""

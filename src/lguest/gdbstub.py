@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/gdbstub.py» book/mastery-gdb.md:1041 @d0da5513
+# «src/lguest/gdbstub.py» book/mastery-gdb.md:1047 @d0da5513
 """A GDB remote stub: the guest, stopped and examined by a debugger on a socket."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ EFAULT, EBUSY, EINVAL = 14, 16, 22
 HEX_DIGITS = "0123456789abcdefABCDEF"
 THREAD_ANSWERS = {"qAttached": "1", "qC": "QC1", "qfThreadInfo": "m1", "qsThreadInfo": "l"}
 
-# «Where gdb listens» book/mastery-gdb.md:1100 @16800f68
+# «Where gdb listens» book/mastery-gdb.md:1106 @16800f68
 def parse_address(text: str) -> tuple[str, int]:
     """``[HOST:]PORT`` as a (host, port) pair; loopback unless a host is named."""
     host, _, port = text.rpartition(":")
@@ -40,7 +40,7 @@ def parse_address(text: str) -> tuple[str, int]:
 # «/Where gdb listens»
 
 
-# «The registers gdb knows» book/mastery-gdb.md:87 @10988f52
+# «The registers gdb knows» book/mastery-gdb.md:89 @10988f52
 GDB_REGISTERS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi",
                  "eip", "eflags", "cs", "ss", "ds", "es", "fs", "gs")
 X87_REGISTERS = (*(f"st{n}" for n in range(8)),
@@ -68,7 +68,7 @@ GUEST_FLAGS = 0x0CD5  # CF PF AF ZF SF DF OF: the flags a debugger may change
 # «/The registers gdb knows»
 
 
-# «A clock that stands still» book/mastery-gdb.md:229 @5306e238
+# «A clock that stands still» book/mastery-gdb.md:232 @5306e238
 class StoppableClock:
     """A Host's clock that stands still while the debugger holds the guest."""
 
@@ -97,7 +97,7 @@ class StoppableClock:
 # «/A clock that stands still»
 
 
-# «Interrupts wait while a step runs» book/mastery-gdb.md:320 @f2254747
+# «Interrupts wait while a step runs» book/mastery-gdb.md:326 @f2254747
 class SteppingInterrupts(Interrupts):
     """Interrupts that wait while the debugger steps, as QEMU's stub makes them wait."""
 
@@ -116,7 +116,7 @@ class SteppingInterrupts(Interrupts):
 # «/Interrupts wait while a step runs»
 
 
-# «The debugged Host» book/mastery-gdb.md:158 @427cdfcd
+# «The debugged Host» book/mastery-gdb.md:160 @427cdfcd
 class DebuggedHost(Host):
     """A Host with a debugger at the door: it parks the CPU whenever the debugger says."""
 
@@ -151,7 +151,7 @@ class DebuggedHost(Host):
 # «/The debugged Host»
 
 
-# «The stub» book/mastery-gdb.md:958 @ca2d4383
+# «The stub» book/mastery-gdb.md:964 @ca2d4383
 class GdbError(Exception):
     """A request we refuse: the error number goes back as ``E`` and two hex digits."""
 
@@ -216,7 +216,7 @@ class GdbStub:
         self.turning_away = 0  # second debuggers being answered, each on a thread of its own
         self.outcome: Outcome | None = None
 
-    # «The CPU's side of the stub» book/mastery-gdb.md:401 @0831c62b
+    # «The CPU's side of the stub» book/mastery-gdb.md:407 @0831c62b
     def start(self, host: DebuggedHost) -> None:
         self.host = host
         self.thread = threading.Thread(target=self.serve, name="lguest-gdb", daemon=True)
@@ -256,7 +256,7 @@ class GdbStub:
         self.step_seen = self.breakpoint_hit = False
         host.clock.start()
 
-    # «Breakpoints and steps as code hooks» book/mastery-gdb.md:345 @4544bfe4
+    # «Breakpoints and steps as code hooks» book/mastery-gdb.md:351 @4544bfe4
     def arm(self) -> None:
         """Make the CPU's code hooks match the breakpoints and the step asked for."""
         uc, changed = self.host.uc, False
@@ -293,7 +293,7 @@ class GdbStub:
     # «/Breakpoints and steps as code hooks»
     # «/The CPU's side of the stub»
 
-    # «The stub's thread» book/mastery-gdb.md:468 @65b7cc48
+    # «The stub's thread» book/mastery-gdb.md:474 @65b7cc48
     def serve(self) -> None:
         try:
             while self.outcome is None:
@@ -334,7 +334,7 @@ class GdbStub:
         return b"T%02x" % self.last_stop + (b"swbreak:;" if self.breakpoint_hit else b"")
     # «/The stub's thread»
 
-    # «One debugger at a time» book/mastery-gdb.md:537 @3db3e88b
+    # «One debugger at a time» book/mastery-gdb.md:543 @3db3e88b
     def accept(self) -> None:
         connection, peer = self.listener.accept()
         if self.client is not None:
@@ -431,7 +431,7 @@ class GdbStub:
             os.close(self.wake_writer)
     # «/One debugger at a time»
 
-    # «Packets» book/mastery-gdb.md:655 @f1c68256
+    # «Packets» book/mastery-gdb.md:661 @f1c68256
     def send(self, body: bytes) -> None:
         packet = b"$" + body + b"#" + checksum(body)
         self.last_packet = packet
@@ -518,7 +518,7 @@ class GdbStub:
             self.hang_up()
     # «/Packets»
 
-    # «Answering gdb» book/mastery-gdb.md:759 @2cb0a896
+    # «Answering gdb» book/mastery-gdb.md:765 @2cb0a896
     def answer(self, packet: str) -> str | None:
         """The reply to one packet, or None when it has none (yet)."""
         kind, rest = packet[:1], packet[1:]
@@ -548,7 +548,7 @@ class GdbStub:
             return ""  # not something we do: GDB takes the empty reply as "unsupported"
         if not self.parked:
             raise GdbError(EBUSY)
-        # «Answers about the guest» book/mastery-gdb.md:792 @7f9d7b93
+        # «Answers about the guest» book/mastery-gdb.md:798 @7f9d7b93
         if kind == "g":
             return "".join(self.register(name).to_bytes(4, "little").hex()
                            for name in GDB_REGISTERS) + NO_X87
@@ -615,7 +615,7 @@ class GdbStub:
         # «/Answers about the guest»
     # «/Answering gdb»
 
-    # «Registers and memory for gdb» book/mastery-gdb.md:897 @c99f3deb
+    # «Registers and memory for gdb» book/mastery-gdb.md:903 @c99f3deb
     def register(self, name: str) -> int:
         return self.host.regs[REGISTER[name]]
 

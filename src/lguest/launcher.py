@@ -312,7 +312,7 @@ OUTCOMES = {"poweroff": EXIT_POWEROFF, "restart": EXIT_RESTART, "killed": EXIT_K
 # «/How a run ends»
 
 
-# «Launch a guest»[4] book/mastery-gdb.md:1145 @e213990d
+# «Launch a guest»[4] book/mastery-gdb.md:1151 @e213990d
 def launch(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool = False,
            deterministic: bool = False, console: BinaryIO | None = None,
            timeout: float | None = None, stderr: TextIO | None = None,
@@ -357,7 +357,7 @@ def describe(elf_path: str | Path, mem_mb: int, entry: int, pgdir: int, stderr: 
 # «/src/lguest/launcher.py»
 # «src/lguest/launcher.py»[2] book/host-boot.md:802 @ebd6d767
 
-# «Launch one guest»[3] book/mastery-gdb.md:1181 @f7de1b71
+# «Launch one guest»[3] book/mastery-gdb.md:1187 @f7de1b71
 def launch_one(mem_mb: int, elf_path: str | Path, args: Sequence[str], *, verbose: bool,
                deterministic: bool, console: Screen, timeout: float | None, stderr: TextIO,
                keyboard: BinaryIO, virtio_console: bool, block: Sequence[str],

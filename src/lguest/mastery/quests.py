@@ -444,7 +444,7 @@ def check_drivers(root: Path) -> str:
     return (f"{requests} reads: {counts['notifies']} notifies, {counts['interrupts']} "
             "used-buffer interrupts")
 # «/The quests' checks»
-# «The quests' checks»[7] book/mastery-gdb.md:1331 @6a807da7
+# «The quests' checks»[7] book/mastery-gdb.md:1340 @6a807da7
 
 def in_a_child(work: Callable[[], Any]) -> Any:
     """Run ``work`` in a forked child: an abort inside Unicorn ends the child, not the check."""
