@@ -1,5 +1,5 @@
 /* Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'. */
-/* «src/lguest/host/brake.c» book/host-interrupts.md:644 @d4e6610e */
+/* «src/lguest/host/brake.c» book/host-interrupts.md:643 @d4e6610e */
 /* The brake: a block hook that stops the CPU between two instructions.
    Any thread pulls the lever; Unicorn's own thread, here, stops the CPU. */
 #include <stdint.h>

@@ -1,5 +1,5 @@
 # Tangled from the book by 'lguest tangle'. Edit the chapter a marker names, or edit here and run 'lguest stitch'.
-# «src/lguest/host/brake.py» book/host-interrupts.md:790 @abe152b9
+# «src/lguest/host/brake.py» book/host-interrupts.md:789 @abe152b9
 """The brake: stop the guest between two instructions, from any thread."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from unicorn.x86_const import UC_X86_REG_CS
 from ..guest import build_once, user_cache
 from ..memory import GuestMemory
 
-# «Build the brake» book/host-interrupts.md:700 @7e59cda4
+# «Build the brake» book/host-interrupts.md:699 @7e59cda4
 SOURCE = Path(__file__).resolve().with_name("brake.c")
 CFLAGS = ("-shared", "-fPIC", "-O2", "-nostdlib", "-Wall", "-Werror")
 RELEASED, AT_ONCE, WHEN_ENABLED = 0, 1, 2
@@ -51,7 +51,7 @@ def brake_hook() -> int:
 # «/Build the brake»
 
 
-# «The brake's lever» book/host-interrupts.md:740 @de76038f
+# «The brake's lever» book/host-interrupts.md:739 @de76038f
 class Lever(ctypes.Structure):
     """``struct brake`` in brake.c, field for field."""
 

@@ -76,7 +76,7 @@ def hook_traps(uc: Uc, callback: Callable[[int, int, int], None]):
 # «/Register the trap hook»
 
 
-# «Clocks» book/host-interrupts.md:985 @8c2bf6d9
+# «Clocks» book/host-interrupts.md:984 @8c2bf6d9
 class WallClock:
     """Real time, in nanoseconds since the guest started."""
 
@@ -402,7 +402,7 @@ class Host:
         self.trace(Exit(kind, self.regs[EIP] if eip is None else eip, vector, name, handler))
     # «/Handle an exit»
 
-    # «Time passes» book/host-interrupts.md:845 @cbb53860
+    # «Time passes» book/host-interrupts.md:844 @cbb53860
     def _timer(self) -> None:
         """The timer thread: pull the brake when the deadline comes, and look in every TICK."""
         pulled_for = None  # the deadline the brake was last pulled for
@@ -447,7 +447,7 @@ class Host:
             self.memory.write_u32(self.lguest_data + LGUEST_DATA["time_nsec"], now % 1_000_000_000)
     # «/Time passes»
 
-    # «Sleep until something happens» book/host-interrupts.md:940 @f1c8ba3f
+    # «Sleep until something happens» book/host-interrupts.md:939 @f1c8ba3f
     def _sleep(self) -> None:
         """HALT: turn interrupts on, as sti; hlt would, and sleep until one can be delivered."""
         self.memory.write_u32(self.lguest_data + LGUEST_DATA["irq_enabled"], X86_EFLAGS_IF)

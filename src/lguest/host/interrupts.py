@@ -18,7 +18,7 @@ EIP, CS, EFLAGS, ESP, SS = (FRAME.index(name) for name in ("eip", "cs", "eflags"
 EFLAGS_TF, EFLAGS_NT = 0x100, 0x4000
 WORDS = [struct.Struct(f"<{count}I") for count in range(7)]  # a frame is at most six words
 
-# «Gates» book/host-interrupts.md:158 @3a5fdc32
+# «Gates» book/host-interrupts.md:158 @702a0fd6
 INTERRUPT_GATE, TRAP_GATE = 0xE, 0xF
 GENERAL_PROTECTION = 13
 HYPERCALL_DPL = 1  # as in lguest: the kernel at ring 1 may make hypercalls, its programs may not
@@ -35,8 +35,7 @@ TRAP_NAMES = {0: "divide error", 1: "debug", 3: "breakpoint", 4: "overflow", 5: 
 
 @dataclass(frozen=True)
 class Gate:
-    offset: int
-    selector: int
+    offset: int  # the handler, always in KERNEL_CS: the guest's selector is not kept
     kind: int  # INTERRUPT_GATE or TRAP_GATE
     dpl: int  # the outermost ring whose int instructions may come through
 
@@ -48,11 +47,11 @@ def decode_gate(vector: int, low: int, high: int, kill: Callable) -> Gate | None
     kind = high >> 8 & 0xF
     if kind not in (INTERRUPT_GATE, TRAP_GATE):
         kill(f"bad IDT type {kind} for vector {vector}")
-    return Gate(high & 0xFFFF0000 | low & 0xFFFF, KERNEL_CS, kind, high >> 13 & 3)  # lguest's rule
+    return Gate(high & 0xFFFF0000 | low & 0xFFFF, kind, high >> 13 & 3)
 # «/Gates»
 
 
-# «The interrupt controller» book/host-interrupts.md:466 @0b0b8ff7
+# «The interrupt controller» book/host-interrupts.md:465 @0b0b8ff7
 class Interrupts:
     """The guest's interrupt table, its pending lines, and delivery."""
 
@@ -81,7 +80,7 @@ class Interrupts:
         with self.lock:
             self.pending |= 1 << line
 
-    # «Which interrupt, if any» book/host-interrupts.md:207 @0131aca9
+    # «Which interrupt, if any» book/host-interrupts.md:206 @0131aca9
     def deliverable(self) -> int | None:
         """The lowest pending, unblocked line, if the guest can take it now."""
         data, memory = self.host.lguest_data, self.host.memory
@@ -102,7 +101,7 @@ class Interrupts:
         return (lines & -lines).bit_length() - 1
     # «/Which interrupt, if any»
 
-    # «Deliver interrupts and traps» book/host-interrupts.md:439 @77d42a80
+    # «Deliver interrupts and traps» book/host-interrupts.md:438 @77d42a80
     def deliver_pending(self) -> bool:
         line = self.deliverable()
         if line is None:
@@ -125,7 +124,7 @@ class Interrupts:
         self.push_frame(vector, gate, error_code)
     # «/Deliver interrupts and traps»
 
-    # «Push a frame» book/host-interrupts.md:381 @dfa71ede
+    # «Push a frame» book/host-interrupts.md:380 @e2a85fc3
     def push_frame(self, vector: int, gate: Gate, error_code: int | None) -> None:
         host = self.host
         regs, data = host.regs, host.lguest_data
@@ -154,7 +153,7 @@ class Interrupts:
             WORDS[count].pack_into(memory.view, address - 4 * (count - 1), *frame[-count:])
             memory.wrote(address - 4 * (count - 1), 4 * count)
             del frame[-count:]
-        regs[SS], regs[ESP], regs[CS], regs[EIP] = ss, esp, gate.selector, gate.offset
+        regs[SS], regs[ESP], regs[CS], regs[EIP] = ss, esp, KERNEL_CS, gate.offset  # lguest's rule
         regs[EFLAGS] = eflags & ~(EFLAGS_TF | EFLAGS_NT) | X86_EFLAGS_IF
         if gate.kind == INTERRUPT_GATE and data is not None:
             host.memory.write_u32(data + LGUEST_DATA["irq_enabled"], 0)
